@@ -1,0 +1,30 @@
+//! The rheo-sfu signaling protocol, version 1: message types, validation, and
+//! an async client.
+//!
+//! One definition shared by the server, the integration tests, the load tester
+//! and anyone's Rust app, so they cannot drift apart. The contract itself is
+//! `docs/PROTOCOL.md`; this crate is its executable form.
+//!
+//! Parsing is lenient where the protocol says so (an SDP may be a string or an
+//! `{type, sdp}` object, a candidate may be an object or a bare string, ids may
+//! be numbers) and strict everywhere else: [`parse_client_message`] never
+//! panics and reports the error code the server must answer with.
+#![deny(missing_docs)]
+
+pub mod client;
+mod messages;
+mod parse;
+
+pub use messages::*;
+pub use parse::*;
+
+/// Protocol version announced in `auth-ok`.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Largest WebSocket frame a client may send; larger frames close the socket with 1009.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// Longest chat text, in characters.
+pub const MAX_CHAT_CHARS: usize = 4096;
+/// Longest room name, in bytes.
+pub const MAX_ROOM_NAME_BYTES: usize = 128;
+/// Longest participant/publisher id accepted in a message, in bytes.
+pub const MAX_ID_BYTES: usize = 256;
