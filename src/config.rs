@@ -1,0 +1,362 @@
+//! Configuration: flags and environment variables, parsed and validated once.
+//!
+//! This is the only module that reads the environment (through clap's `env`
+//! attributes). Every problem is reported at once, so an operator fixes their
+//! `.env` in one go instead of one error per start.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Command line and environment. Every flag has an environment variable of
+/// the same name in upper case; `env.example` lists them all.
+#[derive(Debug, Parser)]
+#[command(name = "rheo-sfu", version, about = "A pure-Rust WebRTC SFU")]
+pub struct Cli {
+    /// Address to listen on for HTTP/WebSocket.
+    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
+    pub host: IpAddr,
+    /// Port to listen on for HTTP/WebSocket.
+    #[arg(long, env = "PORT", default_value_t = 9000)]
+    pub port: u16,
+    /// Shared secret for HS256/384/512 tokens. Unset with no public key = dev mode.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// PEM file with an RSA, EC or Ed25519 public key to verify tokens.
+    #[arg(long, env = "JWT_PUBLIC_KEY_FILE")]
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// Required `iss` claim, when set.
+    #[arg(long, env = "JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Required `aud` claim, when set.
+    #[arg(long, env = "JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// Clock skew allowed on exp/nbf/iat, seconds.
+    #[arg(long, env = "JWT_LEEWAY_SECS", default_value_t = 0)]
+    pub jwt_leeway_secs: u64,
+    /// Comma-separated IPs offered as ICE host candidates (must exist on an
+    /// interface). Empty: every non-loopback interface.
+    #[arg(long, env = "ANNOUNCED_IPS", value_delimiter = ',')]
+    pub announced_ips: Vec<IpAddr>,
+    /// Lowest UDP port for media (with RTC_MAX_PORT). Unset: ephemeral ports.
+    #[arg(long, env = "RTC_MIN_PORT")]
+    pub rtc_min_port: Option<u16>,
+    /// Highest UDP port for media.
+    #[arg(long, env = "RTC_MAX_PORT")]
+    pub rtc_max_port: Option<u16>,
+    /// Comma-separated ICE server URLs for the server's PeerConnections
+    /// (`stun:host:port`, `turn:user:pass@host:port`). Empty by default.
+    #[arg(long, env = "ICE_SERVERS", value_delimiter = ',')]
+    pub ice_servers: Vec<String>,
+    /// TCP port of rheomesh's relay listener (0 = any free port).
+    #[arg(long, env = "RELAY_PORT", default_value_t = 9443)]
+    pub relay_port: u16,
+    /// This node's id (announced in auth-ok). Default: a random id.
+    #[arg(long, env = "NODE_ID")]
+    pub node_id: Option<String>,
+    /// tracing filter, e.g. `info,rheo_sfu=debug`.
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    pub rust_log: String,
+    /// Log format: text or json.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Maximum simultaneous WebSocket connections.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Maximum rooms on this node.
+    #[arg(long, env = "MAX_ROOMS", default_value_t = 1_000)]
+    pub max_rooms: usize,
+    /// Maximum participants per room.
+    #[arg(long, env = "MAX_PARTICIPANTS_PER_ROOM", default_value_t = 100)]
+    pub max_participants_per_room: usize,
+    /// Messages per second a connection may send (bursts of twice that).
+    #[arg(long, env = "MESSAGE_RATE", default_value_t = 50)]
+    pub message_rate: u32,
+    /// Outbound messages queued per session before it is disconnected as too slow.
+    #[arg(long, env = "OUTBOUND_QUEUE", default_value_t = 1024)]
+    pub outbound_queue: usize,
+    /// Seconds to wait for sessions to leave on shutdown.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+    /// Accept clients' mDNS (`.local`) ICE candidates (resolving them sends
+    /// multicast queries on the LAN). Off by default.
+    #[arg(long, env = "ALLOW_MDNS_CANDIDATES", default_value_t = false)]
+    pub allow_mdns_candidates: bool,
+}
+
+/// How tokens are verified.
+#[derive(Debug, Clone)]
+pub enum JwtKey {
+    /// Development: a random secret made at start; `/dev/token` exists.
+    Dev(Vec<u8>),
+    /// A configured shared secret.
+    Secret(Vec<u8>),
+    /// A configured PEM public key.
+    PublicKeyPem(Vec<u8>),
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listen address for `main` (tests bind their own listener).
+    pub listen: std::net::SocketAddr,
+    /// Token verification key.
+    pub jwt_key: JwtKey,
+    /// Required issuer.
+    pub jwt_issuer: Option<String>,
+    /// Required audience.
+    pub jwt_audience: Option<String>,
+    /// Clock skew on time claims.
+    pub jwt_leeway_secs: u64,
+    /// Media settings.
+    pub media: MediaSettings,
+    /// Node id.
+    pub node_id: String,
+    /// Limits.
+    pub limits: Limits,
+    /// Shutdown grace period.
+    pub shutdown_grace: Duration,
+    /// Log filter.
+    pub rust_log: String,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+/// Media (rheomesh/webrtc) settings.
+#[derive(Debug, Clone, Default)]
+pub struct MediaSettings {
+    /// IPs offered as host candidates; empty = all non-loopback interfaces.
+    pub announced_ips: Vec<IpAddr>,
+    /// UDP port range for media.
+    pub port_range: Option<(u16, u16)>,
+    /// ICE server URLs.
+    pub ice_servers: Vec<String>,
+    /// Relay TCP port.
+    pub relay_port: u16,
+    /// Accept `.local` candidates from clients.
+    pub allow_mdns_candidates: bool,
+}
+
+/// Limits that protect the node.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Simultaneous WebSocket connections.
+    pub max_connections: usize,
+    /// Rooms on this node.
+    pub max_rooms: usize,
+    /// Participants per room.
+    pub max_participants_per_room: usize,
+    /// Messages per second per connection.
+    pub message_rate: u32,
+    /// Outbound queue per session.
+    pub outbound_queue: usize,
+    /// Time allowed to authenticate.
+    pub auth_timeout: Duration,
+    /// Interval of WebSocket pings.
+    pub ping_interval: Duration,
+    /// A socket that answered no ping for this long is closed.
+    pub pong_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 10_000,
+            max_rooms: 1_000,
+            max_participants_per_room: 100,
+            message_rate: 50,
+            outbound_queue: 1024,
+            auth_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(20),
+            pong_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Config {
+    /// A configuration for tests and embedding: dev mode, defaults, no relay port.
+    pub fn new_dev() -> Config {
+        Config {
+            listen: ([127, 0, 0, 1], 0).into(),
+            jwt_key: JwtKey::Dev(crate::auth::random_secret()),
+            jwt_issuer: None,
+            jwt_audience: None,
+            jwt_leeway_secs: 0,
+            media: MediaSettings::default(),
+            node_id: random_node_id(),
+            limits: Limits::default(),
+            shutdown_grace: Duration::from_secs(10),
+            rust_log: "info".into(),
+            log_format: LogFormat::Text,
+        }
+    }
+
+    /// Validates the command line/environment; every problem is listed.
+    pub fn from_cli(cli: Cli) -> Result<Config, Vec<String>> {
+        let mut errors = Vec::new();
+        let jwt_key = match (&cli.jwt_secret, &cli.jwt_public_key_file) {
+            (Some(_), Some(_)) => {
+                errors.push("set JWT_SECRET or JWT_PUBLIC_KEY_FILE, not both".to_owned());
+                None
+            }
+            (Some(s), None) if s.len() < 16 => {
+                errors.push("JWT_SECRET must be at least 16 bytes".to_owned());
+                None
+            }
+            (Some(s), None) => Some(JwtKey::Secret(s.as_bytes().to_vec())),
+            (None, Some(path)) => match std::fs::read(path) {
+                Ok(pem) => Some(JwtKey::PublicKeyPem(pem)),
+                Err(e) => {
+                    errors.push(format!(
+                        "JWT_PUBLIC_KEY_FILE {}: cannot read: {e}",
+                        path.display()
+                    ));
+                    None
+                }
+            },
+            (None, None) => Some(JwtKey::Dev(crate::auth::random_secret())),
+        };
+        let port_range = match (cli.rtc_min_port, cli.rtc_max_port) {
+            (None, None) => None,
+            (Some(min), Some(max)) if min > 0 && min <= max => Some((min, max)),
+            (Some(min), Some(max)) => {
+                errors.push(format!(
+                    "RTC_MIN_PORT ({min}) must be > 0 and <= RTC_MAX_PORT ({max})"
+                ));
+                None
+            }
+            _ => {
+                errors.push("set both RTC_MIN_PORT and RTC_MAX_PORT, or neither".to_owned());
+                None
+            }
+        };
+        for url in &cli.ice_servers {
+            if !(url.starts_with("stun:") || url.starts_with("turn:") || url.starts_with("turns:"))
+            {
+                errors.push(format!(
+                    "ICE_SERVERS entry `{url}` must start with stun:, turn: or turns:"
+                ));
+            }
+        }
+        for (name, value) in [
+            ("MAX_CONNECTIONS", cli.max_connections),
+            ("MAX_ROOMS", cli.max_rooms),
+            ("MAX_PARTICIPANTS_PER_ROOM", cli.max_participants_per_room),
+            ("MESSAGE_RATE", cli.message_rate as usize),
+            ("OUTBOUND_QUEUE", cli.outbound_queue),
+        ] {
+            if value == 0 {
+                errors.push(format!("{name} must be greater than 0"));
+            }
+        }
+        if let Some(id) = &cli.node_id {
+            if id.is_empty() || id.len() > 64 || id.chars().any(|c| c.is_control()) {
+                errors.push("NODE_ID must be 1-64 printable characters".to_owned());
+            }
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&cli.rust_log) {
+            errors.push(format!("RUST_LOG `{}`: {e}", cli.rust_log));
+        }
+        let Some(jwt_key) = jwt_key else {
+            return Err(errors);
+        };
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Config {
+            listen: (cli.host, cli.port).into(),
+            jwt_key,
+            jwt_issuer: cli.jwt_issuer,
+            jwt_audience: cli.jwt_audience,
+            jwt_leeway_secs: cli.jwt_leeway_secs,
+            media: MediaSettings {
+                announced_ips: cli.announced_ips,
+                port_range,
+                ice_servers: cli.ice_servers,
+                relay_port: cli.relay_port,
+                allow_mdns_candidates: cli.allow_mdns_candidates,
+            },
+            node_id: cli.node_id.unwrap_or_else(random_node_id),
+            limits: Limits {
+                max_connections: cli.max_connections,
+                max_rooms: cli.max_rooms,
+                max_participants_per_room: cli.max_participants_per_room,
+                message_rate: cli.message_rate,
+                outbound_queue: cli.outbound_queue,
+                ..Limits::default()
+            },
+            shutdown_grace: Duration::from_secs(cli.shutdown_grace_secs),
+            rust_log: cli.rust_log,
+            log_format: cli.log_format,
+        })
+    }
+
+    /// Whether the server runs in development mode (random secret, `/dev/token`).
+    pub fn is_dev(&self) -> bool {
+        matches!(self.jwt_key, JwtKey::Dev(_))
+    }
+}
+
+fn random_node_id() -> String {
+    format!("node-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, Vec<String>> {
+        let mut full = vec!["rheo-sfu"];
+        full.extend_from_slice(args);
+        Config::from_cli(Cli::try_parse_from(full).expect("clap parse"))
+    }
+
+    #[test]
+    fn defaults_are_dev_mode() {
+        let c = parse(&[]).unwrap();
+        assert!(c.is_dev());
+        assert_eq!(c.listen.port(), 9000);
+    }
+
+    #[test]
+    fn all_errors_reported_together() {
+        let errors = parse(&[
+            "--jwt-secret",
+            "short",
+            "--rtc-min-port",
+            "5000",
+            "--rtc-max-port",
+            "4000",
+            "--ice-servers",
+            "http://x",
+            "--max-rooms",
+            "0",
+        ])
+        .unwrap_err();
+        assert_eq!(errors.len(), 4, "{errors:?}");
+    }
+
+    #[test]
+    fn secret_and_key_file_conflict() {
+        let errors = parse(&[
+            "--jwt-secret",
+            "0123456789abcdef0",
+            "--jwt-public-key-file",
+            "/x",
+        ])
+        .unwrap_err();
+        assert!(errors[0].contains("not both"));
+    }
+}

@@ -1,0 +1,186 @@
+//! The HTTP edge: WebSocket upgrade at `/ws` and `/`, the web app at `/`,
+//! `/health`, and `/dev/token` in development mode only.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use serde::Serialize;
+use warp::http::StatusCode;
+use warp::{Filter, Rejection, Reply};
+
+use crate::auth::TokenRequest;
+use crate::AppState;
+
+const INDEX_HTML: &str = include_str!("../web/index.html");
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    rooms: usize,
+    participants: usize,
+    publishers: usize,
+    version: &'static str,
+    #[serde(rename = "nodeId")]
+    node_id: String,
+}
+
+#[derive(Serialize)]
+struct DevToken {
+    token: String,
+    #[serde(rename = "participantId")]
+    participant_id: String,
+    #[serde(rename = "expiresIn")]
+    expires_in: u64,
+}
+
+/// Every route of the server.
+pub fn routes(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone + Send + Sync + 'static {
+    let with_state = {
+        let state = Arc::clone(&state);
+        warp::any().map(move || Arc::clone(&state))
+    };
+    let query = warp::query::<HashMap<String, String>>()
+        .or(warp::any().map(HashMap::new))
+        .unify();
+
+    let upgrade = warp::ws()
+        .and(warp::header::optional::<String>("authorization"))
+        .and(query)
+        .and(with_state.clone())
+        .and_then(upgrade);
+    let ws_routes = warp::path("ws")
+        .and(warp::path::end())
+        .and(upgrade.clone())
+        .or(warp::path::end().and(upgrade));
+
+    let index = warp::get()
+        .and(warp::path::end())
+        .map(|| warp::reply::html(INDEX_HTML));
+
+    let health = warp::get()
+        .and(warp::path("health"))
+        .and(warp::path::end())
+        .and(with_state.clone())
+        .map(|state: Arc<AppState>| {
+            let c = state.rooms.counts();
+            let status = if *state.draining.borrow() {
+                "draining"
+            } else {
+                "ok"
+            };
+            warp::reply::json(&Health {
+                status,
+                rooms: c.rooms,
+                participants: c.participants,
+                publishers: c.publishers,
+                version: env!("CARGO_PKG_VERSION"),
+                node_id: state.config.node_id.clone(),
+            })
+        });
+
+    let dev_token = warp::get()
+        .and(warp::path!("dev" / "token"))
+        .and(warp::query::<HashMap<String, String>>())
+        .and(with_state)
+        .and_then(dev_token);
+
+    ws_routes
+        .or(index)
+        .or(health)
+        .or(dev_token)
+        .recover(handle_rejection)
+}
+
+async fn upgrade(
+    ws: warp::ws::Ws,
+    authorization: Option<String>,
+    query: HashMap<String, String>,
+    state: Arc<AppState>,
+) -> Result<warp::reply::Response, Rejection> {
+    let Ok(permit) = Arc::clone(&state.connections).try_acquire_owned() else {
+        return Ok(warp::reply::with_status(
+            "connection limit reached",
+            StatusCode::SERVICE_UNAVAILABLE,
+        )
+        .into_response());
+    };
+    if *state.draining.borrow() {
+        return Ok(warp::reply::with_status(
+            "server is shutting down",
+            StatusCode::SERVICE_UNAVAILABLE,
+        )
+        .into_response());
+    }
+    // First found wins: header, then query parameter, then the auth message.
+    let token = authorization
+        .as_deref()
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(|t| t.trim().to_owned())
+        .or_else(|| query.get("token").cloned());
+    Ok(ws
+        // A little above 64 KiB so that oversized frames are seen by the
+        // session, which closes with 1009 as the protocol says.
+        .max_message_size(signaling::MAX_FRAME_BYTES + 1024)
+        .max_frame_size(signaling::MAX_FRAME_BYTES + 1024)
+        .on_upgrade(move |socket| crate::session::run(socket, state, token, permit))
+        .into_response())
+}
+
+async fn dev_token(
+    query: HashMap<String, String>,
+    state: Arc<AppState>,
+) -> Result<warp::reply::Response, Rejection> {
+    if !state.config.is_dev() {
+        return Err(warp::reject::not_found());
+    }
+    let sub = query
+        .get("user")
+        .filter(|u| !u.is_empty() && u.len() <= 128)
+        .cloned()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()[..12].to_owned());
+    let request = TokenRequest {
+        sub: sub.clone(),
+        name: query.get("name").cloned(),
+        rooms: query.get("room").map(|r| vec![r.clone()]),
+        can_publish: true,
+        can_subscribe: true,
+        admin: false,
+        ttl_secs: 24 * 3600,
+    };
+    match state.verifier.issue_token(&request) {
+        Ok(token) => Ok(warp::reply::json(&DevToken {
+            token,
+            participant_id: sub,
+            expires_in: request.ttl_secs,
+        })
+        .into_response()),
+        Err(e) => Ok(
+            warp::reply::with_status(e.to_string(), StatusCode::INTERNAL_SERVER_ERROR)
+                .into_response(),
+        ),
+    }
+}
+
+async fn handle_rejection(err: Rejection) -> Result<warp::reply::Response, Infallible> {
+    let (code, message) = if err.is_not_found() {
+        (StatusCode::NOT_FOUND, "not found".to_owned())
+    } else if err.find::<warp::reject::MethodNotAllowed>().is_some() {
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed".to_owned(),
+        )
+    } else {
+        (StatusCode::BAD_REQUEST, format!("{err:?}"))
+    };
+    Ok(warp::reply::with_status(
+        warp::reply::json(&serde_json::json!({ "error": message })),
+        code,
+    )
+    .into_response())
+}

@@ -1,0 +1,143 @@
+//! rheo-sfu: a pure-Rust WebRTC SFU.
+//!
+//! A warp WebSocket server authenticates JWTs and maps the signaling protocol
+//! (`docs/PROTOCOL.md`) onto rheomesh routers and transports. [`run`] is the
+//! whole server: the caller binds the listener, so tests run the real server
+//! in-process on `127.0.0.1:0`.
+#![deny(missing_docs)]
+
+pub mod auth;
+pub mod config;
+mod http;
+pub mod media;
+pub mod room;
+mod session;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+
+use crate::auth::{AuthConfig, KeyConfig, Verifier};
+use crate::config::{Config, JwtKey};
+use crate::media::MediaEngine;
+use crate::room::Rooms;
+
+/// Shared state of one running server.
+pub struct AppState {
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// Token verifier.
+    pub verifier: Verifier,
+    /// Rooms of this node.
+    pub rooms: Rooms,
+    /// Connection slots; a session holds one permit.
+    pub connections: Arc<Semaphore>,
+    /// True once shutdown has begun.
+    pub draining: watch::Receiver<bool>,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The JWT key is unusable.
+    #[error("JWT configuration: {0}")]
+    Auth(#[from] auth::AuthError),
+    /// The media engine did not start.
+    #[error(transparent)]
+    Media(#[from] media::MediaError),
+}
+
+/// A server that has started: its address and how to stop it.
+pub struct Server {
+    state: Arc<AppState>,
+    media: Arc<MediaEngine>,
+}
+
+impl Server {
+    /// Builds the state: verifier, media engine (rheomesh worker), rooms.
+    pub async fn new(config: Config) -> Result<(Server, watch::Sender<bool>), RunError> {
+        let key = match &config.jwt_key {
+            JwtKey::Dev(s) | JwtKey::Secret(s) => KeyConfig::Secret(s.clone()),
+            JwtKey::PublicKeyPem(p) => KeyConfig::PublicKeyPem(p.clone()),
+        };
+        let verifier = Verifier::new(&AuthConfig {
+            key,
+            issuer: config.jwt_issuer.clone(),
+            audience: config.jwt_audience.clone(),
+            leeway_secs: config.jwt_leeway_secs,
+        })?;
+        if config.is_dev() {
+            tracing::warn!(
+                "DEVELOPMENT MODE: no JWT_SECRET or JWT_PUBLIC_KEY_FILE set; tokens are signed with a random secret \
+                 and anyone can get one from GET /dev/token. Configure a key before exposing this server."
+            );
+        } else {
+            tracing::info!(family = %verifier.family(), "verifying tokens");
+        }
+        let media = MediaEngine::new(&config.media).await?;
+        let (drain_tx, drain_rx) = watch::channel(false);
+        let rooms = Rooms::new(
+            Arc::clone(&media),
+            config.limits.max_rooms,
+            config.limits.max_participants_per_room,
+            drain_rx.clone(),
+        );
+        let state = Arc::new(AppState {
+            connections: Arc::new(Semaphore::new(config.limits.max_connections)),
+            config: Arc::new(config),
+            verifier,
+            rooms,
+            draining: drain_rx,
+        });
+        Ok((Server { state, media }, drain_tx))
+    }
+}
+
+/// Runs the server on `listener` until `shutdown` resolves, then drains:
+/// every session gets `reconnect` (`draining`), sessions get up to the
+/// configured grace period to leave, and the media engine is closed.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let max_connections = config.limits.max_connections;
+    let grace = config.shutdown_grace;
+    let (server, drain_tx) = Server::new(config).await?;
+    let state = Arc::clone(&server.state);
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, node = %state.config.node_id, "listening");
+    }
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let http = tokio::spawn(
+        warp::serve(http::routes(Arc::clone(&state)))
+            .incoming(listener)
+            .graceful(async move {
+                let _ = stop_rx.await;
+            })
+            .run(),
+    );
+
+    shutdown.await;
+    tracing::info!("shutting down: draining sessions");
+    let _ = drain_tx.send(true);
+    let _ = stop_tx.send(());
+    let deadline = tokio::time::Instant::now() + grace;
+    while state.connections.available_permits() < max_connections
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let left = max_connections - state.connections.available_permits();
+    if left > 0 {
+        tracing::warn!(sessions = left, "grace period over; closing anyway");
+    }
+    http.abort();
+    server.media.close().await;
+    tracing::info!("shutdown complete");
+    Ok(())
+}

@@ -1,0 +1,83 @@
+//! The `rheo-sfu` binary: flags/env -> Config, logging, bind, run.
+
+use clap::Parser;
+use rheo_sfu::config::{Cli, Config, LogFormat};
+
+fn main() -> std::process::ExitCode {
+    let config = match Config::from_cli(Cli::parse()) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("invalid configuration:");
+            for e in errors {
+                eprintln!("  - {e}");
+            }
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::new(&config.rust_log);
+    match config.log_format {
+        LogFormat::Json => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .json()
+            .init(),
+        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(config.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(addr = %config.listen, "cannot listen: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        };
+        match rheo_sfu::run(config, listener, shutdown_signal()).await {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("{e}");
+                std::process::ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// Resolves on the first SIGTERM or Ctrl-C; a second one exits at once.
+async fn shutdown_signal() {
+    wait_signal().await;
+    tokio::spawn(async {
+        wait_signal().await;
+        eprintln!("second signal: exiting now");
+        std::process::exit(130);
+    });
+}
+
+async fn wait_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

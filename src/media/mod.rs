@@ -1,0 +1,278 @@
+//! The media adapter: the only module that names rheomesh or webrtc types.
+//!
+//! One [`MediaEngine`] (a rheomesh `Worker`) per process, one [`RoomMedia`]
+//! (a `Router`) per room, and per participant per room one publisher actor
+//! ([`PublisherHandle`]) and one subscriber actor ([`SubscriberHandle`]).
+//! Each actor owns its transport and makes every call on it, in order; this is
+//! what keeps rheomesh's races (concurrent `publish()`, the subscribe
+//! renegotiation flag) away from users. Results flow back as [`MediaEvent`]s.
+
+mod codecs;
+mod publisher;
+pub mod sdp;
+mod subscriber;
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use rheomesh::config::{PortRange, WebRTCTransportConfig, WorkerConfig};
+use rheomesh::router::Router;
+use rheomesh::worker::Worker;
+use signaling::{CandidateInit, ErrorCode, RequestId, TrackInfo};
+use tokio::sync::{mpsc, Mutex};
+use webrtc::ice::network_type::NetworkType;
+use webrtc::ice_transport::ice_server::RTCIceServer;
+use webrtc::peer_connection::configuration::RTCConfiguration;
+
+use crate::config::MediaSettings;
+
+pub use publisher::PublisherHandle;
+pub use subscriber::SubscriberHandle;
+
+/// Errors of the media layer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MediaError {
+    /// The rheomesh worker could not start (e.g. the relay port is taken).
+    #[error("media worker: {0}")]
+    Worker(String),
+    /// A media task panicked (a bug in the media library or here).
+    #[error("media task failed: {0}")]
+    TaskFailed(String),
+}
+
+/// What the media actors tell their session.
+#[derive(Debug)]
+pub enum MediaEvent {
+    /// Answer to a publish offer.
+    PublishAnswer {
+        /// Room.
+        room: String,
+        /// SDP.
+        answer: String,
+        /// Echo of the offer's requestId.
+        request_id: Option<RequestId>,
+    },
+    /// Server candidate for the publish PeerConnection.
+    PublishCandidate {
+        /// Room.
+        room: String,
+        /// Candidate.
+        candidate: CandidateInit,
+    },
+    /// The tracks whose media reached the server changed (complete list; empty = none).
+    PublishTracks {
+        /// Room.
+        room: String,
+        /// Live tracks.
+        tracks: Vec<TrackInfo>,
+    },
+    /// Offer of the subscribe PeerConnection.
+    SubscribeOffer {
+        /// Room.
+        room: String,
+        /// Publisher the offer is about.
+        publisher_id: String,
+        /// SDP.
+        offer: String,
+        /// That publisher's tracks on this PeerConnection.
+        tracks: Vec<TrackInfo>,
+        /// Echo of the subscribe-request's requestId.
+        request_id: Option<RequestId>,
+    },
+    /// Server candidate for the subscribe PeerConnection.
+    SubscribeCandidate {
+        /// Room.
+        room: String,
+        /// Candidate.
+        candidate: CandidateInit,
+    },
+    /// Answer to subscribe-prepare.
+    SubscribePrepareAnswer {
+        /// Room.
+        room: String,
+        /// SDP.
+        answer: String,
+        /// Echo.
+        request_id: Option<RequestId>,
+    },
+    /// A request failed.
+    Error {
+        /// Room.
+        room: String,
+        /// Code.
+        code: ErrorCode,
+        /// Reason.
+        message: String,
+        /// Type of the failed request.
+        request_type: &'static str,
+        /// Echo.
+        request_id: Option<RequestId>,
+    },
+}
+
+/// Sender of media events to one session.
+pub type EventSink = mpsc::Sender<MediaEvent>;
+
+/// The process-wide media engine (one rheomesh `Worker`).
+pub struct MediaEngine {
+    worker: Arc<Mutex<Worker>>,
+    transport_config: WebRTCTransportConfig,
+    allow_mdns_candidates: bool,
+}
+
+impl std::fmt::Debug for MediaEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaEngine").finish_non_exhaustive()
+    }
+}
+
+impl MediaEngine {
+    /// Starts the worker. `WorkerConfig` is filled in explicitly: its default
+    /// panics on hosts whose only interface is loopback.
+    pub async fn new(settings: &MediaSettings) -> Result<Arc<MediaEngine>, MediaError> {
+        let private_ip = settings
+            .announced_ips
+            .first()
+            .map(IpAddr::to_string)
+            .unwrap_or_else(|| "127.0.0.1".to_owned());
+        let worker = Worker::new(WorkerConfig {
+            relay_server_tcp_port: settings.relay_port,
+            private_ip,
+        })
+        .await
+        .map_err(|e| MediaError::Worker(e.to_string()))?;
+
+        let mut network_types = vec![NetworkType::Udp4];
+        if settings.announced_ips.iter().any(IpAddr::is_ipv6) {
+            network_types.push(NetworkType::Udp6);
+        }
+        let transport_config = WebRTCTransportConfig {
+            configuration: RTCConfiguration {
+                ice_servers: settings.ice_servers.iter().map(|u| ice_server(u)).collect(),
+                ..Default::default()
+            },
+            announced_ips: settings.announced_ips.clone(),
+            network_types,
+            port_range: settings.port_range.map(|(min, max)| PortRange { min, max }),
+            ..Default::default()
+        };
+        Ok(Arc::new(MediaEngine {
+            worker,
+            transport_config,
+            allow_mdns_candidates: settings.allow_mdns_candidates,
+        }))
+    }
+
+    /// A router for a new room.
+    pub async fn create_room(self: &Arc<Self>) -> RoomMedia {
+        let router = self.worker.lock().await.new_router(codecs::media_config());
+        RoomMedia {
+            router,
+            engine: Arc::clone(self),
+        }
+    }
+
+    /// Stops the worker (relay server) at shutdown.
+    pub async fn close(&self) {
+        self.worker.lock().await.close();
+    }
+}
+
+/// Parses `turn:user:pass@host:port` into an ICE server with credentials.
+fn ice_server(url: &str) -> RTCIceServer {
+    if let Some((scheme, rest)) = url.split_once(':') {
+        if let Some((creds, host)) = rest.rsplit_once('@') {
+            if let Some((user, pass)) = creds.split_once(':') {
+                return RTCIceServer {
+                    urls: vec![format!("{scheme}:{host}")],
+                    username: user.to_owned(),
+                    credential: pass.to_owned(),
+                };
+            }
+        }
+    }
+    RTCIceServer {
+        urls: vec![url.to_owned()],
+        ..Default::default()
+    }
+}
+
+/// The media side of one room (a rheomesh `Router`).
+pub struct RoomMedia {
+    router: Arc<Mutex<Router>>,
+    engine: Arc<MediaEngine>,
+}
+
+impl std::fmt::Debug for RoomMedia {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoomMedia").finish_non_exhaustive()
+    }
+}
+
+impl RoomMedia {
+    /// Starts a publisher actor for one participant.
+    pub fn publisher(&self, room: &str, events: EventSink) -> PublisherHandle {
+        publisher::spawn(
+            room.to_owned(),
+            Arc::clone(&self.router),
+            self.engine.transport_config.clone(),
+            self.engine.allow_mdns_candidates,
+            events,
+        )
+    }
+
+    /// Starts a subscriber actor for one participant.
+    pub fn subscriber(&self, room: &str, events: EventSink) -> SubscriberHandle {
+        subscriber::spawn(
+            room.to_owned(),
+            Arc::clone(&self.router),
+            self.engine.transport_config.clone(),
+            self.engine.allow_mdns_candidates,
+            events,
+        )
+    }
+
+    /// Closes the router (the room is empty).
+    pub async fn close(&self) {
+        self.router.lock().await.close();
+    }
+}
+
+/// Runs a future that may not be `Send` (rheomesh's `subscribe()` is not) on
+/// a blocking thread that drives it with the runtime's handle. Tasks it spawns
+/// still land on the multi-threaded runtime, where forwarding belongs; a
+/// `LocalSet` would pin them to one thread.
+pub(crate) async fn off_runtime<T, F, Fut>(f: F) -> Result<T, MediaError>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = T> + 'static,
+    T: Send + 'static,
+{
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || handle.block_on(f()))
+        .await
+        .map_err(|e| MediaError::TaskFailed(e.to_string()))
+}
+
+/// Outcome of an inbox `try_send`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendError {
+    /// The actor's inbox is full: the client sends faster than media can follow.
+    Busy,
+    /// The actor has stopped.
+    Closed,
+}
+
+impl<T> From<mpsc::error::TrySendError<T>> for SendError {
+    fn from(e: mpsc::error::TrySendError<T>) -> Self {
+        match e {
+            mpsc::error::TrySendError::Full(_) => SendError::Busy,
+            mpsc::error::TrySendError::Closed(_) => SendError::Closed,
+        }
+    }
+}
+
+/// Capacity of an actor's inbox (client commands).
+pub(crate) const INBOX: usize = 256;

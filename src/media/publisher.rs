@@ -1,0 +1,312 @@
+//! Publisher actor: owns one participant's `PublishTransport` in one room and
+//! makes every call on it in order (offer, then the candidates after it).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rheomesh::config::WebRTCTransportConfig;
+use rheomesh::publish_transport::PublishTransport;
+use rheomesh::router::Router;
+use rheomesh::transport::Transport;
+use signaling::{CandidateInit, ErrorCode, RequestId, TrackInfo, TrackKind};
+use tokio::sync::{mpsc, Mutex};
+use webrtc::ice_transport::ice_candidate::RTCIceCandidate;
+use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
+use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
+use webrtc::peer_connection::signaling_state::RTCSignalingState;
+use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
+
+use super::sdp::{from_rtc_candidate, is_mdns_candidate, offered_tracks, to_rtc_candidate};
+use super::{EventSink, MediaEvent, SendError, INBOX};
+
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// `publish()` waits for rheomesh's internal channel; one track at a time,
+/// bounded, because concurrent calls on one transport can lose a track.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
+const STATE_POLL: Duration = Duration::from_secs(1);
+
+enum Command {
+    Offer {
+        sdp: String,
+        request_id: Option<RequestId>,
+    },
+    Candidate(Option<CandidateInit>),
+}
+
+/// Events from rheomesh callbacks (never block, never fail).
+enum Internal {
+    Candidate(CandidateInit),
+    TrackArrived(String, TrackKind),
+}
+
+/// Handle to a publisher actor. Dropping it closes the transport.
+#[derive(Debug, Clone)]
+pub struct PublisherHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+impl PublisherHandle {
+    /// Queues a publish offer.
+    pub fn offer(&self, sdp: String, request_id: Option<RequestId>) -> Result<(), SendError> {
+        Ok(self.tx.try_send(Command::Offer { sdp, request_id })?)
+    }
+
+    /// Queues a client candidate (`None` = end of candidates).
+    pub fn candidate(&self, candidate: Option<CandidateInit>) -> Result<(), SendError> {
+        Ok(self.tx.try_send(Command::Candidate(candidate))?)
+    }
+}
+
+pub(super) fn spawn(
+    room: String,
+    router: Arc<Mutex<Router>>,
+    config: WebRTCTransportConfig,
+    allow_mdns: bool,
+    events: EventSink,
+) -> PublisherHandle {
+    let (tx, rx) = mpsc::channel(INBOX);
+    let actor = Actor {
+        room,
+        router,
+        config,
+        allow_mdns,
+        events,
+        transport: None,
+        offered: Vec::new(),
+        arrived: HashMap::new(),
+        announced: Vec::new(),
+    };
+    tokio::spawn(actor.run(rx));
+    PublisherHandle { tx }
+}
+
+struct Actor {
+    room: String,
+    router: Arc<Mutex<Router>>,
+    config: WebRTCTransportConfig,
+    allow_mdns: bool,
+    events: EventSink,
+    transport: Option<Arc<PublishTransport>>,
+    /// Tracks the latest offer sends.
+    offered: Vec<TrackInfo>,
+    /// Tracks whose RTP reached the server.
+    arrived: HashMap<String, TrackKind>,
+    /// What the session was last told.
+    announced: Vec<TrackInfo>,
+}
+
+impl Actor {
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let (itx, mut irx) = mpsc::unbounded_channel();
+        let mut poll = tokio::time::interval(STATE_POLL);
+        loop {
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(Command::Offer { sdp, request_id }) => self.offer(sdp, request_id, &itx).await,
+                    Some(Command::Candidate(c)) => self.candidate(c, &itx).await,
+                    // Every handle dropped: the session unpublished or left.
+                    None => break,
+                },
+                Some(ev) = irx.recv() => match ev {
+                    Internal::Candidate(c) => {
+                        let _ = self.events.send(MediaEvent::PublishCandidate { room: self.room.clone(), candidate: c }).await;
+                    }
+                    Internal::TrackArrived(id, kind) => self.track_arrived(id, kind).await,
+                },
+                _ = poll.tick() => self.check_state().await,
+            }
+        }
+        self.close_transport().await;
+    }
+
+    async fn transport(&mut self, itx: &mpsc::UnboundedSender<Internal>) -> Arc<PublishTransport> {
+        if let Some(t) = &self.transport {
+            return Arc::clone(t);
+        }
+        let mut transport = self
+            .router
+            .lock()
+            .await
+            .create_publish_transport(self.config.clone())
+            .await;
+        let tx = itx.clone();
+        transport
+            .on_ice_candidate(Box::new(move |c: RTCIceCandidate| {
+                if let Ok(init) = c.to_json() {
+                    let _ = tx.send(Internal::Candidate(from_rtc_candidate(init)));
+                }
+            }))
+            .await;
+        let tx = itx.clone();
+        transport
+            .on_track(Box::new(move |track, _receiver, _transceiver| {
+                let kind = match track.kind() {
+                    RTPCodecType::Audio => TrackKind::Audio,
+                    _ => TrackKind::Video,
+                };
+                let _ = tx.send(Internal::TrackArrived(track.id(), kind));
+            }))
+            .await;
+        let transport = Arc::new(transport);
+        self.transport = Some(Arc::clone(&transport));
+        transport
+    }
+
+    async fn offer(
+        &mut self,
+        sdp: String,
+        request_id: Option<RequestId>,
+        itx: &mpsc::UnboundedSender<Internal>,
+    ) {
+        let offered = match offered_tracks(&sdp) {
+            Ok(t) => t,
+            Err(e) => return self.error(ErrorCode::BadRequest, e, request_id).await,
+        };
+        let desc = match RTCSessionDescription::offer(sdp) {
+            Ok(d) => d,
+            Err(e) => {
+                return self
+                    .error(
+                        ErrorCode::BadRequest,
+                        format!("invalid SDP offer: {e}"),
+                        request_id,
+                    )
+                    .await
+            }
+        };
+        let transport = self.transport(itx).await;
+        let result = tokio::time::timeout(ANSWER_TIMEOUT, transport.get_answer(desc)).await;
+        match result {
+            Ok(Ok(answer)) => {
+                self.offered = offered;
+                let _ = self
+                    .events
+                    .send(MediaEvent::PublishAnswer {
+                        room: self.room.clone(),
+                        answer: answer.sdp,
+                        request_id,
+                    })
+                    .await;
+                self.announce().await;
+            }
+            Ok(Err(e)) => {
+                let message = format!("offer rejected: {e}");
+                self.recover_if_unstable().await;
+                self.error(ErrorCode::BadRequest, message, request_id).await;
+            }
+            Err(_) => {
+                self.recover_if_unstable().await;
+                self.error(
+                    ErrorCode::Internal,
+                    "timed out creating the publish answer".to_owned(),
+                    request_id,
+                )
+                .await;
+            }
+        }
+    }
+
+    /// A failed offer can leave the PeerConnection in `have-remote-offer`,
+    /// where every later offer fails; start over with a fresh transport.
+    async fn recover_if_unstable(&mut self) {
+        if let Some(t) = &self.transport {
+            if t.signaling_state() != RTCSignalingState::Stable {
+                tracing::warn!(room = %self.room, "publish transport left unstable; recreating");
+                self.close_transport().await;
+            }
+        }
+    }
+
+    async fn candidate(
+        &mut self,
+        candidate: Option<CandidateInit>,
+        itx: &mpsc::UnboundedSender<Internal>,
+    ) {
+        let Some(c) = candidate else { return };
+        if !self.allow_mdns && is_mdns_candidate(&c) {
+            tracing::debug!(room = %self.room, "ignoring mDNS candidate");
+            return;
+        }
+        let transport = self.transport(itx).await;
+        // Before the offer is applied rheomesh queues the candidate itself.
+        if let Err(e) = transport.add_ice_candidate(to_rtc_candidate(&c)).await {
+            self.error(
+                ErrorCode::BadRequest,
+                format!("candidate rejected: {e}"),
+                None,
+            )
+            .await;
+        }
+    }
+
+    async fn track_arrived(&mut self, id: String, kind: TrackKind) {
+        let Some(transport) = self.transport.clone() else {
+            return;
+        };
+        // Drain rheomesh's publish channel for this track, one at a time.
+        match tokio::time::timeout(PUBLISH_TIMEOUT, transport.publish(id.clone())).await {
+            Ok(Ok(_publisher)) => {}
+            Ok(Err(e)) => tracing::warn!(room = %self.room, track = %id, "publish: {e}"),
+            Err(_) => tracing::warn!(room = %self.room, track = %id, "publish timed out"),
+        }
+        self.arrived.insert(id, kind);
+        self.announce().await;
+    }
+
+    /// Tells the session when the set of live tracks changed.
+    async fn announce(&mut self) {
+        let live: Vec<TrackInfo> = self
+            .offered
+            .iter()
+            .filter(|t| self.arrived.contains_key(&t.track_id))
+            .cloned()
+            .collect();
+        if live != self.announced {
+            self.announced = live.clone();
+            let _ = self
+                .events
+                .send(MediaEvent::PublishTracks {
+                    room: self.room.clone(),
+                    tracks: live,
+                })
+                .await;
+        }
+    }
+
+    async fn check_state(&mut self) {
+        let Some(t) = &self.transport else { return };
+        let state = t.connection_state();
+        if matches!(
+            state,
+            RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
+        ) {
+            tracing::info!(room = %self.room, %state, "publish connection ended");
+            self.close_transport().await;
+            self.announce().await;
+        }
+    }
+
+    async fn close_transport(&mut self) {
+        if let Some(t) = self.transport.take() {
+            if let Err(e) = t.close().await {
+                tracing::debug!(room = %self.room, "closing publish transport: {e}");
+            }
+        }
+        self.offered.clear();
+        self.arrived.clear();
+    }
+
+    async fn error(&self, code: ErrorCode, message: String, request_id: Option<RequestId>) {
+        let _ = self
+            .events
+            .send(MediaEvent::Error {
+                room: self.room.clone(),
+                code,
+                message,
+                request_type: "publish-offer",
+                request_id,
+            })
+            .await;
+    }
+}

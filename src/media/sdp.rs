@@ -1,0 +1,185 @@
+//! Small, dependency-free reading of client SDP: which tracks an offer sends,
+//! and candidate conversions. Only what the SFU needs to police an offer
+//! before it reaches the media library.
+
+use signaling::{CandidateInit, TrackInfo, TrackKind};
+use webrtc::ice_transport::ice_candidate::RTCIceCandidateInit;
+
+/// Tracks an offer sends (m-sections with `sendonly`/`sendrecv` and an msid).
+/// Errors when an m-section sends without an msid, or a track id repeats.
+pub fn offered_tracks(sdp: &str) -> Result<Vec<TrackInfo>, String> {
+    let mut tracks: Vec<TrackInfo> = Vec::new();
+    let mut section: Option<Section> = None;
+    let mut session_direction_sends = true;
+    let finish =
+        |s: Section, tracks: &mut Vec<TrackInfo>, session_sends: bool| -> Result<(), String> {
+            let sends = s
+                .direction
+                .map(|d| d == "sendonly" || d == "sendrecv")
+                .unwrap_or(session_sends);
+            let Some(kind) = s.kind else { return Ok(()) };
+            if !sends || s.port_zero {
+                return Ok(());
+            }
+            let Some(track_id) = s.track_id else {
+                return Err("a sending m-section has no a=msid track id".to_owned());
+            };
+            if tracks.iter().any(|t| t.track_id == track_id) {
+                return Err(format!("track id {track_id} appears twice in the offer"));
+            }
+            tracks.push(TrackInfo { track_id, kind });
+            Ok(())
+        };
+    for line in sdp.lines() {
+        let line = line.trim_end_matches('\r');
+        if let Some(rest) = line.strip_prefix("m=") {
+            if let Some(s) = section.take() {
+                finish(s, &mut tracks, session_direction_sends)?;
+            }
+            let mut parts = rest.split(' ');
+            let kind = match parts.next() {
+                Some("audio") => Some(TrackKind::Audio),
+                Some("video") => Some(TrackKind::Video),
+                _ => None,
+            };
+            let port_zero = parts.next() == Some("0");
+            section = Some(Section {
+                kind,
+                port_zero,
+                direction: None,
+                track_id: None,
+            });
+        } else if let Some(dir) = direction(line) {
+            match section.as_mut() {
+                Some(s) => s.direction = Some(dir),
+                None => session_direction_sends = dir == "sendonly" || dir == "sendrecv",
+            }
+        } else if let Some(rest) = line.strip_prefix("a=msid:") {
+            if let Some(s) = section.as_mut() {
+                // a=msid:<stream id> <track id>
+                let mut parts = rest.split_ascii_whitespace();
+                let _stream = parts.next();
+                if let Some(track) = parts.next() {
+                    s.track_id = Some(track.to_owned());
+                }
+            }
+        } else if let Some(rest) = line.strip_prefix("a=ssrc:") {
+            // Plan-B style `a=ssrc:<ssrc> msid:<stream> <track>`.
+            if let Some(s) = section.as_mut() {
+                if s.track_id.is_none() {
+                    if let Some(msid) = rest.split_once(" msid:").map(|(_, m)| m) {
+                        if let Some(track) = msid.split_ascii_whitespace().nth(1) {
+                            s.track_id = Some(track.to_owned());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let Some(s) = section.take() {
+        finish(s, &mut tracks, session_direction_sends)?;
+    }
+    Ok(tracks)
+}
+
+struct Section {
+    kind: Option<TrackKind>,
+    port_zero: bool,
+    direction: Option<&'static str>,
+    track_id: Option<String>,
+}
+
+fn direction(line: &str) -> Option<&'static str> {
+    match line {
+        "a=sendonly" => Some("sendonly"),
+        "a=recvonly" => Some("recvonly"),
+        "a=sendrecv" => Some("sendrecv"),
+        "a=inactive" => Some("inactive"),
+        _ => None,
+    }
+}
+
+/// Converts a protocol candidate for the media library.
+pub fn to_rtc_candidate(c: &CandidateInit) -> RTCIceCandidateInit {
+    RTCIceCandidateInit {
+        candidate: c.candidate.clone(),
+        sdp_mid: c.sdp_mid.clone(),
+        sdp_mline_index: c.sdp_m_line_index,
+        username_fragment: c.username_fragment.clone(),
+    }
+}
+
+/// Converts a media library candidate for the wire.
+pub fn from_rtc_candidate(c: RTCIceCandidateInit) -> CandidateInit {
+    CandidateInit {
+        candidate: c.candidate,
+        sdp_mid: c.sdp_mid,
+        sdp_m_line_index: c.sdp_mline_index,
+        username_fragment: c.username_fragment,
+    }
+}
+
+/// Whether a candidate's address is an mDNS name (`….local`).
+pub fn is_mdns_candidate(c: &CandidateInit) -> bool {
+    c.candidate
+        .split_ascii_whitespace()
+        .nth(4)
+        .is_some_and(|addr| addr.ends_with(".local"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+        m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=sendonly\r\na=msid:s1 a1\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=sendrecv\r\na=msid:s1 v1\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:2\r\na=inactive\r\na=msid:s1 v2\r\n\
+        m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:3\r\n";
+
+    #[test]
+    fn reads_sending_tracks() {
+        let t = offered_tracks(OFFER).unwrap();
+        assert_eq!(
+            t,
+            vec![
+                TrackInfo {
+                    track_id: "a1".into(),
+                    kind: TrackKind::Audio
+                },
+                TrackInfo {
+                    track_id: "v1".into(),
+                    kind: TrackKind::Video
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicate_track_rejected() {
+        let sdp = OFFER.replace("msid:s1 v1", "msid:s1 a1");
+        assert!(offered_tracks(&sdp).is_err());
+    }
+
+    #[test]
+    fn missing_msid_rejected() {
+        let sdp = OFFER.replace("a=msid:s1 v1\r\n", "");
+        assert!(offered_tracks(&sdp).is_err());
+    }
+
+    #[test]
+    fn mdns() {
+        let c = |s: &str| CandidateInit {
+            candidate: s.into(),
+            sdp_mid: None,
+            sdp_m_line_index: None,
+            username_fragment: None,
+        };
+        assert!(is_mdns_candidate(&c(
+            "candidate:1 1 udp 1 abc.local 5000 typ host"
+        )));
+        assert!(!is_mdns_candidate(&c(
+            "candidate:1 1 udp 1 10.0.0.1 5000 typ host"
+        )));
+    }
+}

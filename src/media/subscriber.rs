@@ -1,0 +1,784 @@
+//! Subscriber actor: owns one participant's `SubscribeTransport` in one room.
+//!
+//! rheomesh 0.8.1's subscribe side has a renegotiation flag that a
+//! load-then-store race can leave set for good (the transport then hangs on
+//! the next `subscribe()`). This actor is the workaround, and the one place
+//! that knows about it:
+//! - every call on the transport is made here, strictly one negotiation at a
+//!   time (one offer outstanding; requests queue behind it);
+//! - a renegotiation answer is applied twice: first typed `pranswer` (the flag
+//!   clears while the PeerConnection is not `stable`, so rheomesh's waiting
+//!   negotiation handler exits harmlessly), then, after [`PRANSWER_SETTLE`],
+//!   as `answer`;
+//! - the first negotiation and ICE restarts are applied as a plain `answer`
+//!   (a `pranswer` there starts ICE in the wrong role);
+//! - when the server offered first (the client skipped `subscribe-prepare`),
+//!   the handler is left stuck after the first answer: the next subscription
+//!   is preceded by `restart_ice()`, whose answer clears the flag;
+//! - anything missed is caught by a bounded `subscribe()` and recovered with
+//!   `restart_ice()`.
+//!
+//! `subscribe()` returns a future that is not `Send`; it runs through
+//! [`super::off_runtime`].
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rheomesh::config::WebRTCTransportConfig;
+use rheomesh::router::Router;
+use rheomesh::subscribe_transport::SubscribeTransport;
+use rheomesh::subscriber::Subscriber;
+use rheomesh::transport::Transport;
+use signaling::{CandidateInit, ErrorCode, RequestId, TrackInfo};
+use tokio::sync::{mpsc, Mutex};
+use tokio::time::Instant;
+use webrtc::ice_transport::ice_candidate::RTCIceCandidate;
+use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
+use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
+use webrtc::peer_connection::signaling_state::RTCSignalingState;
+
+use super::sdp::{from_rtc_candidate, is_mdns_candidate, to_rtc_candidate};
+use super::{off_runtime, EventSink, MediaEvent, SendError, INBOX};
+
+/// Wait between the `pranswer` and the `answer` of a renegotiation (the spike
+/// lost races at 20 ms under load and none at 100 ms).
+const PRANSWER_SETTLE: Duration = Duration::from_millis(100);
+/// A `subscribe()` that has not produced an offer by then is stuck.
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_millis(1500);
+/// How long a freshly published track may be missing from its publisher
+/// (rheomesh registers it asynchronously).
+const TRACK_WAIT: Duration = Duration::from_secs(2);
+/// Limit on m-sections of one subscribe PeerConnection: rheomesh never removes
+/// a transceiver, and answers must fit in a 64 KiB frame.
+const MAX_MLINES: usize = 48;
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+enum Command {
+    Subscribe {
+        publisher_id: String,
+        tracks: Vec<TrackInfo>,
+        request_id: Option<RequestId>,
+    },
+    Unsubscribe {
+        publisher_id: String,
+    },
+    /// The publisher left (`None` tracks) or changed tracks.
+    PublisherChanged {
+        publisher_id: String,
+        tracks: Option<Vec<TrackInfo>>,
+    },
+    Answer {
+        sdp: String,
+        request_id: Option<RequestId>,
+    },
+    Candidate(Option<CandidateInit>),
+    Prepare {
+        sdp: String,
+        request_id: Option<RequestId>,
+    },
+}
+
+/// Handle to a subscriber actor. Dropping every clone closes the transport.
+#[derive(Debug, Clone)]
+pub struct SubscriberHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+impl SubscriberHandle {
+    /// Subscribes to these tracks of a publisher.
+    pub fn subscribe(
+        &self,
+        publisher_id: String,
+        tracks: Vec<TrackInfo>,
+        request_id: Option<RequestId>,
+    ) -> Result<(), SendError> {
+        Ok(self.tx.try_send(Command::Subscribe {
+            publisher_id,
+            tracks,
+            request_id,
+        })?)
+    }
+
+    /// Stops receiving a publisher.
+    pub fn unsubscribe(&self, publisher_id: String) -> Result<(), SendError> {
+        Ok(self.tx.try_send(Command::Unsubscribe { publisher_id })?)
+    }
+
+    /// A publisher left (`None`) or announced a new track list.
+    pub async fn publisher_changed(&self, publisher_id: String, tracks: Option<Vec<TrackInfo>>) {
+        // Server-internal event: wait for room rather than drop it.
+        let _ = self
+            .tx
+            .send(Command::PublisherChanged {
+                publisher_id,
+                tracks,
+            })
+            .await;
+    }
+
+    /// The client's answer to the outstanding offer.
+    pub fn answer(&self, sdp: String, request_id: Option<RequestId>) -> Result<(), SendError> {
+        Ok(self.tx.try_send(Command::Answer { sdp, request_id })?)
+    }
+
+    /// A client candidate.
+    pub fn candidate(&self, c: Option<CandidateInit>) -> Result<(), SendError> {
+        Ok(self.tx.try_send(Command::Candidate(c))?)
+    }
+
+    /// The client's own offer (one data channel) for `subscribe-prepare`.
+    pub fn prepare(&self, sdp: String, request_id: Option<RequestId>) -> Result<(), SendError> {
+        Ok(self.tx.try_send(Command::Prepare { sdp, request_id })?)
+    }
+}
+
+pub(super) fn spawn(
+    room: String,
+    router: Arc<Mutex<Router>>,
+    config: WebRTCTransportConfig,
+    allow_mdns: bool,
+    events: EventSink,
+) -> SubscriberHandle {
+    let (tx, rx) = mpsc::channel(INBOX);
+    let actor = Actor {
+        room,
+        router,
+        config,
+        allow_mdns,
+        events,
+        transport: None,
+        negotiated: false,
+        restart_needed: false,
+        outstanding: None,
+        queue: VecDeque::new(),
+        subs: HashMap::new(),
+        mlines: 0,
+    };
+    tokio::spawn(actor.run(rx));
+    SubscriberHandle { tx }
+}
+
+/// Work waiting for the single negotiation slot.
+enum Op {
+    Track {
+        publisher_id: String,
+        track: TrackInfo,
+        request_id: Option<RequestId>,
+    },
+    /// A new offer without new tracks (publisher left, or recovery).
+    Restart { publisher_id: String },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum AnswerAs {
+    /// First negotiation or ICE restart: plain answer.
+    Plain,
+    /// Renegotiation: pranswer, settle, answer.
+    PranswerThenAnswer,
+}
+
+struct Outstanding {
+    answer_as: AnswerAs,
+    sent_at: Instant,
+    warned: bool,
+}
+
+/// track id -> (track, rheomesh subscriber) for one publisher.
+type PublisherSubs = HashMap<String, (TrackInfo, Arc<Mutex<Subscriber>>)>;
+
+struct Actor {
+    room: String,
+    router: Arc<Mutex<Router>>,
+    config: WebRTCTransportConfig,
+    allow_mdns: bool,
+    events: EventSink,
+    transport: Option<Arc<SubscribeTransport>>,
+    /// A remote description has been applied once (prepare or first answer).
+    negotiated: bool,
+    /// rheomesh's negotiation handler is stuck: restart ICE before the next subscribe.
+    restart_needed: bool,
+    outstanding: Option<Outstanding>,
+    queue: VecDeque<Op>,
+    /// publisher id -> track id -> (kind, rheomesh subscriber)
+    subs: HashMap<String, PublisherSubs>,
+    mlines: usize,
+}
+
+impl Actor {
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let (itx, mut irx) = mpsc::unbounded_channel::<CandidateInit>();
+        loop {
+            if self.outstanding.is_none() {
+                if let Some(op) = self.queue.pop_front() {
+                    self.start(op, &itx).await;
+                    continue;
+                }
+            }
+            let warn_at = self
+                .outstanding
+                .as_ref()
+                .filter(|o| !o.warned)
+                .map(|o| o.sent_at + Duration::from_secs(15));
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => self.handle(cmd, &itx).await,
+                    None => break,
+                },
+                Some(c) = irx.recv() => {
+                    let _ = self.events.send(MediaEvent::SubscribeCandidate { room: self.room.clone(), candidate: c }).await;
+                }
+                _ = sleep_until_opt(warn_at) => {
+                    if let Some(o) = self.outstanding.as_mut() {
+                        o.warned = true;
+                    }
+                    tracing::warn!(room = %self.room, "client has not answered the subscribe offer for 15 s; further subscriptions wait");
+                }
+            }
+        }
+        self.close().await;
+    }
+
+    async fn handle(&mut self, cmd: Command, itx: &mpsc::UnboundedSender<CandidateInit>) {
+        match cmd {
+            Command::Subscribe {
+                publisher_id,
+                tracks,
+                request_id,
+            } => {
+                let mut request_id = request_id;
+                let already = self.subs.get(&publisher_id);
+                let new: Vec<TrackInfo> = tracks
+                    .into_iter()
+                    .filter(|t| already.is_none_or(|m| !m.contains_key(&t.track_id)))
+                    .collect();
+                if new.is_empty() {
+                    // Nothing to add: answer with the current state, no renegotiation.
+                    return self
+                        .error(
+                            ErrorCode::BadRequest,
+                            format!("already subscribed to every track of {publisher_id}"),
+                            "subscribe-request",
+                            request_id,
+                        )
+                        .await;
+                }
+                for track in new {
+                    self.queue.push_back(Op::Track {
+                        publisher_id: publisher_id.clone(),
+                        track,
+                        request_id: request_id.take(),
+                    });
+                }
+            }
+            Command::Unsubscribe { publisher_id } => {
+                self.drop_publisher(&publisher_id, false).await
+            }
+            Command::PublisherChanged {
+                publisher_id,
+                tracks: None,
+            } => self.drop_publisher(&publisher_id, true).await,
+            Command::PublisherChanged {
+                publisher_id,
+                tracks: Some(tracks),
+            } => {
+                // Only publishers this participant subscribed to are followed.
+                let Some(current) = self.subs.get_mut(&publisher_id) else {
+                    return;
+                };
+                let gone: Vec<String> = current
+                    .keys()
+                    .filter(|id| !tracks.iter().any(|t| &t.track_id == *id))
+                    .cloned()
+                    .collect();
+                for id in gone {
+                    if let Some((_, s)) = current.remove(&id) {
+                        s.lock().await.close().await;
+                    }
+                }
+                for track in tracks {
+                    if !current.contains_key(&track.track_id) {
+                        self.queue.push_back(Op::Track {
+                            publisher_id: publisher_id.clone(),
+                            track,
+                            request_id: None,
+                        });
+                    }
+                }
+            }
+            Command::Answer { sdp, request_id } => self.answer(sdp, request_id).await,
+            Command::Candidate(c) => self.candidate(c, itx).await,
+            Command::Prepare { sdp, request_id } => self.prepare(sdp, request_id, itx).await,
+        }
+    }
+
+    async fn transport(
+        &mut self,
+        itx: &mpsc::UnboundedSender<CandidateInit>,
+    ) -> Arc<SubscribeTransport> {
+        if let Some(t) = &self.transport {
+            return Arc::clone(t);
+        }
+        let transport = self
+            .router
+            .lock()
+            .await
+            .create_subscribe_transport(self.config.clone())
+            .await;
+        let tx = itx.clone();
+        transport
+            .on_ice_candidate(Box::new(move |c: RTCIceCandidate| {
+                if let Ok(init) = c.to_json() {
+                    let _ = tx.send(from_rtc_candidate(init));
+                }
+            }))
+            .await;
+        let transport = Arc::new(transport);
+        self.transport = Some(Arc::clone(&transport));
+        transport
+    }
+
+    /// Starts the next negotiation.
+    async fn start(&mut self, op: Op, itx: &mpsc::UnboundedSender<CandidateInit>) {
+        let transport = self.transport(itx).await;
+        if self.restart_needed {
+            // Put the op back; the restart goes first.
+            let publisher_id = match &op {
+                Op::Track { publisher_id, .. } | Op::Restart { publisher_id } => {
+                    publisher_id.clone()
+                }
+            };
+            if !matches!(op, Op::Restart { .. }) {
+                self.queue.push_front(op);
+            }
+            self.restart_needed = false;
+            return self.restart(&transport, publisher_id, None).await;
+        }
+        match op {
+            Op::Restart { publisher_id } => self.restart(&transport, publisher_id, None).await,
+            Op::Track {
+                publisher_id,
+                track,
+                request_id,
+            } => {
+                if self.mlines >= MAX_MLINES {
+                    return self
+                        .error(
+                            ErrorCode::RoomFull,
+                            format!(
+                                "this subscribe connection carries {MAX_MLINES} media sections, the limit; reconnect to start a fresh one"
+                            ),
+                            "subscribe-request",
+                            request_id,
+                        )
+                        .await;
+                }
+                self.subscribe_track(&transport, publisher_id, track, request_id)
+                    .await
+            }
+        }
+    }
+
+    async fn subscribe_track(
+        &mut self,
+        transport: &Arc<SubscribeTransport>,
+        publisher_id: String,
+        track: TrackInfo,
+        request_id: Option<RequestId>,
+    ) {
+        let deadline = Instant::now() + TRACK_WAIT;
+        loop {
+            let t = Arc::clone(transport);
+            let id = track.track_id.clone();
+            let result = off_runtime(move || async move {
+                tokio::time::timeout(SUBSCRIBE_TIMEOUT, t.subscribe(id)).await
+            })
+            .await;
+            match result {
+                Ok(Ok(Ok((subscriber, offer)))) => {
+                    let first = !self.negotiated;
+                    self.mlines += if first { 2 } else { 1 };
+                    self.subs
+                        .entry(publisher_id.clone())
+                        .or_default()
+                        .insert(track.track_id.clone(), (track, subscriber));
+                    let answer_as = if first {
+                        AnswerAs::Plain
+                    } else {
+                        AnswerAs::PranswerThenAnswer
+                    };
+                    if first {
+                        // Server offered first: rheomesh's negotiation handler
+                        // will be stuck once this answer is applied.
+                        self.restart_needed = true;
+                    }
+                    return self
+                        .send_offer(publisher_id, offer.sdp, answer_as, request_id)
+                        .await;
+                }
+                Ok(Ok(Err(e))) => {
+                    let msg = e.to_string();
+                    let missing = msg.contains("not found") || msg.contains("does not have track");
+                    if missing && Instant::now() < deadline {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                    let code = if missing {
+                        ErrorCode::NotFound
+                    } else {
+                        ErrorCode::Internal
+                    };
+                    return self
+                        .error(
+                            code,
+                            format!("subscribe to track {}: {msg}", track.track_id),
+                            "subscribe-request",
+                            request_id,
+                        )
+                        .await;
+                }
+                Ok(Err(_elapsed)) => {
+                    // Stuck renegotiation flag: recover with an ICE restart,
+                    // then retry this track.
+                    tracing::warn!(room = %self.room, track = %track.track_id, state = %transport.signaling_state(), "subscribe() stuck; restarting ICE");
+                    self.queue.push_front(Op::Track {
+                        publisher_id: publisher_id.clone(),
+                        track,
+                        request_id,
+                    });
+                    return self.restart(transport, publisher_id, None).await;
+                }
+                Err(e) => {
+                    return self
+                        .error(
+                            ErrorCode::Internal,
+                            format!("subscribe failed inside the media library: {e}"),
+                            "subscribe-request",
+                            request_id,
+                        )
+                        .await;
+                }
+            }
+        }
+    }
+
+    async fn restart(
+        &mut self,
+        transport: &Arc<SubscribeTransport>,
+        publisher_id: String,
+        request_id: Option<RequestId>,
+    ) {
+        // restart_ice() needs a connection that has started.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while transport.connection_state() == RTCPeerConnectionState::New
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let t = Arc::clone(transport);
+        let result = off_runtime(move || async move {
+            tokio::time::timeout(CALL_TIMEOUT, t.restart_ice()).await
+        })
+        .await;
+        match result {
+            Ok(Ok(Ok(offer))) => {
+                self.send_offer(publisher_id, offer.sdp, AnswerAs::Plain, request_id)
+                    .await
+            }
+            Ok(Ok(Err(e))) => {
+                self.error(
+                    ErrorCode::Internal,
+                    format!("ICE restart failed: {e}"),
+                    "subscribe-request",
+                    request_id,
+                )
+                .await
+            }
+            Ok(Err(_)) => {
+                self.error(
+                    ErrorCode::Internal,
+                    "ICE restart timed out".to_owned(),
+                    "subscribe-request",
+                    request_id,
+                )
+                .await
+            }
+            Err(e) => {
+                self.error(
+                    ErrorCode::Internal,
+                    format!("ICE restart: {e}"),
+                    "subscribe-request",
+                    request_id,
+                )
+                .await
+            }
+        }
+    }
+
+    async fn send_offer(
+        &mut self,
+        publisher_id: String,
+        offer: String,
+        answer_as: AnswerAs,
+        request_id: Option<RequestId>,
+    ) {
+        let tracks = self
+            .subs
+            .get(&publisher_id)
+            .map(|m| m.values().map(|(t, _)| t.clone()).collect())
+            .unwrap_or_default();
+        self.outstanding = Some(Outstanding {
+            answer_as,
+            sent_at: Instant::now(),
+            warned: false,
+        });
+        let _ = self
+            .events
+            .send(MediaEvent::SubscribeOffer {
+                room: self.room.clone(),
+                publisher_id,
+                offer,
+                tracks,
+                request_id,
+            })
+            .await;
+    }
+
+    async fn answer(&mut self, sdp: String, request_id: Option<RequestId>) {
+        let (Some(outstanding), Some(transport)) = (&self.outstanding, self.transport.clone())
+        else {
+            return self
+                .error(
+                    ErrorCode::BadRequest,
+                    "no subscribe offer is waiting for an answer".to_owned(),
+                    "subscribe-answer",
+                    request_id,
+                )
+                .await;
+        };
+        let answer_as = outstanding.answer_as;
+        let answer = match RTCSessionDescription::answer(sdp.clone()) {
+            Ok(a) => a,
+            Err(e) => {
+                // Keep the offer outstanding: the client may send a valid answer.
+                return self
+                    .error(
+                        ErrorCode::BadRequest,
+                        format!("invalid SDP answer: {e}"),
+                        "subscribe-answer",
+                        request_id,
+                    )
+                    .await;
+            }
+        };
+        let result = match answer_as {
+            AnswerAs::Plain => transport.set_answer(answer).await,
+            AnswerAs::PranswerThenAnswer => match RTCSessionDescription::pranswer(sdp) {
+                Ok(pranswer) => match transport.set_answer(pranswer).await {
+                    Ok(()) => {
+                        tokio::time::sleep(PRANSWER_SETTLE).await;
+                        transport.set_answer(answer).await
+                    }
+                    Err(e) => Err(e),
+                },
+                Err(e) => {
+                    return self
+                        .error(
+                            ErrorCode::BadRequest,
+                            format!("invalid SDP answer: {e}"),
+                            "subscribe-answer",
+                            request_id,
+                        )
+                        .await
+                }
+            },
+        };
+        match result {
+            Ok(()) => {
+                self.negotiated = true;
+                self.outstanding = None;
+            }
+            Err(e) => {
+                let message = format!("answer rejected: {e}");
+                if transport.signaling_state() == RTCSignalingState::HaveLocalOffer {
+                    // The offer is still outstanding; let the client retry.
+                    return self
+                        .error(
+                            ErrorCode::BadRequest,
+                            message,
+                            "subscribe-answer",
+                            request_id,
+                        )
+                        .await;
+                }
+                // Half-applied: recover with a fresh offer.
+                self.outstanding = None;
+                self.restart_needed = true;
+                self.queue.push_front(Op::Restart {
+                    publisher_id: String::new(),
+                });
+                self.error(
+                    ErrorCode::BadRequest,
+                    message,
+                    "subscribe-answer",
+                    request_id,
+                )
+                .await;
+            }
+        }
+    }
+
+    async fn candidate(
+        &mut self,
+        candidate: Option<CandidateInit>,
+        itx: &mpsc::UnboundedSender<CandidateInit>,
+    ) {
+        let Some(c) = candidate else { return };
+        if !self.allow_mdns && is_mdns_candidate(&c) {
+            return;
+        }
+        let transport = self.transport(itx).await;
+        if let Err(e) = transport.add_ice_candidate(to_rtc_candidate(&c)).await {
+            self.error(
+                ErrorCode::BadRequest,
+                format!("candidate rejected: {e}"),
+                "subscribe-ice-candidate",
+                None,
+            )
+            .await;
+        }
+    }
+
+    async fn prepare(
+        &mut self,
+        sdp: String,
+        request_id: Option<RequestId>,
+        itx: &mpsc::UnboundedSender<CandidateInit>,
+    ) {
+        if self.negotiated || self.outstanding.is_some() || !self.subs.is_empty() {
+            return self
+                .error(
+                    ErrorCode::BadRequest,
+                    "subscribe-prepare must come before the first subscription".to_owned(),
+                    "subscribe-prepare",
+                    request_id,
+                )
+                .await;
+        }
+        let offer = match RTCSessionDescription::offer(sdp) {
+            Ok(o) => o,
+            Err(e) => {
+                return self
+                    .error(
+                        ErrorCode::BadRequest,
+                        format!("invalid SDP offer: {e}"),
+                        "subscribe-prepare",
+                        request_id,
+                    )
+                    .await
+            }
+        };
+        let transport = self.transport(itx).await;
+        let t = Arc::clone(&transport);
+        let result = off_runtime(move || async move {
+            tokio::time::timeout(CALL_TIMEOUT, t.get_answer(offer)).await
+        })
+        .await;
+        match result {
+            Ok(Ok(Ok(answer))) => {
+                self.negotiated = true;
+                self.mlines += 1;
+                let _ = self
+                    .events
+                    .send(MediaEvent::SubscribePrepareAnswer {
+                        room: self.room.clone(),
+                        answer: answer.sdp,
+                        request_id,
+                    })
+                    .await;
+            }
+            Ok(Ok(Err(e))) => {
+                // A rejected offer may leave the transport half-negotiated.
+                self.close().await;
+                self.error(
+                    ErrorCode::BadRequest,
+                    format!("offer rejected: {e}"),
+                    "subscribe-prepare",
+                    request_id,
+                )
+                .await
+            }
+            Ok(Err(_)) | Err(_) => {
+                self.close().await;
+                self.error(
+                    ErrorCode::Internal,
+                    "subscribe-prepare failed".to_owned(),
+                    "subscribe-prepare",
+                    request_id,
+                )
+                .await
+            }
+        }
+    }
+
+    /// Stops forwarding a publisher; on `renegotiate` (the publisher left)
+    /// the client gets a fresh offer.
+    async fn drop_publisher(&mut self, publisher_id: &str, renegotiate: bool) {
+        self.queue
+            .retain(|op| !matches!(op, Op::Track { publisher_id: p, .. } if p == publisher_id));
+        let Some(tracks) = self.subs.remove(publisher_id) else {
+            return;
+        };
+        for (_, (_, s)) in tracks {
+            s.lock().await.close().await;
+        }
+        // rheomesh cannot remove a transceiver, so the offer only tells the
+        // client that the PeerConnection changed; the tracks go silent.
+        if renegotiate && self.negotiated {
+            self.queue.push_back(Op::Restart {
+                publisher_id: publisher_id.to_owned(),
+            });
+        }
+    }
+
+    async fn close(&mut self) {
+        for (_, tracks) in self.subs.drain() {
+            for (_, (_, s)) in tracks {
+                s.lock().await.close().await;
+            }
+        }
+        if let Some(t) = self.transport.take() {
+            let _ = t.close().await;
+        }
+        self.negotiated = false;
+        self.outstanding = None;
+        self.restart_needed = false;
+        self.mlines = 0;
+    }
+
+    async fn error(
+        &self,
+        code: ErrorCode,
+        message: String,
+        request_type: &'static str,
+        request_id: Option<RequestId>,
+    ) {
+        let _ = self
+            .events
+            .send(MediaEvent::Error {
+                room: self.room.clone(),
+                code,
+                message,
+                request_type,
+                request_id,
+            })
+            .await;
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

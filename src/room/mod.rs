@@ -1,0 +1,469 @@
+//! Rooms: membership, publishers, and the fan-out of room events.
+//!
+//! State sits behind std `Mutex`es that are never held across `.await`: every
+//! critical section is a few map operations. Lock order is registry, then
+//! room. Events reach sessions over their bounded queues with `try_send`; a
+//! session whose queue is full is told to close ([`SessionHandle::kill`])
+//! rather than letting memory grow.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use signaling::{ParticipantInfo, PublisherInfo, ServerMessage, TrackInfo};
+use tokio::sync::{mpsc, watch, OnceCell};
+
+use crate::media::{MediaEngine, RoomMedia};
+
+/// What a room tells one session.
+#[derive(Debug, Clone)]
+pub enum SessionEvent {
+    /// Forward to the client as is.
+    Send(ServerMessage),
+    /// A publisher left (forward `publisher-left`, and stop subscriptions to it).
+    PublisherLeft {
+        /// Room.
+        room: String,
+        /// Publisher.
+        publisher_id: String,
+    },
+    /// A publisher's track list changed (forward `new-publisher`, follow it).
+    PublisherTracks {
+        /// Room.
+        room: String,
+        /// Publisher.
+        publisher_id: String,
+        /// Display name.
+        username: String,
+        /// Complete list.
+        tracks: Vec<TrackInfo>,
+    },
+    /// The same participant joined this room from another connection.
+    Replaced {
+        /// Room.
+        room: String,
+    },
+}
+
+/// How a room reaches one session.
+#[derive(Debug, Clone)]
+pub struct SessionHandle {
+    /// Unique per connection.
+    pub session_id: u64,
+    tx: mpsc::Sender<SessionEvent>,
+    kill: Arc<watch::Sender<Option<String>>>,
+}
+
+impl SessionHandle {
+    /// Creates a handle and the receiving ends for the session task.
+    pub fn new(
+        capacity: usize,
+    ) -> (
+        SessionHandle,
+        mpsc::Receiver<SessionEvent>,
+        watch::Receiver<Option<String>>,
+    ) {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let (tx, rx) = mpsc::channel(capacity);
+        let (kill, kill_rx) = watch::channel(None);
+        (
+            SessionHandle {
+                session_id: NEXT.fetch_add(1, Ordering::Relaxed),
+                tx,
+                kill: Arc::new(kill),
+            },
+            rx,
+            kill_rx,
+        )
+    }
+
+    /// Delivers an event; a full queue disconnects the slow session.
+    pub fn deliver(&self, event: SessionEvent) {
+        match self.tx.try_send(event) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.kill("the session cannot keep up with room events");
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// Asks the session to close with a reason.
+    pub fn kill(&self, reason: &str) {
+        let _ = self.kill.send(Some(reason.to_owned()));
+    }
+}
+
+/// Why a join was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JoinError {
+    /// Room at its participant limit.
+    #[error("room is full ({0} participants)")]
+    RoomFull(usize),
+    /// Node at its room limit.
+    #[error("this node hosts its maximum of {0} rooms")]
+    TooManyRooms(usize),
+    /// The node is shutting down.
+    #[error("the server is shutting down")]
+    Draining,
+}
+
+struct Member {
+    session: SessionHandle,
+    username: String,
+    /// Track ids claimed by this member's latest publish offer.
+    claimed: Vec<String>,
+    /// Tracks whose media flows (announced with new-publisher).
+    live: Vec<TrackInfo>,
+}
+
+/// One room on this node.
+pub struct Room {
+    name: String,
+    media: OnceCell<RoomMedia>,
+    engine: Arc<MediaEngine>,
+    members: Mutex<HashMap<String, Member>>,
+}
+
+impl std::fmt::Debug for Room {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Room")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Result of a successful join.
+#[derive(Debug)]
+pub struct Joined {
+    /// The room.
+    pub room: Arc<Room>,
+    /// Others in the room.
+    pub participants: Vec<ParticipantInfo>,
+    /// Publishers with live tracks.
+    pub publishers: Vec<PublisherInfo>,
+}
+
+impl Room {
+    /// Room name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Member>> {
+        // A poisoned lock means a panic while holding it: the maps are still
+        // consistent (every section is a few inserts/removes), so go on.
+        self.members.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The room's router, created on first use.
+    pub async fn media(&self) -> &RoomMedia {
+        self.media
+            .get_or_init(|| async { self.engine.create_room().await })
+            .await
+    }
+
+    /// Whether `session` is the current member for `participant_id`.
+    pub fn is_member(&self, participant_id: &str, session_id: u64) -> bool {
+        self.lock()
+            .get(participant_id)
+            .is_some_and(|m| m.session.session_id == session_id)
+    }
+
+    /// Sends to every member except `except`.
+    fn broadcast(members: &HashMap<String, Member>, except: Option<&str>, event: &SessionEvent) {
+        for (id, m) in members {
+            if Some(id.as_str()) != except {
+                m.session.deliver(event.clone());
+            }
+        }
+    }
+
+    /// Sends a message to everyone in the room (chat).
+    pub fn send_all(&self, except: Option<&str>, message: ServerMessage) {
+        let members = self.lock();
+        Self::broadcast(&members, except, &SessionEvent::Send(message));
+    }
+
+    /// Sends to one participant; false when not in the room.
+    pub fn send_to(&self, participant_id: &str, message: ServerMessage) -> bool {
+        let members = self.lock();
+        match members.get(participant_id) {
+            Some(m) => {
+                m.session.deliver(SessionEvent::Send(message));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Live tracks of a publisher, `None` if not publishing here.
+    pub fn publisher_tracks(&self, publisher_id: &str) -> Option<Vec<TrackInfo>> {
+        self.lock()
+            .get(publisher_id)
+            .filter(|m| !m.live.is_empty())
+            .map(|m| m.live.clone())
+    }
+
+    /// Claims the track ids of a publish offer; fails when another member
+    /// uses one (rheomesh keys publishers by track id, so a duplicate would
+    /// let one participant disturb another's media).
+    pub fn claim_tracks(
+        &self,
+        participant_id: &str,
+        session_id: u64,
+        track_ids: Vec<String>,
+    ) -> Result<(), String> {
+        let mut members = self.lock();
+        for (id, m) in members.iter() {
+            if id != participant_id {
+                if let Some(t) = track_ids.iter().find(|t| m.claimed.contains(t)) {
+                    return Err(format!("track id {t} is already published in this room"));
+                }
+            }
+        }
+        match members.get_mut(participant_id) {
+            Some(m) if m.session.session_id == session_id => {
+                m.claimed = track_ids;
+                Ok(())
+            }
+            _ => Err("not a member of this room".to_owned()),
+        }
+    }
+
+    /// Records a publisher's live tracks and tells the room.
+    pub fn set_live_tracks(&self, participant_id: &str, session_id: u64, tracks: Vec<TrackInfo>) {
+        let mut members = self.lock();
+        let Some(m) = members.get_mut(participant_id) else {
+            return;
+        };
+        if m.session.session_id != session_id || m.live == tracks {
+            return;
+        }
+        let was_publishing = !m.live.is_empty();
+        m.live = tracks.clone();
+        if tracks.is_empty() {
+            m.claimed.clear();
+        }
+        let username = m.username.clone();
+        if tracks.is_empty() {
+            if was_publishing {
+                let ev = SessionEvent::PublisherLeft {
+                    room: self.name.clone(),
+                    publisher_id: participant_id.to_owned(),
+                };
+                // The publisher gets it too: it is the acknowledgement of unpublish.
+                Self::broadcast(&members, None, &ev);
+            }
+        } else {
+            let ev = SessionEvent::PublisherTracks {
+                room: self.name.clone(),
+                publisher_id: participant_id.to_owned(),
+                username,
+                tracks,
+            };
+            Self::broadcast(&members, Some(participant_id), &ev);
+        }
+    }
+
+    /// Counts (participants, publishers).
+    fn counts(&self) -> (usize, usize) {
+        let members = self.lock();
+        let publishers = members.values().filter(|m| !m.live.is_empty()).count();
+        (members.len(), publishers)
+    }
+}
+
+/// All rooms of this node.
+pub struct Rooms {
+    engine: Arc<MediaEngine>,
+    rooms: Mutex<HashMap<String, Arc<Room>>>,
+    max_rooms: usize,
+    max_participants: usize,
+    draining: watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for Rooms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rooms").finish_non_exhaustive()
+    }
+}
+
+/// Counters for `/health`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Rooms.
+    pub rooms: usize,
+    /// Participants (room memberships).
+    pub participants: usize,
+    /// Publishers with live tracks.
+    pub publishers: usize,
+}
+
+impl Rooms {
+    /// A registry.
+    pub fn new(
+        engine: Arc<MediaEngine>,
+        max_rooms: usize,
+        max_participants: usize,
+        draining: watch::Receiver<bool>,
+    ) -> Rooms {
+        Rooms {
+            engine,
+            rooms: Mutex::new(HashMap::new()),
+            max_rooms,
+            max_participants,
+            draining,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Room>>> {
+        // See Room::lock: sections are short and leave the map consistent.
+        self.rooms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Joins (creating the room if needed). A member with the same participant
+    /// id from another session is replaced and told so.
+    pub fn join(
+        &self,
+        room_name: &str,
+        participant_id: &str,
+        username: &str,
+        session: &SessionHandle,
+    ) -> Result<Joined, JoinError> {
+        let mut rooms = self.lock();
+        let room = match rooms.get(room_name) {
+            Some(r) => Arc::clone(r),
+            None => {
+                if *self.draining.borrow() {
+                    return Err(JoinError::Draining);
+                }
+                if rooms.len() >= self.max_rooms {
+                    return Err(JoinError::TooManyRooms(self.max_rooms));
+                }
+                let r = Arc::new(Room {
+                    name: room_name.to_owned(),
+                    media: OnceCell::new(),
+                    engine: Arc::clone(&self.engine),
+                    members: Mutex::new(HashMap::new()),
+                });
+                rooms.insert(room_name.to_owned(), Arc::clone(&r));
+                r
+            }
+        };
+        let mut members = room.lock();
+        let old = members.get(participant_id).map(|m| m.session.session_id);
+        if old.is_none() && members.len() >= self.max_participants {
+            return Err(JoinError::RoomFull(self.max_participants));
+        }
+        let replaced = members.insert(
+            participant_id.to_owned(),
+            Member {
+                session: session.clone(),
+                username: username.to_owned(),
+                claimed: Vec::new(),
+                live: Vec::new(),
+            },
+        );
+        match replaced {
+            Some(old) if old.session.session_id != session.session_id => {
+                old.session.deliver(SessionEvent::Replaced {
+                    room: room_name.to_owned(),
+                });
+                if !old.live.is_empty() {
+                    let ev = SessionEvent::PublisherLeft {
+                        room: room_name.to_owned(),
+                        publisher_id: participant_id.to_owned(),
+                    };
+                    Room::broadcast(&members, Some(participant_id), &ev);
+                }
+            }
+            _ => {
+                let ev = SessionEvent::Send(ServerMessage::ParticipantJoined {
+                    room_name: room_name.to_owned(),
+                    participant_id: participant_id.to_owned(),
+                    username: username.to_owned(),
+                });
+                Room::broadcast(&members, Some(participant_id), &ev);
+            }
+        }
+        let participants = members
+            .iter()
+            .filter(|(id, _)| id.as_str() != participant_id)
+            .map(|(id, m)| ParticipantInfo {
+                participant_id: id.clone(),
+                username: m.username.clone(),
+            })
+            .collect();
+        let publishers = members
+            .iter()
+            .filter(|(id, m)| id.as_str() != participant_id && !m.live.is_empty())
+            .map(|(id, m)| PublisherInfo {
+                publisher_id: id.clone(),
+                username: m.username.clone(),
+                tracks: m.live.clone(),
+            })
+            .collect();
+        drop(members);
+        Ok(Joined {
+            room,
+            participants,
+            publishers,
+        })
+    }
+
+    /// Leaves; closes the room when it is empty. Returns whether this session
+    /// was the member (a replaced session is not).
+    pub async fn leave(&self, room: &Arc<Room>, participant_id: &str, session_id: u64) -> bool {
+        let closed = {
+            let mut rooms = self.lock();
+            let mut members = room.lock();
+            match members.get(participant_id) {
+                Some(m) if m.session.session_id == session_id => {}
+                _ => return false,
+            }
+            let Some(m) = members.remove(participant_id) else {
+                return false;
+            };
+            if !m.live.is_empty() {
+                let ev = SessionEvent::PublisherLeft {
+                    room: room.name.clone(),
+                    publisher_id: participant_id.to_owned(),
+                };
+                Room::broadcast(&members, None, &ev);
+            }
+            let ev = SessionEvent::Send(ServerMessage::ParticipantLeft {
+                room_name: room.name.clone(),
+                participant_id: participant_id.to_owned(),
+            });
+            Room::broadcast(&members, None, &ev);
+            let empty = members.is_empty();
+            if empty && rooms.get(&room.name).is_some_and(|r| Arc::ptr_eq(r, room)) {
+                rooms.remove(&room.name);
+            }
+            empty
+        };
+        if closed {
+            if let Some(media) = room.media.get() {
+                media.close().await;
+            }
+            tracing::info!(room = %room.name, "room closed");
+        }
+        true
+    }
+
+    /// Counters for `/health`.
+    pub fn counts(&self) -> Counts {
+        let rooms: Vec<Arc<Room>> = self.lock().values().cloned().collect();
+        let mut c = Counts {
+            rooms: rooms.len(),
+            ..Counts::default()
+        };
+        for r in rooms {
+            let (p, pubs) = r.counts();
+            c.participants += p;
+            c.publishers += pubs;
+        }
+        c
+    }
+}

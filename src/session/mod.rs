@@ -1,0 +1,721 @@
+//! One task per WebSocket: reads frames, handles messages in order, writes
+//! through a bounded outbox.
+//!
+//! Handling never waits on media work: offers, answers and candidates are
+//! queued to the participant's media actors (which keep their order) and the
+//! results come back as [`MediaEvent`]s. So an offer and the candidates that
+//! follow it never race, and a slow negotiation never blocks chat or pings.
+
+mod ratelimit;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::{SinkExt, StreamExt};
+use signaling::{
+    parse_client_message, ClientMessage, ErrorCode, Parsed, ReconnectReason, RequestId,
+    ServerMessage, MAX_FRAME_BYTES, PROTOCOL_VERSION,
+};
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use warp::ws::{Message, WebSocket};
+
+use crate::auth::{Grants, RoomScope};
+use crate::media::{sdp::offered_tracks, MediaEvent, PublisherHandle, SendError, SubscriberHandle};
+use crate::room::{JoinError, Room, SessionEvent, SessionHandle};
+use crate::AppState;
+use ratelimit::RateLimiter;
+
+/// Close codes of PROTOCOL.md.
+const CLOSE_UNAUTHORIZED: u16 = 4001;
+const CLOSE_AUTH_TIMEOUT: u16 = 4008;
+const CLOSE_TOO_BIG: u16 = 1009;
+const CLOSE_GOING_AWAY: u16 = 1001;
+const CLOSE_POLICY: u16 = 1008;
+/// Media events queued from this session's actors.
+const MEDIA_EVENTS: usize = 256;
+
+/// Runs one WebSocket session to its end.
+pub async fn run(
+    ws: WebSocket,
+    state: Arc<AppState>,
+    token: Option<String>,
+    _permit: OwnedSemaphorePermit,
+) {
+    let limits = &state.config.limits;
+    let (mut sink, mut stream) = ws.split();
+    let (out_tx, mut out_rx) = mpsc::channel::<Message>(limits.outbound_queue);
+    let writer = tokio::spawn(async move {
+        while let Some(msg) = out_rx.recv().await {
+            let is_close = msg.is_close();
+            if sink.send(msg).await.is_err() || is_close {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+
+    let (handle, mut events_rx, mut kill_rx) = SessionHandle::new(limits.outbound_queue);
+    let (media_tx, mut media_rx) = mpsc::channel(MEDIA_EVENTS);
+    let mut session = Session {
+        state: Arc::clone(&state),
+        out: out_tx,
+        handle,
+        media_tx,
+        grants: None,
+        rooms: HashMap::new(),
+        closing: None,
+    };
+    let now = Instant::now();
+    let mut limiter = RateLimiter::new(limits.message_rate, now);
+    let auth_deadline = tokio::time::Instant::now() + limits.auth_timeout;
+    let mut ping = tokio::time::interval(limits.ping_interval);
+    ping.tick().await;
+    let mut last_pong = Instant::now();
+    let mut draining = state.draining.clone();
+
+    if let Some(token) = token {
+        session.authenticate(&token, None);
+    }
+
+    while session.closing.is_none() {
+        tokio::select! {
+            biased;
+            _ = kill_rx.changed() => {
+                let reason = kill_rx.borrow().clone().unwrap_or_default();
+                tracing::info!(session = session.handle.session_id, %reason, "closing session");
+                session.close(CLOSE_POLICY, &reason);
+            }
+            res = draining.changed(), if !*draining.borrow() => {
+                if res.is_err() || *draining.borrow() {
+                    session.send(ServerMessage::Reconnect { reason: ReconnectReason::Draining, retry_after_ms: 500 }, None);
+                    session.close(CLOSE_GOING_AWAY, "server shutting down");
+                }
+            }
+            _ = tokio::time::sleep_until(auth_deadline), if session.grants.is_none() => {
+                session.send(ServerMessage::error(ErrorCode::Unauthorized, "not authenticated within the time limit"), None);
+                session.close(CLOSE_AUTH_TIMEOUT, "authentication timeout");
+            }
+            frame = stream.next() => match frame {
+                None => break,
+                Some(Err(e)) => {
+                    let text = e.to_string();
+                    tracing::debug!(session = session.handle.session_id, "websocket error: {text}");
+                    if text.contains("too long") || text.contains("Space limit") || text.contains("size") {
+                        session.close(CLOSE_TOO_BIG, "frame larger than 64 KiB");
+                    }
+                    break;
+                }
+                Some(Ok(msg)) => {
+                    if msg.is_text() {
+                        if msg.as_bytes().len() > MAX_FRAME_BYTES {
+                            session.close(CLOSE_TOO_BIG, "frame larger than 64 KiB");
+                        } else if !limiter.allow(Instant::now()) {
+                            if limiter.should_report(Instant::now()) {
+                                session.send(ServerMessage::error(ErrorCode::RateLimited, "too many messages per second; this one was dropped"), None);
+                            }
+                        } else {
+                            let text = msg.to_str().unwrap_or_default();
+                            session.on_text(text).await;
+                        }
+                    } else if msg.is_binary() {
+                        session.send(ServerMessage::error(ErrorCode::BadRequest, "binary frames are not supported; send JSON text"), None);
+                    } else if msg.is_pong() {
+                        last_pong = Instant::now();
+                    } else if msg.is_close() {
+                        break;
+                    }
+                }
+            },
+            Some(ev) = events_rx.recv() => session.on_room_event(ev).await,
+            Some(ev) = media_rx.recv() => session.on_media_event(ev),
+            _ = ping.tick() => {
+                if last_pong.elapsed() > state.config.limits.pong_timeout {
+                    session.close(CLOSE_POLICY, "no pong for 60 s");
+                } else {
+                    session.push(Message::ping(Vec::<u8>::new()));
+                }
+            }
+        }
+    }
+
+    session.leave_all().await;
+    drop(session);
+    // The writer flushes what is queued (including a close frame), bounded.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), writer).await;
+}
+
+struct RoomSession {
+    room: Arc<Room>,
+    publisher: Option<PublisherHandle>,
+    subscriber: Option<SubscriberHandle>,
+}
+
+struct Session {
+    state: Arc<AppState>,
+    out: mpsc::Sender<Message>,
+    handle: SessionHandle,
+    media_tx: mpsc::Sender<MediaEvent>,
+    grants: Option<Grants>,
+    rooms: HashMap<String, RoomSession>,
+    closing: Option<u16>,
+}
+
+/// An error to answer a message with.
+struct Reject {
+    code: ErrorCode,
+    message: String,
+}
+
+fn reject(code: ErrorCode, message: impl Into<String>) -> Reject {
+    Reject {
+        code,
+        message: message.into(),
+    }
+}
+
+impl Session {
+    /// Queues a frame; a full outbox means the client does not read.
+    fn push(&mut self, msg: Message) {
+        if self.closing.is_some() {
+            return;
+        }
+        if self.out.try_send(msg).is_err() {
+            tracing::info!(
+                session = self.handle.session_id,
+                "outbound queue full; closing"
+            );
+            self.closing = Some(CLOSE_POLICY);
+        }
+    }
+
+    fn send(&mut self, msg: ServerMessage, request_id: Option<&RequestId>) {
+        self.push(Message::text(msg.to_json(request_id)));
+    }
+
+    fn send_error(
+        &mut self,
+        r: Reject,
+        request_type: Option<&str>,
+        room: Option<&str>,
+        request_id: Option<&RequestId>,
+    ) {
+        self.send(
+            ServerMessage::Error {
+                code: r.code,
+                message: r.message,
+                request_type: request_type.map(str::to_owned),
+                room_name: room.map(str::to_owned),
+            },
+            request_id,
+        );
+    }
+
+    fn close(&mut self, code: u16, reason: &str) {
+        self.push(Message::close_with(code, reason.to_owned()));
+        self.closing = Some(code);
+    }
+
+    fn authenticate(&mut self, token: &str, request_id: Option<&RequestId>) {
+        match self.state.verifier.verify(token) {
+            Ok(grants) => {
+                tracing::debug!(participant = %grants.participant_id, "authenticated");
+                self.send(
+                    ServerMessage::AuthOk {
+                        participant_id: grants.participant_id.clone(),
+                        username: grants.username.clone(),
+                        protocol: PROTOCOL_VERSION,
+                        node_id: self.state.config.node_id.clone(),
+                    },
+                    request_id,
+                );
+                self.grants = Some(grants);
+            }
+            Err(e) => {
+                self.send_error(
+                    reject(ErrorCode::Unauthorized, e.to_string()),
+                    Some("auth"),
+                    None,
+                    request_id,
+                );
+                self.close(CLOSE_UNAUTHORIZED, "unauthorized");
+            }
+        }
+    }
+
+    async fn on_text(&mut self, text: &str) {
+        let Parsed {
+            request_id,
+            message,
+        } = match parse_client_message(text) {
+            Ok(p) => p,
+            Err(e) => {
+                let (ty, room, id) = (
+                    e.request_type.clone(),
+                    e.room_name.clone(),
+                    e.request_id.clone(),
+                );
+                return self.send_error(
+                    reject(e.code, e.message),
+                    ty.as_deref(),
+                    room.as_deref(),
+                    id.as_ref(),
+                );
+            }
+        };
+        let rid = request_id.as_ref();
+        let ty = message.type_name();
+        if self.grants.is_none() {
+            return match message {
+                ClientMessage::Auth { token } => self.authenticate(&token, rid),
+                _ => self.send_error(
+                    reject(ErrorCode::Unauthorized, "authenticate first (send auth)"),
+                    Some(ty),
+                    message.room_name(),
+                    rid,
+                ),
+            };
+        }
+        let room_hint = message.room_name().map(str::to_owned);
+        if let Err(r) = self.dispatch(message, rid).await {
+            self.send_error(r, Some(ty), room_hint.as_deref(), rid);
+        }
+    }
+
+    fn grants(&self) -> &Grants {
+        // dispatch() runs only after authentication set the grants.
+        self.grants.as_ref().expect("authenticated before dispatch")
+    }
+
+    /// Which room a room-scoped message is for: its `roomName`, else the one
+    /// room the session is in, else the token's single room.
+    fn resolve_room(&self, message: &ClientMessage) -> Result<String, Reject> {
+        if let Some(r) = message.room_name() {
+            return Ok(r.to_owned());
+        }
+        if self.rooms.len() == 1 {
+            if let Some(r) = self.rooms.keys().next() {
+                return Ok(r.clone());
+            }
+        }
+        if let RoomScope::Only(list) = &self.grants().rooms {
+            if let [only] = list.as_slice() {
+                return Ok(only.clone());
+            }
+        }
+        Err(reject(ErrorCode::BadRequest, "missing field `roomName`"))
+    }
+
+    async fn dispatch(
+        &mut self,
+        message: ClientMessage,
+        rid: Option<&RequestId>,
+    ) -> Result<(), Reject> {
+        match message {
+            ClientMessage::Auth { .. } => {
+                Err(reject(ErrorCode::BadRequest, "already authenticated"))
+            }
+            ClientMessage::Ping => {
+                self.send(ServerMessage::Pong, rid);
+                Ok(())
+            }
+            ClientMessage::Join { room_name } => self.join(&room_name, rid).map(|_| ()),
+            ClientMessage::Leave { room_name } => {
+                self.leave(&room_name).await;
+                self.send(ServerMessage::Left { room_name }, rid);
+                Ok(())
+            }
+            message => {
+                let room = self.resolve_room(&message)?;
+                if !self.rooms.contains_key(&room) {
+                    self.join(&room, None)?;
+                }
+                self.room_message(&room, message, rid).await
+            }
+        }
+    }
+
+    /// Joins a room (explicitly, or implicitly before a room-scoped message).
+    fn join(&mut self, room_name: &str, rid: Option<&RequestId>) -> Result<(), Reject> {
+        let grants = self.grants();
+        if !grants.allows_room(room_name) {
+            return Err(reject(
+                ErrorCode::Forbidden,
+                format!("the token does not allow room `{room_name}`"),
+            ));
+        }
+        let (pid, username) = (grants.participant_id.clone(), grants.username.clone());
+        let joined = self
+            .state
+            .rooms
+            .join(room_name, &pid, &username, &self.handle)
+            .map_err(|e| match e {
+                JoinError::Draining => reject(ErrorCode::Draining, e.to_string()),
+                JoinError::RoomFull(_) | JoinError::TooManyRooms(_) => {
+                    reject(ErrorCode::RoomFull, e.to_string())
+                }
+            })?;
+        self.rooms
+            .entry(room_name.to_owned())
+            .or_insert_with(|| RoomSession {
+                room: Arc::clone(&joined.room),
+                publisher: None,
+                subscriber: None,
+            });
+        self.send(
+            ServerMessage::Joined {
+                room_name: room_name.to_owned(),
+                participant_id: pid,
+                participants: joined.participants,
+                publishers: joined.publishers,
+            },
+            rid,
+        );
+        Ok(())
+    }
+
+    async fn leave(&mut self, room_name: &str) {
+        if let Some(rs) = self.rooms.remove(room_name) {
+            // Dropping the handles stops the media actors and closes transports.
+            drop(rs.publisher);
+            drop(rs.subscriber);
+            let pid = self.grants().participant_id.clone();
+            self.state
+                .rooms
+                .leave(&rs.room, &pid, self.handle.session_id)
+                .await;
+        }
+    }
+
+    async fn leave_all(&mut self) {
+        if self.grants.is_none() {
+            return;
+        }
+        let names: Vec<String> = self.rooms.keys().cloned().collect();
+        for name in names {
+            self.leave(&name).await;
+        }
+    }
+
+    async fn room_message(
+        &mut self,
+        room: &str,
+        message: ClientMessage,
+        rid: Option<&RequestId>,
+    ) -> Result<(), Reject> {
+        let grants = self.grants().clone();
+        let media_tx = self.media_tx.clone();
+        let session_id = self.handle.session_id;
+        let rs = self
+            .rooms
+            .get_mut(room)
+            .ok_or_else(|| reject(ErrorCode::Internal, "room state missing after join"))?;
+        let busy = |e: SendError| match e {
+            SendError::Busy => reject(
+                ErrorCode::RateLimited,
+                "media requests are arriving faster than they can be handled",
+            ),
+            SendError::Closed => reject(
+                ErrorCode::Internal,
+                "the media task for this room has stopped",
+            ),
+        };
+        match message {
+            ClientMessage::PublishOffer { offer, .. } => {
+                if !grants.can_publish {
+                    return Err(reject(
+                        ErrorCode::Forbidden,
+                        "the token does not allow publishing",
+                    ));
+                }
+                let tracks =
+                    offered_tracks(&offer).map_err(|e| reject(ErrorCode::BadRequest, e))?;
+                rs.room
+                    .claim_tracks(
+                        &grants.participant_id,
+                        session_id,
+                        tracks.into_iter().map(|t| t.track_id).collect(),
+                    )
+                    .map_err(|e| reject(ErrorCode::BadRequest, e))?;
+                let p = publisher(rs, room, media_tx).await;
+                p.offer(offer, rid.cloned()).map_err(busy)
+            }
+            ClientMessage::PublishIceCandidate { candidate, .. } => {
+                if !grants.can_publish {
+                    return Err(reject(
+                        ErrorCode::Forbidden,
+                        "the token does not allow publishing",
+                    ));
+                }
+                let p = publisher(rs, room, media_tx).await;
+                p.candidate(candidate).map_err(busy)
+            }
+            ClientMessage::Unpublish { .. } => {
+                if rs.publisher.take().is_some() {
+                    rs.room
+                        .set_live_tracks(&grants.participant_id, session_id, Vec::new());
+                }
+                Ok(())
+            }
+            ClientMessage::SubscribeRequest { publisher_id, .. } => {
+                if !grants.can_subscribe {
+                    return Err(reject(
+                        ErrorCode::Forbidden,
+                        "the token does not allow subscribing",
+                    ));
+                }
+                let tracks = rs.room.publisher_tracks(&publisher_id).ok_or_else(|| {
+                    reject(
+                        ErrorCode::NotFound,
+                        format!("publisher `{publisher_id}` is not publishing in room `{room}`"),
+                    )
+                })?;
+                let s = subscriber(rs, room, media_tx).await;
+                s.subscribe(publisher_id, tracks, rid.cloned())
+                    .map_err(busy)
+            }
+            ClientMessage::SubscribeAnswer { answer, .. } => {
+                if !grants.can_subscribe {
+                    return Err(reject(
+                        ErrorCode::Forbidden,
+                        "the token does not allow subscribing",
+                    ));
+                }
+                let s = rs.subscriber.as_ref().ok_or_else(|| {
+                    reject(
+                        ErrorCode::BadRequest,
+                        "no subscribe offer is waiting for an answer",
+                    )
+                })?;
+                s.answer(answer, rid.cloned()).map_err(busy)
+            }
+            ClientMessage::SubscribeIceCandidate { candidate, .. } => {
+                if !grants.can_subscribe {
+                    return Err(reject(
+                        ErrorCode::Forbidden,
+                        "the token does not allow subscribing",
+                    ));
+                }
+                let s = subscriber(rs, room, media_tx).await;
+                s.candidate(candidate).map_err(busy)
+            }
+            ClientMessage::SubscribePrepare { offer, .. } => {
+                if !grants.can_subscribe {
+                    return Err(reject(
+                        ErrorCode::Forbidden,
+                        "the token does not allow subscribing",
+                    ));
+                }
+                let s = subscriber(rs, room, media_tx).await;
+                s.prepare(offer, rid.cloned()).map_err(busy)
+            }
+            ClientMessage::Unsubscribe { publisher_id, .. } => {
+                if let Some(s) = &rs.subscriber {
+                    s.unsubscribe(publisher_id).map_err(busy)?;
+                }
+                Ok(())
+            }
+            ClientMessage::Chat { text, .. } => {
+                let msg = ServerMessage::Chat {
+                    room_name: room.to_owned(),
+                    participant_id: grants.participant_id.clone(),
+                    username: grants.username.clone(),
+                    text,
+                    ts: now_ms(),
+                };
+                rs.room.send_all(Some(&grants.participant_id), msg.clone());
+                self.send(msg, rid);
+                Ok(())
+            }
+            ClientMessage::Signal { to, data, .. } => {
+                let msg = ServerMessage::Signal {
+                    room_name: room.to_owned(),
+                    from: grants.participant_id.clone(),
+                    data,
+                };
+                if rs.room.send_to(&to, msg) {
+                    Ok(())
+                } else {
+                    Err(reject(
+                        ErrorCode::NotFound,
+                        format!("participant `{to}` is not in room `{room}`"),
+                    ))
+                }
+            }
+            ClientMessage::Auth { .. }
+            | ClientMessage::Ping
+            | ClientMessage::Join { .. }
+            | ClientMessage::Leave { .. } => Ok(()),
+        }
+    }
+
+    async fn on_room_event(&mut self, ev: SessionEvent) {
+        match ev {
+            SessionEvent::Send(msg) => self.send(msg, None),
+            SessionEvent::PublisherLeft { room, publisher_id } => {
+                let sub = self.rooms.get(&room).and_then(|r| r.subscriber.clone());
+                self.send(
+                    ServerMessage::PublisherLeft {
+                        room_name: room,
+                        publisher_id: publisher_id.clone(),
+                    },
+                    None,
+                );
+                if let Some(s) = sub {
+                    s.publisher_changed(publisher_id, None).await;
+                }
+            }
+            SessionEvent::PublisherTracks {
+                room,
+                publisher_id,
+                username,
+                tracks,
+            } => {
+                let sub = self.rooms.get(&room).and_then(|r| r.subscriber.clone());
+                self.send(
+                    ServerMessage::NewPublisher {
+                        room_name: room,
+                        publisher_id: publisher_id.clone(),
+                        username,
+                        tracks: tracks.clone(),
+                    },
+                    None,
+                );
+                if let Some(s) = sub {
+                    s.publisher_changed(publisher_id, Some(tracks)).await;
+                }
+            }
+            SessionEvent::Replaced { room } => {
+                // The newer session owns the membership now: only drop our side.
+                if self.rooms.remove(&room).is_some() {
+                    self.send_error(
+                        reject(
+                            ErrorCode::Replaced,
+                            "the same participant joined this room from another connection",
+                        ),
+                        None,
+                        Some(&room),
+                        None,
+                    );
+                }
+            }
+        }
+    }
+
+    fn on_media_event(&mut self, ev: MediaEvent) {
+        let room = match &ev {
+            MediaEvent::PublishAnswer { room, .. }
+            | MediaEvent::PublishCandidate { room, .. }
+            | MediaEvent::PublishTracks { room, .. }
+            | MediaEvent::SubscribeOffer { room, .. }
+            | MediaEvent::SubscribeCandidate { room, .. }
+            | MediaEvent::SubscribePrepareAnswer { room, .. }
+            | MediaEvent::Error { room, .. } => room.clone(),
+        };
+        // Events of a room this session has left are stale.
+        let Some(rs) = self.rooms.get(&room) else {
+            return;
+        };
+        match ev {
+            MediaEvent::PublishAnswer {
+                answer, request_id, ..
+            } => self.send(
+                ServerMessage::PublishAnswer {
+                    room_name: room,
+                    answer,
+                },
+                request_id.as_ref(),
+            ),
+            MediaEvent::PublishCandidate { candidate, .. } => self.send(
+                ServerMessage::PublishIceCandidate {
+                    room_name: room,
+                    candidate: Some(candidate),
+                },
+                None,
+            ),
+            MediaEvent::PublishTracks { tracks, .. } => {
+                if rs.publisher.is_some() {
+                    let pid = self.grants().participant_id.clone();
+                    rs.room
+                        .set_live_tracks(&pid, self.handle.session_id, tracks);
+                }
+            }
+            MediaEvent::SubscribeOffer {
+                publisher_id,
+                offer,
+                tracks,
+                request_id,
+                ..
+            } => self.send(
+                ServerMessage::SubscribeOffer {
+                    room_name: room,
+                    publisher_id,
+                    offer,
+                    tracks,
+                },
+                request_id.as_ref(),
+            ),
+            MediaEvent::SubscribeCandidate { candidate, .. } => self.send(
+                ServerMessage::SubscribeIceCandidate {
+                    room_name: room,
+                    candidate: Some(candidate),
+                },
+                None,
+            ),
+            MediaEvent::SubscribePrepareAnswer {
+                answer, request_id, ..
+            } => self.send(
+                ServerMessage::SubscribePrepareAnswer {
+                    room_name: room,
+                    answer,
+                },
+                request_id.as_ref(),
+            ),
+            MediaEvent::Error {
+                code,
+                message,
+                request_type,
+                request_id,
+                ..
+            } => self.send_error(
+                reject(code, message),
+                Some(request_type),
+                Some(&room),
+                request_id.as_ref(),
+            ),
+        }
+    }
+}
+
+async fn publisher(
+    rs: &mut RoomSession,
+    room: &str,
+    tx: mpsc::Sender<MediaEvent>,
+) -> PublisherHandle {
+    if let Some(p) = &rs.publisher {
+        return p.clone();
+    }
+    let p = rs.room.media().await.publisher(room, tx);
+    rs.publisher = Some(p.clone());
+    p
+}
+
+async fn subscriber(
+    rs: &mut RoomSession,
+    room: &str,
+    tx: mpsc::Sender<MediaEvent>,
+) -> SubscriberHandle {
+    if let Some(s) = &rs.subscriber {
+        return s.clone();
+    }
+    let s = rs.room.media().await.subscriber(room, tx);
+    rs.subscriber = Some(s.clone());
+    s
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
