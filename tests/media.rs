@@ -86,3 +86,228 @@ async fn fanout_one_publisher_three_subscribers() {
     }
     server.stop().await;
 }
+
+fn opts(publish: bool, prepare: bool) -> Options {
+    Options {
+        publish,
+        prepare,
+        ..Options::default()
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Six participants, everyone publishes and subscribes to everyone
+/// (30 subscriptions, 60 forwarded tracks), five rooms in a row. Half the
+/// participants prepare their subscribe PeerConnection, half let the server
+/// offer first. No subscription may get stuck.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn six_person_rooms_five_rounds() {
+    require_test_network();
+    let server = TestServer::start().await;
+    let mut latencies = Vec::new();
+    for round in 0..5 {
+        let room = format!("six-{round}");
+        let mut ds = Vec::new();
+        for i in 0..6 {
+            ds.push(Driver::join(&server, &format!("p{i}"), &room, opts(true, i % 2 == 0)).await);
+        }
+        for d in &ds {
+            for other in &ds {
+                if other.id != d.id {
+                    d.wait_new_publisher(&other.id, 2).await;
+                }
+            }
+        }
+        let mut sent_at = Vec::new();
+        for d in &ds {
+            for other in &ds {
+                if other.id != d.id {
+                    sent_at.push((d.id.clone(), other.id.clone(), std::time::Instant::now()));
+                    d.subscribe(&other.id);
+                }
+            }
+        }
+        for d in &ds {
+            for other in &ds {
+                if other.id == d.id {
+                    continue;
+                }
+                for track in [&other.video_track, &other.audio_track] {
+                    assert!(
+                        d.subscriber
+                            .wait_for_packets(track, 20, Duration::from_secs(40))
+                            .await,
+                        "round {round}: {} stuck on {track}: stats {:?} errors {:?}",
+                        d.id,
+                        d.subscriber.stats().get(track.as_str()),
+                        d.errors()
+                    );
+                }
+            }
+            assert!(
+                d.errors().is_empty(),
+                "round {round}: {}: {:?}",
+                d.id,
+                d.errors()
+            );
+        }
+        for (sub, publ, at) in &sent_at {
+            let d = ds.iter().find(|d| &d.id == sub).unwrap();
+            let first = [format!("{publ}-video"), format!("{publ}-audio")]
+                .iter()
+                .filter_map(|t| d.subscriber.track_stats(t).and_then(|s| s.first_packet_at))
+                .min()
+                .unwrap();
+            latencies.push(first.saturating_duration_since(*at));
+        }
+        for d in ds {
+            d.close().await;
+        }
+    }
+    let med = median(latencies.clone());
+    let max = latencies.iter().max().copied().unwrap();
+    println!(
+        "subscribe-request -> first RTP over {} subscriptions: median {med:?}, max {max:?}",
+        latencies.len()
+    );
+    server.stop().await;
+}
+
+/// One subscriber subscribes, unsubscribes and resubscribes 20 times on one
+/// transport; then one of two publishers leaves mid-stream: the subscriber
+/// gets publisher-left and a renegotiation offer, and the other publisher's
+/// media keeps flowing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resubscribe_twenty_times_then_publisher_leaves() {
+    require_test_network();
+    let server = TestServer::start().await;
+    let room = "churn";
+    let p1 = Driver::join(&server, "p1", room, opts(true, true)).await;
+    let p2 = Driver::join(&server, "p2", room, opts(true, true)).await;
+    let s = Driver::join(&server, "s", room, opts(false, true)).await;
+    s.wait_new_publisher("p1", 2).await;
+    s.wait_new_publisher("p2", 2).await;
+    let video = p1.video_track.clone();
+    for cycle in 0..20 {
+        let before = s
+            .subscriber
+            .track_stats(&video)
+            .map(|t| t.packets)
+            .unwrap_or(0);
+        s.subscribe("p1");
+        assert!(
+            s.subscriber
+                .wait_for_packets(&video, before + 10, Duration::from_secs(20))
+                .await,
+            "cycle {cycle}: no media after resubscribe; errors {:?}",
+            s.errors()
+        );
+        s.unsubscribe("p1");
+        // Forwarding stops: the count settles.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let a = s.subscriber.track_stats(&video).unwrap().packets;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let b = s.subscriber.track_stats(&video).unwrap().packets;
+        assert!(
+            b - a <= 2,
+            "cycle {cycle}: media still flowing after unsubscribe ({a} -> {b})"
+        );
+    }
+    assert!(s.errors().is_empty(), "{:?}", s.errors());
+
+    s.subscribe("p1");
+    s.subscribe("p2");
+    for t in [&p1.video_track, &p2.video_track, &p2.audio_track] {
+        let before = s.subscriber.track_stats(t).map(|t| t.packets).unwrap_or(0);
+        assert!(
+            s.subscriber
+                .wait_for_packets(t, before + 10, Duration::from_secs(20))
+                .await,
+            "no media on {t}"
+        );
+    }
+    let offers_before = s.events_of("subscribe-offer").len();
+    p1.close().await;
+    s.wait_event("publisher-left", Duration::from_secs(10), |v| {
+        v["type"] == "publisher-left" && v["publisherId"] == "p1"
+    })
+    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while s.events_of("subscribe-offer").len() == offers_before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no renegotiation offer after p1 left: {:?}",
+            s.errors()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let last = s.events_of("subscribe-offer").pop().unwrap();
+    assert_eq!(last.raw["publisherId"], "p1");
+    let before = s.subscriber.track_stats(&p2.video_track).unwrap().packets;
+    assert!(
+        s.subscriber
+            .wait_for_packets(&p2.video_track, before + 50, Duration::from_secs(20))
+            .await,
+        "p2's media stopped after p1 left"
+    );
+    assert!(s.errors().is_empty(), "{:?}", s.errors());
+    p2.close().await;
+    s.close().await;
+    server.stop().await;
+}
+
+/// The seed-001 client, verbatim shapes: `auth` message, offer as an SDP
+/// string, candidates as bare strings, numeric publisherId, no prepare.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_001_message_shapes() {
+    require_test_network();
+    let server = TestServer::start().await;
+    let room = "seed";
+    let seed = || Options {
+        publish: true,
+        prepare: false,
+        bare_candidates: true,
+        auth_message: true,
+    };
+    let p = Driver::join(&server, "42", room, seed()).await;
+    let s = Driver::join(
+        &server,
+        "7",
+        room,
+        Options {
+            publish: false,
+            ..seed()
+        },
+    )
+    .await;
+    s.wait_new_publisher("42", 2).await;
+    s.send_json(
+        serde_json::json!({"type": "subscribe-request", "roomName": room, "publisherId": 42}),
+    );
+    for t in [&p.video_track, &p.audio_track] {
+        assert!(
+            s.subscriber.wait_for_packets(t, 50, MEDIA_WAIT).await,
+            "no media on {t}: {:?}",
+            s.errors()
+        );
+    }
+    let offer = s.events_of("subscribe-offer");
+    assert_eq!(offer[0].raw["publisherId"], "42");
+    assert!(p
+        .events_of("publish-ice-candidate")
+        .iter()
+        .all(|e| e.raw["candidate"].is_object()));
+    assert!(
+        s.errors().is_empty() && p.errors().is_empty(),
+        "{:?} {:?}",
+        s.errors(),
+        p.errors()
+    );
+    p.close().await;
+    s.close().await;
+    server.stop().await;
+}

@@ -475,11 +475,24 @@ impl Actor {
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let t = Arc::clone(transport);
-        let result = off_runtime(move || async move {
-            tokio::time::timeout(CALL_TIMEOUT, t.restart_ice()).await
-        })
-        .await;
+        // webrtc-ice refuses a restart while its gathering flag still reads
+        // "gathering" (it is set after the gathering-complete event fires);
+        // retry briefly.
+        let mut attempt = 0;
+        let result = loop {
+            let t = Arc::clone(transport);
+            let r = off_runtime(move || async move {
+                tokio::time::timeout(CALL_TIMEOUT, t.restart_ice()).await
+            })
+            .await;
+            attempt += 1;
+            match &r {
+                Ok(Ok(Err(e))) if attempt < 10 && e.to_string().contains("gathering") => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                _ => break r,
+            }
+        };
         match result {
             Ok(Ok(Ok(offer))) => {
                 self.send_offer(publisher_id, offer.sdp, AnswerAs::Plain, request_id)

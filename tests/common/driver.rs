@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use signaling::client::Client;
 use signaling::{CandidateInit, ClientMessage, RequestId};
 use tokio::sync::mpsc;
 
@@ -18,6 +19,8 @@ pub struct Options {
     pub prepare: bool,
     /// Send candidates as bare strings (the seed-001 shape).
     pub bare_candidates: bool,
+    /// Authenticate with an `auth` message instead of `?token=`.
+    pub auth_message: bool,
 }
 
 impl Default for Options {
@@ -26,6 +29,7 @@ impl Default for Options {
             publish: true,
             prepare: true,
             bare_candidates: false,
+            auth_message: false,
         }
     }
 }
@@ -45,6 +49,7 @@ pub struct Driver {
     pub subscriber: Arc<TestSubscriber>,
     events: Arc<Mutex<Vec<Event>>>,
     tx: mpsc::UnboundedSender<(ClientMessage, Option<RequestId>)>,
+    raw_tx: mpsc::UnboundedSender<String>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -69,7 +74,20 @@ impl Driver {
     /// Connects, joins `room`, and (when publishing) sends a publish offer
     /// for one VP8 and one Opus track.
     pub async fn join(server: &TestServer, id: &str, room: &str, opts: Options) -> Driver {
-        let mut client = server.connect(id).await;
+        let mut client = if opts.auth_message {
+            let mut c = Client::connect(&server.ws_url(), None)
+                .await
+                .expect("connect");
+            c.send_raw(
+                &serde_json::json!({"type": "auth", "token": server.user_token(id)}).to_string(),
+            )
+            .await
+            .expect("send auth");
+            c.wait_type("auth-ok", T).await.expect("auth-ok");
+            c
+        } else {
+            server.connect(id).await
+        };
         let cfg = PeerConfig { ip: test_ip() };
         let subscriber = Arc::new(TestSubscriber::new(&cfg).await.expect("subscriber pc"));
         let video_track = format!("{id}-video");
@@ -134,6 +152,7 @@ impl Driver {
                 .expect("send offer");
         }
         let (tx, mut rx) = mpsc::unbounded_channel::<(ClientMessage, Option<RequestId>)>();
+        let (raw_tx, mut raw_rx) = mpsc::unbounded_channel::<String>();
         let task = {
             let events = Arc::clone(&events);
             let publisher = publisher.clone();
@@ -185,6 +204,9 @@ impl Driver {
                             let msg = ClientMessage::SubscribeIceCandidate { room_name: Some(room.clone()), candidate: Some(to_init(c)) };
                             if client.send(&msg).await.is_err() { break; }
                         }
+                        Some(text) = raw_rx.recv() => {
+                            if client.send_raw(&text).await.is_err() { break; }
+                        }
                         cmd = rx.recv() => match cmd {
                             Some((msg, id)) => { if client.send_with_id(&msg, id).await.is_err() { break; } }
                             None => { client.close().await; break; }
@@ -202,8 +224,14 @@ impl Driver {
             subscriber,
             events,
             tx,
+            raw_tx,
             task,
         }
+    }
+
+    /// Sends a raw JSON frame (for the seed-001 shapes).
+    pub fn send_json(&self, v: Value) {
+        let _ = self.raw_tx.send(v.to_string());
     }
 
     pub fn send(&self, msg: ClientMessage) {
@@ -288,6 +316,7 @@ impl Driver {
 
     pub async fn close(self) {
         drop(self.tx);
+        drop(self.raw_tx);
         let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
         if let Some(p) = &self.publisher {
             p.close().await;
