@@ -231,7 +231,8 @@ impl Actor {
         let transport = self.transport(itx).await;
         // Before the offer is applied rheomesh queues the candidate itself.
         if let Err(e) = transport.add_ice_candidate(to_rtc_candidate(&c)).await {
-            self.error(
+            self.error_for(
+                "publish-ice-candidate",
                 ErrorCode::BadRequest,
                 format!("candidate rejected: {e}"),
                 None,
@@ -298,13 +299,23 @@ impl Actor {
     }
 
     async fn error(&self, code: ErrorCode, message: String, request_id: Option<RequestId>) {
+        self.error_for("publish-offer", code, message, request_id).await
+    }
+
+    async fn error_for(
+        &self,
+        request_type: &'static str,
+        code: ErrorCode,
+        message: String,
+        request_id: Option<RequestId>,
+    ) {
         let _ = self
             .events
             .send(MediaEvent::Error {
                 room: self.room.clone(),
                 code,
                 message,
-                request_type: "publish-offer",
+                request_type,
                 request_id,
             })
             .await;
