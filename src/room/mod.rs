@@ -356,17 +356,23 @@ impl Rooms {
         if old.is_none() && members.len() >= self.max_participants {
             return Err(JoinError::RoomFull(self.max_participants));
         }
-        let replaced = members.insert(
-            participant_id.to_owned(),
-            Member {
-                session: session.clone(),
-                username: username.to_owned(),
-                claimed: Vec::new(),
-                live: Vec::new(),
-            },
-        );
+        // A session joining a room it is already in keeps its membership
+        // (and its tracks); the others hear nothing new.
+        let rejoin = old == Some(session.session_id);
+        let replaced = (!rejoin).then(|| {
+            members.insert(
+                participant_id.to_owned(),
+                Member {
+                    session: session.clone(),
+                    username: username.to_owned(),
+                    claimed: Vec::new(),
+                    live: Vec::new(),
+                },
+            )
+        });
         match replaced {
-            Some(old) if old.session.session_id != session.session_id => {
+            None => {}
+            Some(Some(old)) => {
                 old.session.deliver(SessionEvent::Replaced {
                     room: room_name.to_owned(),
                 });
@@ -378,7 +384,7 @@ impl Rooms {
                     Room::broadcast(&members, Some(participant_id), &ev);
                 }
             }
-            _ => {
+            Some(None) => {
                 let ev = SessionEvent::Send(ServerMessage::ParticipantJoined {
                     room_name: room_name.to_owned(),
                     participant_id: participant_id.to_owned(),

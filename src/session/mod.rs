@@ -32,6 +32,8 @@ const CLOSE_AUTH_TIMEOUT: u16 = 4008;
 const CLOSE_TOO_BIG: u16 = 1009;
 const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_POLICY: u16 = 1008;
+/// How long to wait for the client's close frame after sending ours.
+const CLOSE_HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(1);
 /// Media events queued from this session's actors.
 const MEDIA_EVENTS: usize = 256;
 
@@ -86,11 +88,13 @@ pub async fn run(
                 tracing::info!(session = session.handle.session_id, %reason, "closing session");
                 session.close(CLOSE_POLICY, &reason);
             }
-            res = draining.changed(), if !*draining.borrow() => {
-                if res.is_err() || *draining.borrow() {
-                    session.send(ServerMessage::Reconnect { reason: ReconnectReason::Draining, retry_after_ms: 500 }, None);
-                    session.close(CLOSE_GOING_AWAY, "server shutting down");
-                }
+            // Resolves at once when the drain began before this session
+            // started or while it was busy (an `if !*draining.borrow()`
+            // guard would disable the branch exactly then); an error means
+            // the server is gone, which is a drain too.
+            _ = async { draining.wait_for(|d| *d).await.map(|_| ()) } => {
+                session.send(ServerMessage::Reconnect { reason: ReconnectReason::Draining, retry_after_ms: 500 }, None);
+                session.close(CLOSE_GOING_AWAY, "server shutting down");
             }
             _ = tokio::time::sleep_until(auth_deadline), if session.grants.is_none() => {
                 session.send(ServerMessage::error(ErrorCode::Unauthorized, "not authenticated within the time limit"), None);
@@ -119,7 +123,15 @@ pub async fn run(
                             session.on_text(text).await;
                         }
                     } else if msg.is_binary() {
-                        session.send(ServerMessage::error(ErrorCode::BadRequest, "binary frames are not supported; send JSON text"), None);
+                        // Binary frames are messages too: rate-limit them, or a
+                        // binary flood gets one error back per frame.
+                        if !limiter.allow(Instant::now()) {
+                            if limiter.should_report(Instant::now()) {
+                                session.send(ServerMessage::error(ErrorCode::RateLimited, "too many messages per second; this one was dropped"), None);
+                            }
+                        } else {
+                            session.send(ServerMessage::error(ErrorCode::BadRequest, "binary frames are not supported; send JSON text"), None);
+                        }
                     } else if msg.is_pong() {
                         last_pong = Instant::now();
                     } else if msg.is_close() {
@@ -140,9 +152,24 @@ pub async fn run(
     }
 
     session.leave_all().await;
+    let we_closed = session.closing.is_some();
     drop(session);
     // The writer flushes what is queued (including a close frame), bounded.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), writer).await;
+    if we_closed {
+        // Finish the closing handshake: read (and drop) what the client still
+        // sends until its close frame, bounded. Dropping a socket with unread
+        // data makes the kernel answer with a TCP reset, and the client then
+        // loses our close frame and its code (4001, 4008, 1009, ...).
+        let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
+            while let Some(Ok(msg)) = stream.next().await {
+                if msg.is_close() {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
 }
 
 struct RoomSession {
