@@ -288,6 +288,16 @@ async fn flood(c: &mut Client, frame: Message, n: usize) -> (Vec<Received>, usiz
     (out, allowed)
 }
 
+/// Tries a WebSocket upgrade that the server must refuse; its HTTP status.
+async fn upgrade_refused_status(server: &TestServer) -> u16 {
+    use tokio_tungstenite::tungstenite::Error;
+    match Client::connect(&server.ws_url(), None).await {
+        Ok(_) => panic!("upgrade accepted"),
+        Err(ClientError::Ws(Error::Http(response))) => response.status().as_u16(),
+        Err(e) => panic!("upgrade failed without an HTTP status: {e}"),
+    }
+}
+
 /// Asserts that none of `msgs` has one of the `types`.
 fn assert_none_of(msgs: &[Received], types: &[&str], context: &str) {
     for m in msgs {
@@ -590,6 +600,31 @@ async fn grants_limit_rooms() {
     join_room(&mut c, "x").await;
     c.send(&join("z")).await.expect("send");
     expect_next_error(&mut c, "forbidden", "join z").await;
+    c.close().await;
+
+    // `room` and `rooms` together: their union.
+    let mut c = connect_token(
+        &server,
+        &hs256(
+            &key,
+            &claims(json!("both"), json!({"room": "p", "rooms": ["q"]})),
+        ),
+    )
+    .await;
+    join_room(&mut c, "p").await;
+    join_room(&mut c, "q").await;
+    c.send(&join("r")).await.expect("send");
+    expect_next_error(&mut c, "forbidden", "join r").await;
+    c.close().await;
+
+    // An empty `rooms` allows no room at all.
+    let mut c = connect_token(
+        &server,
+        &hs256(&key, &claims(json!("none"), json!({"rooms": []}))),
+    )
+    .await;
+    c.send(&join("p")).await.expect("send");
+    expect_next_error(&mut c, "forbidden", "rooms: []").await;
     c.close().await;
 
     // "*" means any room.
@@ -1146,10 +1181,25 @@ async fn oversized_frame_closes_1009() {
     ping_pong(&mut b, "b").await;
     b.send(&chat("big", "still here")).await.expect("send");
     wait_chat(&mut b, "still here").await;
-    // Binary frames over the limit close too.
-    let mut c = server.connect("c").await;
-    let _ = c.send_message(Message::binary(vec![7u8; 70 * 1024])).await;
-    assert_eq!(c.wait_closed(T).await.expect("closed"), Some(1009));
+    // Just over 64 KiB is over the limit too, text or binary, and so are
+    // large binary frames.
+    let over = 64 * 1024 + 100;
+    let frames = [
+        Message::text(json!({"type": "ping", "pad": "p".repeat(over)}).to_string()),
+        Message::binary(vec![7u8; over]),
+        Message::binary(vec![7u8; 70 * 1024]),
+    ];
+    for (i, frame) in frames.into_iter().enumerate() {
+        let mut c = server.connect("c").await;
+        let _ = c.send_message(frame).await;
+        assert_eq!(
+            c.wait_closed(T).await.expect("closed"),
+            Some(1009),
+            "frame {i}: {:?}",
+            c.drain_type("error")
+        );
+        assert!(c.drain_type("pong").is_empty(), "frame {i} answered");
+    }
     let mut d = server.connect("d").await;
     ping_pong(&mut d, "d").await;
     b.close().await;
@@ -1179,6 +1229,9 @@ async fn flood_is_rate_limited() {
             "pong" => pongs += 1,
             "error" => {
                 assert_eq!(r.raw["code"], "rate-limited", "{}", r.raw);
+                // Dropped frames are not parsed: nothing to echo.
+                assert!(r.raw.get("requestType").is_none(), "{}", r.raw);
+                assert!(r.raw.get("requestId").is_none(), "{}", r.raw);
                 limited.push(r.raw);
             }
             other => panic!("unexpected {other}: {}", r.raw),
@@ -1295,10 +1348,11 @@ async fn limits_room_full_and_connections() {
     let e = expect_next_error(&mut c, "room-full", "third room").await;
     assert_eq!(e["roomName"], "r3", "{e}");
 
-    // A fourth connection is refused before the upgrade.
-    assert!(
-        Client::connect(&server.ws_url(), None).await.is_err(),
-        "fourth connection accepted with max_connections = 3"
+    // A fourth connection is refused before the upgrade, with 503.
+    assert_eq!(
+        upgrade_refused_status(&server).await,
+        503,
+        "fourth connection with max_connections = 3"
     );
 
     // b leaves r1: c fits now. c leaves r2: r2 closes and r3 can open.
@@ -1857,9 +1911,13 @@ async fn graceful_shutdown_drains_sessions() {
             "{name}: retryAfterMs: {}",
             r.raw
         );
-        c.wait_closed(T)
+        let code = c
+            .wait_closed(T)
             .await
             .unwrap_or_else(|e| panic!("{name}: not closed: {e}"));
+        // docs/PROTOCOL.md (decisions): draining closes with 1001.
+        assert_eq!(code, Some(1001), "{name}");
+        assert_none_of(&c.drain_type("reconnect"), &["reconnect"], name);
     }
     server.stop().await;
     let took = started.elapsed();

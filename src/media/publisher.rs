@@ -299,7 +299,8 @@ impl Actor {
     }
 
     async fn error(&self, code: ErrorCode, message: String, request_id: Option<RequestId>) {
-        self.error_for("publish-offer", code, message, request_id).await
+        self.error_for("publish-offer", code, message, request_id)
+            .await
     }
 
     async fn error_for(

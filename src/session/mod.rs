@@ -123,9 +123,12 @@ pub async fn run(
                             session.on_text(text).await;
                         }
                     } else if msg.is_binary() {
-                        // Binary frames are messages too: rate-limit them, or a
-                        // binary flood gets one error back per frame.
-                        if !limiter.allow(Instant::now()) {
+                        // Binary frames are messages too: the same size limit,
+                        // and rate-limited, or a binary flood gets one error
+                        // back per frame.
+                        if msg.as_bytes().len() > MAX_FRAME_BYTES {
+                            session.close(CLOSE_TOO_BIG, "frame larger than 64 KiB");
+                        } else if !limiter.allow(Instant::now()) {
                             if limiter.should_report(Instant::now()) {
                                 session.send(ServerMessage::error(ErrorCode::RateLimited, "too many messages per second; this one was dropped"), None);
                             }
