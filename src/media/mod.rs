@@ -212,31 +212,70 @@ impl std::fmt::Debug for RoomMedia {
 }
 
 impl RoomMedia {
+    fn context(&self, room: &str, events: EventSink) -> ActorContext {
+        ActorContext {
+            room: room.to_owned(),
+            router: Arc::clone(&self.router),
+            config: self.engine.transport_config.clone(),
+            allow_mdns: self.engine.allow_mdns_candidates,
+            events,
+        }
+    }
+
     /// Starts a publisher actor for one participant.
     pub fn publisher(&self, room: &str, events: EventSink) -> PublisherHandle {
-        publisher::spawn(
-            room.to_owned(),
-            Arc::clone(&self.router),
-            self.engine.transport_config.clone(),
-            self.engine.allow_mdns_candidates,
-            events,
-        )
+        publisher::spawn(self.context(room, events))
     }
 
     /// Starts a subscriber actor for one participant.
     pub fn subscriber(&self, room: &str, events: EventSink) -> SubscriberHandle {
-        subscriber::spawn(
-            room.to_owned(),
-            Arc::clone(&self.router),
-            self.engine.transport_config.clone(),
-            self.engine.allow_mdns_candidates,
-            events,
-        )
+        subscriber::spawn(self.context(room, events))
     }
 
     /// Closes the router (the room is empty).
     pub async fn close(&self) {
         self.router.lock().await.close();
+    }
+}
+
+/// What the publisher and subscriber actors of one participant in one room
+/// share: where to create transports, and where to report.
+pub(crate) struct ActorContext {
+    room: String,
+    router: Arc<Mutex<Router>>,
+    config: WebRTCTransportConfig,
+    allow_mdns: bool,
+    events: EventSink,
+}
+
+impl ActorContext {
+    /// Sends an event to the session (waits for room: it is server-internal).
+    async fn emit(&self, event: MediaEvent) {
+        let _ = self.events.send(event).await;
+    }
+
+    /// Reports a failed request.
+    async fn error(
+        &self,
+        request_type: &'static str,
+        code: ErrorCode,
+        message: String,
+        request_id: Option<RequestId>,
+    ) {
+        self.emit(MediaEvent::Error {
+            room: self.room.clone(),
+            code,
+            message,
+            request_type,
+            request_id,
+        })
+        .await;
+    }
+
+    /// Whether a client candidate goes to ICE: mDNS (`.local`) names are
+    /// dropped unless allowed, since resolving them multicasts on the LAN.
+    fn accepts(&self, candidate: &CandidateInit) -> bool {
+        self.allow_mdns || !sdp::is_mdns_candidate(candidate)
     }
 }
 

@@ -5,20 +5,18 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rheomesh::config::WebRTCTransportConfig;
 use rheomesh::publish_transport::PublishTransport;
-use rheomesh::router::Router;
 use rheomesh::transport::Transport;
 use signaling::{CandidateInit, ErrorCode, RequestId, TrackInfo, TrackKind};
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::mpsc;
 use webrtc::ice_transport::ice_candidate::RTCIceCandidate;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::signaling_state::RTCSignalingState;
 use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
 
-use super::sdp::{from_rtc_candidate, is_mdns_candidate, offered_tracks, to_rtc_candidate};
-use super::{EventSink, MediaEvent, SendError, INBOX};
+use super::sdp::{from_rtc_candidate, offered_tracks, to_rtc_candidate};
+use super::{ActorContext, MediaEvent, SendError, INBOX};
 
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// `publish()` waits for rheomesh's internal channel; one track at a time,
@@ -58,20 +56,10 @@ impl PublisherHandle {
     }
 }
 
-pub(super) fn spawn(
-    room: String,
-    router: Arc<Mutex<Router>>,
-    config: WebRTCTransportConfig,
-    allow_mdns: bool,
-    events: EventSink,
-) -> PublisherHandle {
+pub(super) fn spawn(ctx: ActorContext) -> PublisherHandle {
     let (tx, rx) = mpsc::channel(INBOX);
     let actor = Actor {
-        room,
-        router,
-        config,
-        allow_mdns,
-        events,
+        ctx,
         transport: None,
         offered: Vec::new(),
         arrived: HashMap::new(),
@@ -82,11 +70,7 @@ pub(super) fn spawn(
 }
 
 struct Actor {
-    room: String,
-    router: Arc<Mutex<Router>>,
-    config: WebRTCTransportConfig,
-    allow_mdns: bool,
-    events: EventSink,
+    ctx: ActorContext,
     transport: Option<Arc<PublishTransport>>,
     /// Tracks the latest offer sends.
     offered: Vec<TrackInfo>,
@@ -110,7 +94,7 @@ impl Actor {
                 },
                 Some(ev) = irx.recv() => match ev {
                     Internal::Candidate(c) => {
-                        let _ = self.events.send(MediaEvent::PublishCandidate { room: self.room.clone(), candidate: c }).await;
+                        self.ctx.emit(MediaEvent::PublishCandidate { room: self.ctx.room.clone(), candidate: c }).await;
                     }
                     Internal::TrackArrived(id, kind) => self.track_arrived(id, kind).await,
                 },
@@ -125,10 +109,11 @@ impl Actor {
             return Arc::clone(t);
         }
         let mut transport = self
+            .ctx
             .router
             .lock()
             .await
-            .create_publish_transport(self.config.clone())
+            .create_publish_transport(self.ctx.config.clone())
             .await;
         let tx = itx.clone();
         transport
@@ -180,10 +165,9 @@ impl Actor {
         match result {
             Ok(Ok(answer)) => {
                 self.offered = offered;
-                let _ = self
-                    .events
-                    .send(MediaEvent::PublishAnswer {
-                        room: self.room.clone(),
+                self.ctx
+                    .emit(MediaEvent::PublishAnswer {
+                        room: self.ctx.room.clone(),
                         answer: answer.sdp,
                         request_id,
                     })
@@ -212,7 +196,7 @@ impl Actor {
     async fn recover_if_unstable(&mut self) {
         if let Some(t) = &self.transport {
             if t.signaling_state() != RTCSignalingState::Stable {
-                tracing::warn!(room = %self.room, "publish transport left unstable; recreating");
+                tracing::warn!(room = %self.ctx.room, "publish transport left unstable; recreating");
                 self.close_transport().await;
             }
         }
@@ -224,20 +208,21 @@ impl Actor {
         itx: &mpsc::UnboundedSender<Internal>,
     ) {
         let Some(c) = candidate else { return };
-        if !self.allow_mdns && is_mdns_candidate(&c) {
-            tracing::debug!(room = %self.room, "ignoring mDNS candidate");
+        if !self.ctx.accepts(&c) {
+            tracing::debug!(room = %self.ctx.room, "ignoring mDNS candidate");
             return;
         }
         let transport = self.transport(itx).await;
         // Before the offer is applied rheomesh queues the candidate itself.
         if let Err(e) = transport.add_ice_candidate(to_rtc_candidate(&c)).await {
-            self.error_for(
-                "publish-ice-candidate",
-                ErrorCode::BadRequest,
-                format!("candidate rejected: {e}"),
-                None,
-            )
-            .await;
+            self.ctx
+                .error(
+                    "publish-ice-candidate",
+                    ErrorCode::BadRequest,
+                    format!("candidate rejected: {e}"),
+                    None,
+                )
+                .await;
         }
     }
 
@@ -248,8 +233,8 @@ impl Actor {
         // Drain rheomesh's publish channel for this track, one at a time.
         match tokio::time::timeout(PUBLISH_TIMEOUT, transport.publish(id.clone())).await {
             Ok(Ok(_publisher)) => {}
-            Ok(Err(e)) => tracing::warn!(room = %self.room, track = %id, "publish: {e}"),
-            Err(_) => tracing::warn!(room = %self.room, track = %id, "publish timed out"),
+            Ok(Err(e)) => tracing::warn!(room = %self.ctx.room, track = %id, "publish: {e}"),
+            Err(_) => tracing::warn!(room = %self.ctx.room, track = %id, "publish timed out"),
         }
         self.arrived.insert(id, kind);
         self.announce().await;
@@ -265,10 +250,9 @@ impl Actor {
             .collect();
         if live != self.announced {
             self.announced = live.clone();
-            let _ = self
-                .events
-                .send(MediaEvent::PublishTracks {
-                    room: self.room.clone(),
+            self.ctx
+                .emit(MediaEvent::PublishTracks {
+                    room: self.ctx.room.clone(),
                     tracks: live,
                 })
                 .await;
@@ -282,7 +266,7 @@ impl Actor {
             state,
             RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
         ) {
-            tracing::info!(room = %self.room, %state, "publish connection ended");
+            tracing::info!(room = %self.ctx.room, %state, "publish connection ended");
             self.close_transport().await;
             self.announce().await;
         }
@@ -291,7 +275,7 @@ impl Actor {
     async fn close_transport(&mut self) {
         if let Some(t) = self.transport.take() {
             if let Err(e) = t.close().await {
-                tracing::debug!(room = %self.room, "closing publish transport: {e}");
+                tracing::debug!(room = %self.ctx.room, "closing publish transport: {e}");
             }
         }
         self.offered.clear();
@@ -299,26 +283,8 @@ impl Actor {
     }
 
     async fn error(&self, code: ErrorCode, message: String, request_id: Option<RequestId>) {
-        self.error_for("publish-offer", code, message, request_id)
+        self.ctx
+            .error("publish-offer", code, message, request_id)
             .await
-    }
-
-    async fn error_for(
-        &self,
-        request_type: &'static str,
-        code: ErrorCode,
-        message: String,
-        request_id: Option<RequestId>,
-    ) {
-        let _ = self
-            .events
-            .send(MediaEvent::Error {
-                room: self.room.clone(),
-                code,
-                message,
-                request_type,
-                request_id,
-            })
-            .await;
     }
 }

@@ -25,8 +25,6 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rheomesh::config::WebRTCTransportConfig;
-use rheomesh::router::Router;
 use rheomesh::subscribe_transport::SubscribeTransport;
 use rheomesh::subscriber::Subscriber;
 use rheomesh::transport::Transport;
@@ -35,11 +33,12 @@ use tokio::sync::{mpsc, Mutex};
 use tokio::time::Instant;
 use webrtc::ice_transport::ice_candidate::RTCIceCandidate;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
+use webrtc::peer_connection::sdp::sdp_type::RTCSdpType;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::signaling_state::RTCSignalingState;
 
-use super::sdp::{from_rtc_candidate, is_mdns_candidate, to_rtc_candidate};
-use super::{off_runtime, EventSink, MediaEvent, SendError, INBOX};
+use super::sdp::{from_rtc_candidate, to_rtc_candidate};
+use super::{off_runtime, ActorContext, MediaEvent, SendError, INBOX};
 
 /// Wait between the `pranswer` and the `answer` of a renegotiation (the spike
 /// lost races at 20 ms under load and none at 100 ms).
@@ -133,20 +132,10 @@ impl SubscriberHandle {
     }
 }
 
-pub(super) fn spawn(
-    room: String,
-    router: Arc<Mutex<Router>>,
-    config: WebRTCTransportConfig,
-    allow_mdns: bool,
-    events: EventSink,
-) -> SubscriberHandle {
+pub(super) fn spawn(ctx: ActorContext) -> SubscriberHandle {
     let (tx, rx) = mpsc::channel(INBOX);
     let actor = Actor {
-        room,
-        router,
-        config,
-        allow_mdns,
-        events,
+        ctx,
         transport: None,
         negotiated: false,
         restart_needed: false,
@@ -188,11 +177,7 @@ struct Outstanding {
 type PublisherSubs = HashMap<String, (TrackInfo, Arc<Mutex<Subscriber>>)>;
 
 struct Actor {
-    room: String,
-    router: Arc<Mutex<Router>>,
-    config: WebRTCTransportConfig,
-    allow_mdns: bool,
-    events: EventSink,
+    ctx: ActorContext,
     transport: Option<Arc<SubscribeTransport>>,
     /// A remote description has been applied once (prepare or first answer).
     negotiated: bool,
@@ -226,13 +211,13 @@ impl Actor {
                     None => break,
                 },
                 Some(c) = irx.recv() => {
-                    let _ = self.events.send(MediaEvent::SubscribeCandidate { room: self.room.clone(), candidate: c }).await;
+                    self.ctx.emit(MediaEvent::SubscribeCandidate { room: self.ctx.room.clone(), candidate: c }).await;
                 }
                 _ = sleep_until_opt(warn_at) => {
                     if let Some(o) = self.outstanding.as_mut() {
                         o.warned = true;
                     }
-                    tracing::warn!(room = %self.room, "client has not answered the subscribe offer for 15 s; further subscriptions wait");
+                    tracing::warn!(room = %self.ctx.room, "client has not answered the subscribe offer for 15 s; further subscriptions wait");
                 }
             }
         }
@@ -320,10 +305,11 @@ impl Actor {
             return Arc::clone(t);
         }
         let transport = self
+            .ctx
             .router
             .lock()
             .await
-            .create_subscribe_transport(self.config.clone())
+            .create_subscribe_transport(self.ctx.config.clone())
             .await;
         let tx = itx.clone();
         transport
@@ -440,7 +426,7 @@ impl Actor {
                 Ok(Err(_elapsed)) => {
                     // Stuck renegotiation flag: recover with an ICE restart,
                     // then retry this track.
-                    tracing::warn!(room = %self.room, track = %track.track_id, state = %transport.signaling_state(), "subscribe() stuck; restarting ICE");
+                    tracing::warn!(room = %self.ctx.room, track = %track.track_id, state = %transport.signaling_state(), "subscribe() stuck; restarting ICE");
                     self.queue.push_front(Op::Track {
                         publisher_id: publisher_id.clone(),
                         track,
@@ -545,10 +531,9 @@ impl Actor {
             sent_at: Instant::now(),
             warned: false,
         });
-        let _ = self
-            .events
-            .send(MediaEvent::SubscribeOffer {
-                room: self.room.clone(),
+        self.ctx
+            .emit(MediaEvent::SubscribeOffer {
+                room: self.ctx.room.clone(),
                 publisher_id,
                 offer,
                 tracks,
@@ -570,7 +555,7 @@ impl Actor {
                 .await;
         };
         let answer_as = outstanding.answer_as;
-        let answer = match RTCSessionDescription::answer(sdp.clone()) {
+        let answer = match RTCSessionDescription::answer(sdp) {
             Ok(a) => a,
             Err(e) => {
                 // Keep the offer outstanding: the client may send a valid answer.
@@ -586,25 +571,17 @@ impl Actor {
         };
         let result = match answer_as {
             AnswerAs::Plain => transport.set_answer(answer).await,
-            AnswerAs::PranswerThenAnswer => match RTCSessionDescription::pranswer(sdp) {
-                Ok(pranswer) => match transport.set_answer(pranswer).await {
+            AnswerAs::PranswerThenAnswer => {
+                let mut pranswer = answer.clone();
+                pranswer.sdp_type = RTCSdpType::Pranswer;
+                match transport.set_answer(pranswer).await {
                     Ok(()) => {
                         tokio::time::sleep(PRANSWER_SETTLE).await;
                         transport.set_answer(answer).await
                     }
                     Err(e) => Err(e),
-                },
-                Err(e) => {
-                    return self
-                        .error(
-                            ErrorCode::BadRequest,
-                            format!("invalid SDP answer: {e}"),
-                            "subscribe-answer",
-                            request_id,
-                        )
-                        .await
                 }
-            },
+            }
         };
         match result {
             Ok(()) => {
@@ -647,7 +624,7 @@ impl Actor {
         itx: &mpsc::UnboundedSender<CandidateInit>,
     ) {
         let Some(c) = candidate else { return };
-        if !self.allow_mdns && is_mdns_candidate(&c) {
+        if !self.ctx.accepts(&c) {
             return;
         }
         let transport = self.transport(itx).await;
@@ -701,10 +678,9 @@ impl Actor {
             Ok(Ok(Ok(answer))) => {
                 self.negotiated = true;
                 self.mlines += 1;
-                let _ = self
-                    .events
-                    .send(MediaEvent::SubscribePrepareAnswer {
-                        room: self.room.clone(),
+                self.ctx
+                    .emit(MediaEvent::SubscribePrepareAnswer {
+                        room: self.ctx.room.clone(),
                         answer: answer.sdp,
                         request_id,
                     })
@@ -776,16 +752,9 @@ impl Actor {
         request_type: &'static str,
         request_id: Option<RequestId>,
     ) {
-        let _ = self
-            .events
-            .send(MediaEvent::Error {
-                room: self.room.clone(),
-                code,
-                message,
-                request_type,
-                request_id,
-            })
-            .await;
+        self.ctx
+            .error(request_type, code, message, request_id)
+            .await
     }
 }
 

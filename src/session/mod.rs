@@ -204,6 +204,18 @@ fn reject(code: ErrorCode, message: impl Into<String>) -> Reject {
     }
 }
 
+/// `forbidden` unless the token grants the action.
+fn require(granted: bool, action: &str) -> Result<(), Reject> {
+    if granted {
+        Ok(())
+    } else {
+        Err(reject(
+            ErrorCode::Forbidden,
+            format!("the token does not allow {action}"),
+        ))
+    }
+}
+
 impl Session {
     /// Queues a frame; a full outbox means the client does not read.
     fn push(&mut self, msg: Message) {
@@ -452,12 +464,7 @@ impl Session {
         };
         match message {
             ClientMessage::PublishOffer { offer, .. } => {
-                if !grants.can_publish {
-                    return Err(reject(
-                        ErrorCode::Forbidden,
-                        "the token does not allow publishing",
-                    ));
-                }
+                require(grants.can_publish, "publishing")?;
                 let tracks =
                     offered_tracks(&offer).map_err(|e| reject(ErrorCode::BadRequest, e))?;
                 rs.room
@@ -471,12 +478,7 @@ impl Session {
                 p.offer(offer, rid.cloned()).map_err(busy)
             }
             ClientMessage::PublishIceCandidate { candidate, .. } => {
-                if !grants.can_publish {
-                    return Err(reject(
-                        ErrorCode::Forbidden,
-                        "the token does not allow publishing",
-                    ));
-                }
+                require(grants.can_publish, "publishing")?;
                 let p = publisher(rs, room, media_tx).await;
                 p.candidate(candidate).map_err(busy)
             }
@@ -488,12 +490,7 @@ impl Session {
                 Ok(())
             }
             ClientMessage::SubscribeRequest { publisher_id, .. } => {
-                if !grants.can_subscribe {
-                    return Err(reject(
-                        ErrorCode::Forbidden,
-                        "the token does not allow subscribing",
-                    ));
-                }
+                require(grants.can_subscribe, "subscribing")?;
                 let tracks = rs.room.publisher_tracks(&publisher_id).ok_or_else(|| {
                     reject(
                         ErrorCode::NotFound,
@@ -505,12 +502,7 @@ impl Session {
                     .map_err(busy)
             }
             ClientMessage::SubscribeAnswer { answer, .. } => {
-                if !grants.can_subscribe {
-                    return Err(reject(
-                        ErrorCode::Forbidden,
-                        "the token does not allow subscribing",
-                    ));
-                }
+                require(grants.can_subscribe, "subscribing")?;
                 let s = rs.subscriber.as_ref().ok_or_else(|| {
                     reject(
                         ErrorCode::BadRequest,
@@ -520,22 +512,12 @@ impl Session {
                 s.answer(answer, rid.cloned()).map_err(busy)
             }
             ClientMessage::SubscribeIceCandidate { candidate, .. } => {
-                if !grants.can_subscribe {
-                    return Err(reject(
-                        ErrorCode::Forbidden,
-                        "the token does not allow subscribing",
-                    ));
-                }
+                require(grants.can_subscribe, "subscribing")?;
                 let s = subscriber(rs, room, media_tx).await;
                 s.candidate(candidate).map_err(busy)
             }
             ClientMessage::SubscribePrepare { offer, .. } => {
-                if !grants.can_subscribe {
-                    return Err(reject(
-                        ErrorCode::Forbidden,
-                        "the token does not allow subscribing",
-                    ));
-                }
+                require(grants.can_subscribe, "subscribing")?;
                 let s = subscriber(rs, room, media_tx).await;
                 s.prepare(offer, rid.cloned()).map_err(busy)
             }
