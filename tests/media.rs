@@ -311,3 +311,58 @@ async fn seed_001_message_shapes() {
     s.close().await;
     server.stop().await;
 }
+
+/// A client that sends `subscribe-request` again while the first one's
+/// tracks are still queued (the seed-001 snippet does this on every
+/// `new-publisher`) must not get a track twice: two m-sections with the same
+/// msid make Chromium refuse the offer ("Duplicate a=msid lines").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_subscribe_requests_never_duplicate_a_track() {
+    require_test_network();
+    let server = TestServer::start().await;
+    let room = "dup";
+    let p = Driver::join(&server, "pub", room, Options::default()).await;
+    let s = Driver::join(
+        &server,
+        "sub",
+        room,
+        Options {
+            publish: false,
+            ..Options::default()
+        },
+    )
+    .await;
+    s.wait_new_publisher("pub", 2).await;
+    for _ in 0..3 {
+        s.subscribe("pub");
+    }
+    for t in [&p.video_track, &p.audio_track] {
+        assert!(
+            s.subscriber.wait_for_packets(t, 20, MEDIA_WAIT).await,
+            "no media on {t}: {:?}",
+            s.errors()
+        );
+    }
+    // Let any duplicate offer arrive, then count msid lines per track in the
+    // last offer.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let offers = s.events_of("subscribe-offer");
+    let last = offers.last().expect("at least one offer");
+    let sdp = last.raw["offer"].as_str().expect("offer is a string");
+    for t in [&p.video_track, &p.audio_track] {
+        let n = sdp
+            .lines()
+            .filter(|l| l.starts_with("a=msid:") && l.ends_with(t.as_str()))
+            .count();
+        assert_eq!(n, 1, "track {t} appears {n} times in the last offer");
+    }
+    // The repeats were refused, not silently merged into new m-sections.
+    assert!(
+        s.errors().iter().all(|e| e.contains("already subscribed")),
+        "{:?}",
+        s.errors()
+    );
+    p.close().await;
+    s.close().await;
+    server.stop().await;
+}

@@ -232,10 +232,9 @@ impl Actor {
                 request_id,
             } => {
                 let mut request_id = request_id;
-                let already = self.subs.get(&publisher_id);
                 let new: Vec<TrackInfo> = tracks
                     .into_iter()
-                    .filter(|t| already.is_none_or(|m| !m.contains_key(&t.track_id)))
+                    .filter(|t| !self.wants(&publisher_id, &t.track_id))
                     .collect();
                 if new.is_empty() {
                     // Nothing to add: answer with the current state, no renegotiation.
@@ -282,7 +281,7 @@ impl Actor {
                     }
                 }
                 for track in tracks {
-                    if !current.contains_key(&track.track_id) {
+                    if !self.wants(&publisher_id, &track.track_id) {
                         self.queue.push_back(Op::Track {
                             publisher_id: publisher_id.clone(),
                             track,
@@ -295,6 +294,21 @@ impl Actor {
             Command::Candidate(c) => self.candidate(c, itx).await,
             Command::Prepare { sdp, request_id } => self.prepare(sdp, request_id, itx).await,
         }
+    }
+
+    /// The track is subscribed, or queued to be. Adding it twice would put
+    /// two m-sections with the same msid in one offer, which browsers
+    /// refuse ("Duplicate a=msid lines"): a client that sends
+    /// `subscribe-request` on every `new-publisher` asks again for tracks
+    /// still waiting in the queue.
+    fn wants(&self, publisher_id: &str, track_id: &str) -> bool {
+        self.subs
+            .get(publisher_id)
+            .is_some_and(|m| m.contains_key(track_id))
+            || self.queue.iter().any(|op| {
+                matches!(op, Op::Track { publisher_id: p, track, .. }
+                    if p == publisher_id && track.track_id == track_id)
+            })
     }
 
     async fn transport(
