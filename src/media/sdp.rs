@@ -82,6 +82,71 @@ pub fn offered_tracks(sdp: &str) -> Result<Vec<TrackInfo>, String> {
     Ok(tracks)
 }
 
+/// Removes the msid of every m-section of a server offer whose track is no
+/// longer forwarded (`is_live` says no) or is carried again by a later
+/// m-section. rheomesh never removes a transceiver, so after an unsubscribe
+/// and a resubscribe the offer names one track in two m-sections, and
+/// browsers refuse that ("Duplicate a=msid lines detected"). Without its
+/// msid the stale m-section is an anonymous receiver that gets no media; the
+/// media library's own state is untouched (only the copy sent to the client
+/// changes, and msid is not negotiated). The probator (stream `webrtc-rs`)
+/// is left alone.
+pub fn retire_stale_tracks(sdp: &str, is_live: impl Fn(&str) -> bool) -> String {
+    // (stream id, track id) of every m-section; the session part has none.
+    let lines: Vec<&str> = sdp.split_inclusive('\n').collect();
+    let mut sections: Vec<Option<(String, String)>> = Vec::new();
+    for line in &lines {
+        let line = line.trim_end_matches(['\r', '\n']);
+        if line.starts_with("m=") {
+            sections.push(None);
+        } else if let (Some(rest), Some(last)) = (line.strip_prefix("a=msid:"), sections.last_mut())
+        {
+            let mut parts = rest.split_ascii_whitespace();
+            if let (Some(stream), Some(track)) = (parts.next(), parts.next()) {
+                *last = Some((stream.to_owned(), track.to_owned()));
+            }
+        }
+    }
+    let stale: Vec<bool> = sections
+        .iter()
+        .enumerate()
+        .map(|(n, msid)| match msid {
+            Some((stream, _)) if stream == "webrtc-rs" => false,
+            Some((_, track)) => {
+                !is_live(track)
+                    || sections[n + 1..]
+                        .iter()
+                        .any(|m| m.as_ref().is_some_and(|(_, t)| t == track))
+            }
+            None => false,
+        })
+        .collect();
+    if !stale.contains(&true) {
+        return sdp.to_owned();
+    }
+    let mut out = String::with_capacity(sdp.len());
+    let mut section: Option<usize> = None;
+    for line in &lines {
+        if line.starts_with("m=") {
+            section = Some(section.map_or(0, |n| n + 1));
+        }
+        let in_stale = section.is_some_and(|n| stale[n]);
+        let bare = line.trim_end_matches(['\r', '\n']);
+        let is_msid = bare.starts_with("a=msid:")
+            || bare.strip_prefix("a=ssrc:").is_some_and(|rest| {
+                rest.split_once(' ').is_some_and(|(_, attr)| {
+                    attr.starts_with("msid:")
+                        || attr.starts_with("mslabel:")
+                        || attr.starts_with("label:")
+                })
+            });
+        if !(in_stale && is_msid) {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
 struct Section {
     kind: Option<TrackKind>,
     port_zero: bool,
@@ -136,6 +201,73 @@ mod tests {
         m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=sendrecv\r\na=msid:s1 v1\r\n\
         m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:2\r\na=inactive\r\na=msid:s1 v2\r\n\
         m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:3\r\n";
+
+    const SERVER_OFFER: &str = "v=0\r\ns=-\r\na=group:BUNDLE 0 1 2 3\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\na=ssrc:1 cname:c\r\na=ssrc:1 msid:s v\r\n\
+        a=ssrc:1 mslabel:s\r\na=ssrc:1 label:v\r\na=msid:s v\r\na=sendrecv\r\n\
+        m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:1\r\na=msid:webrtc-rs probator\r\na=sendrecv\r\n\
+        m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:2\r\na=ssrc:2 msid:s a\r\na=msid:s a\r\na=sendrecv\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:3\r\na=ssrc:3 cname:c\r\na=ssrc:3 msid:s v\r\na=msid:s v\r\na=sendrecv\r\n";
+
+    fn msids(sdp: &str) -> Vec<(usize, String)> {
+        let mut n = 0;
+        let mut out = Vec::new();
+        for l in sdp.split("\r\n") {
+            if l.starts_with("m=") {
+                n += 1;
+            }
+            if l.starts_with("a=msid:")
+                || l.contains(" msid:")
+                || l.contains(" mslabel:")
+                || l.contains(" label:")
+            {
+                out.push((n, l.to_owned()));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn retires_the_older_copy_of_a_resubscribed_track() {
+        let out = retire_stale_tracks(SERVER_OFFER, |_| true);
+        let m = msids(&out);
+        assert!(
+            m.iter().all(|(n, _)| *n != 1),
+            "first video section keeps msid: {m:?}"
+        );
+        assert_eq!(m.iter().filter(|(n, _)| *n == 4).count(), 2);
+        assert!(m
+            .iter()
+            .any(|(n, l)| *n == 2 && l == "a=msid:webrtc-rs probator"));
+        // Everything else is untouched, CRLF kept.
+        assert!(out.contains("a=ssrc:1 cname:c\r\n"));
+        assert!(out.contains("a=mid:0\r\na=ssrc:1 cname:c\r\na=sendrecv\r\nm=audio"));
+        assert_eq!(out.lines().count(), SERVER_OFFER.lines().count() - 4);
+    }
+
+    #[test]
+    fn retires_tracks_that_are_not_forwarded_any_more() {
+        let out = retire_stale_tracks(SERVER_OFFER, |t| t != "a");
+        assert!(msids(&out).iter().all(|(n, _)| *n != 3));
+        assert!(out.contains("a=ssrc:3 msid:s v"));
+        // The probator is never retired.
+        let out = retire_stale_tracks(SERVER_OFFER, |_| false);
+        assert_eq!(
+            msids(&out).into_iter().map(|(_, l)| l).collect::<Vec<_>>(),
+            vec!["a=msid:webrtc-rs probator".to_owned()]
+        );
+    }
+
+    #[test]
+    fn leaves_a_clean_offer_alone() {
+        let clean = "v=0\r\nm=video 9 X 96\r\na=msid:s v\r\nm=audio 9 X 111\r\na=msid:s a\r\n";
+        assert_eq!(retire_stale_tracks(clean, |_| true), clean);
+        assert_eq!(retire_stale_tracks("", |_| true), "");
+        assert_eq!(
+            retire_stale_tracks("garbage\nm=\na=msid:", |_| false),
+            "garbage\nm=\na=msid:"
+        );
+    }
 
     #[test]
     fn reads_sending_tracks() {

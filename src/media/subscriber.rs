@@ -37,7 +37,7 @@ use webrtc::peer_connection::sdp::sdp_type::RTCSdpType;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::signaling_state::RTCSignalingState;
 
-use super::sdp::{from_rtc_candidate, to_rtc_candidate};
+use super::sdp::{self, from_rtc_candidate, to_rtc_candidate};
 use super::{off_runtime, ActorContext, MediaEvent, SendError, INBOX};
 
 /// Wait between the `pranswer` and the `answer` of a renegotiation (the spike
@@ -544,6 +544,9 @@ impl Actor {
             answer_as,
             sent_at: Instant::now(),
             warned: false,
+        });
+        let offer = sdp::retire_stale_tracks(&offer, |track_id| {
+            self.subs.values().any(|m| m.contains_key(track_id))
         });
         self.ctx
             .emit(MediaEvent::SubscribeOffer {
