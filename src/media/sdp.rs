@@ -147,6 +147,28 @@ pub fn retire_stale_tracks(sdp: &str, is_live: impl Fn(&str) -> bool) -> String 
     out
 }
 
+/// Adds `a=ice-lite` to the session part of an SDP the server sends on a
+/// subscribe transport whose first offer came from the client.
+///
+/// Why: the server's ICE agent is then controlled for good (webrtc-rs keeps
+/// the role it got at the first negotiation, also when it restarts ICE).
+/// Chromium, receiving an ICE-restart offer, takes the controlled role
+/// (RFC 8445: the restarting side controls); with both sides controlled no
+/// pair is ever nominated and the PeerConnection fails. A full agent facing
+/// a lite one always controls, so Chromium keeps the controlling role.
+/// The server behaves as a lite agent needs to from a browser's view: it
+/// answers checks and accepts the browser's nomination.
+pub fn declare_ice_lite(sdp: &str) -> String {
+    if sdp.lines().any(|l| l.trim_end() == "a=ice-lite") {
+        return sdp.to_owned();
+    }
+    let eol = if sdp.contains("\r\n") { "\r\n" } else { "\n" };
+    match sdp.find("\nm=") {
+        Some(i) => format!("{}a=ice-lite{eol}{}", &sdp[..i + 1], &sdp[i + 1..]),
+        None => sdp.to_owned(),
+    }
+}
+
 struct Section {
     kind: Option<TrackKind>,
     port_zero: bool,
@@ -256,6 +278,20 @@ mod tests {
             msids(&out).into_iter().map(|(_, l)| l).collect::<Vec<_>>(),
             vec!["a=msid:webrtc-rs probator".to_owned()]
         );
+    }
+
+    #[test]
+    fn ice_lite_goes_into_the_session_part_once() {
+        let out = declare_ice_lite(SERVER_OFFER);
+        let first_m = out.find("m=").unwrap();
+        assert_eq!(out.matches("a=ice-lite").count(), 1);
+        assert!(out[..first_m].ends_with("a=ice-lite\r\n"));
+        assert_eq!(declare_ice_lite(&out), out);
+        assert_eq!(
+            declare_ice_lite("v=0\nm=audio 9 X 0\n"),
+            "v=0\na=ice-lite\nm=audio 9 X 0\n"
+        );
+        assert_eq!(declare_ice_lite("no media"), "no media");
     }
 
     #[test]

@@ -143,6 +143,7 @@ pub(super) fn spawn(ctx: ActorContext) -> SubscriberHandle {
         queue: VecDeque::new(),
         subs: HashMap::new(),
         mlines: 0,
+        client_offered_first: false,
     };
     tokio::spawn(actor.run(rx));
     SubscriberHandle { tx }
@@ -188,6 +189,9 @@ struct Actor {
     /// publisher id -> track id -> (kind, rheomesh subscriber)
     subs: HashMap<String, PublisherSubs>,
     mlines: usize,
+    /// The client made the first offer (`subscribe-prepare`), so the
+    /// server's ICE agent is controlled for the life of the transport.
+    client_offered_first: bool,
 }
 
 impl Actor {
@@ -266,25 +270,34 @@ impl Actor {
                 publisher_id,
                 tracks: Some(tracks),
             } => {
-                // Only publishers this participant subscribed to are followed.
-                let Some(current) = self.subs.get_mut(&publisher_id) else {
+                // Only publishers this participant subscribed to are
+                // followed, including those whose first track still waits
+                // in the queue (a publisher's tracks are announced one by
+                // one, so the second often arrives while the first is queued).
+                let queued =
+                    |op: &Op| matches!(op, Op::Track { publisher_id: p, .. } if *p == publisher_id);
+                if !self.subs.contains_key(&publisher_id) && !self.queue.iter().any(queued) {
                     return;
-                };
-                let gone: Vec<String> = current
-                    .keys()
-                    .filter(|id| !tracks.iter().any(|t| &t.track_id == *id))
-                    .cloned()
-                    .collect();
-                for id in gone {
-                    if let Some((_, s)) = current.remove(&id) {
-                        s.lock().await.close().await;
+                }
+                let keep = |id: &str| tracks.iter().any(|t| t.track_id == id);
+                self.queue.retain(|op| {
+                    !matches!(op, Op::Track { publisher_id: p, track, .. }
+                        if *p == publisher_id && !keep(&track.track_id))
+                });
+                if let Some(current) = self.subs.get_mut(&publisher_id) {
+                    let gone: Vec<String> =
+                        current.keys().filter(|id| !keep(id)).cloned().collect();
+                    for id in gone {
+                        if let Some((_, s)) = current.remove(&id) {
+                            s.lock().await.close().await;
+                        }
                     }
                 }
-                for track in tracks {
+                for track in tracks.iter() {
                     if !self.wants(&publisher_id, &track.track_id) {
                         self.queue.push_back(Op::Track {
                             publisher_id: publisher_id.clone(),
-                            track,
+                            track: track.clone(),
                             request_id: None,
                         });
                     }
@@ -545,9 +558,12 @@ impl Actor {
             sent_at: Instant::now(),
             warned: false,
         });
-        let offer = sdp::retire_stale_tracks(&offer, |track_id| {
+        let mut offer = sdp::retire_stale_tracks(&offer, |track_id| {
             self.subs.values().any(|m| m.contains_key(track_id))
         });
+        if self.client_offered_first {
+            offer = sdp::declare_ice_lite(&offer);
+        }
         self.ctx
             .emit(MediaEvent::SubscribeOffer {
                 room: self.ctx.room.clone(),
@@ -694,11 +710,12 @@ impl Actor {
         match result {
             Ok(Ok(Ok(answer))) => {
                 self.negotiated = true;
+                self.client_offered_first = true;
                 self.mlines += 1;
                 self.ctx
                     .emit(MediaEvent::SubscribePrepareAnswer {
                         room: self.ctx.room.clone(),
-                        answer: answer.sdp,
+                        answer: sdp::declare_ice_lite(&answer.sdp),
                         request_id,
                     })
                     .await;
@@ -760,6 +777,7 @@ impl Actor {
         self.outstanding = None;
         self.restart_needed = false;
         self.mlines = 0;
+        self.client_offered_first = false;
     }
 
     async fn error(
