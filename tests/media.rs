@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::driver::{Driver, Options};
 use common::peer::assert_sdp_only_ip;
-use common::{require_test_network, test_ip, TestServer};
+use common::{media_slot, require_test_network, test_ip, TestServer};
 
 const MEDIA_WAIT: Duration = Duration::from_secs(20);
 
@@ -17,6 +17,7 @@ const MEDIA_WAIT: Duration = Duration::from_secs(20);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fanout_one_publisher_three_subscribers() {
     require_test_network();
+    let _slot = media_slot().await;
     let server = TestServer::start().await;
     let room = "fanout";
     let publisher = Driver::join(&server, "pub", room, Options::default()).await;
@@ -107,6 +108,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn six_person_rooms_five_rounds() {
     require_test_network();
+    let _slot = media_slot().await;
     let server = TestServer::start().await;
     let mut latencies = Vec::new();
     for round in 0..5 {
@@ -141,10 +143,11 @@ async fn six_person_rooms_five_rounds() {
                         d.subscriber
                             .wait_for_packets(track, 20, Duration::from_secs(40))
                             .await,
-                        "round {round}: {} stuck on {track}: stats {:?} errors {:?}",
+                        "round {round}: {} stuck on {track}: stats {:?} errors {:?}; tracks seen: {:?}",
                         d.id,
                         d.subscriber.stats().get(track.as_str()),
-                        d.errors()
+                        d.errors(),
+                        d.subscriber.stats().keys().collect::<Vec<_>>()
                     );
                 }
             }
@@ -184,6 +187,7 @@ async fn six_person_rooms_five_rounds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resubscribe_twenty_times_then_publisher_leaves() {
     require_test_network();
+    let _slot = media_slot().await;
     let server = TestServer::start().await;
     let room = "churn";
     let p1 = Driver::join(&server, "p1", room, opts(true, true)).await;
@@ -265,6 +269,7 @@ async fn resubscribe_twenty_times_then_publisher_leaves() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_001_message_shapes() {
     require_test_network();
+    let _slot = media_slot().await;
     let server = TestServer::start().await;
     let room = "seed";
     let seed = || Options {
@@ -319,6 +324,7 @@ async fn seed_001_message_shapes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_subscribe_requests_never_duplicate_a_track() {
     require_test_network();
+    let _slot = media_slot().await;
     let server = TestServer::start().await;
     let room = "dup";
     let p = Driver::join(&server, "pub", room, Options::default()).await;
