@@ -12,7 +12,55 @@ use warp::{Filter, Rejection, Reply};
 use crate::auth::TokenRequest;
 use crate::AppState;
 
-const INDEX_HTML: &str = include_str!("../web/index.html");
+/// The web app, embedded so that the binary alone serves it (no build step,
+/// no files next to the binary): path, content type, body.
+const WEB_ASSETS: &[(&str, &str, &str)] = &[
+    (
+        "index.html",
+        "text/html; charset=utf-8",
+        include_str!("../web/index.html"),
+    ),
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app.js"),
+    ),
+    (
+        "sfu-client.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/sfu-client.js"),
+    ),
+    (
+        "sfu-core.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/sfu-core.js"),
+    ),
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_str!("../web/style.css"),
+    ),
+];
+
+fn web_asset(name: &str) -> Option<warp::reply::Response> {
+    let (_, content_type, body) = WEB_ASSETS.iter().find(|(n, _, _)| *n == name)?;
+    let mut response = warp::reply::Response::new((*body).into());
+    let headers = response.headers_mut();
+    headers.insert(
+        warp::http::header::CONTENT_TYPE,
+        warp::http::HeaderValue::from_static(content_type),
+    );
+    // The assets change with the binary; browsers revalidate every time.
+    headers.insert(
+        warp::http::header::CACHE_CONTROL,
+        warp::http::HeaderValue::from_static("no-cache"),
+    );
+    headers.insert(
+        warp::http::header::X_CONTENT_TYPE_OPTIONS,
+        warp::http::HeaderValue::from_static("nosniff"),
+    );
+    Some(response)
+}
 
 #[derive(Serialize)]
 struct Health {
@@ -58,7 +106,13 @@ pub fn routes(
 
     let index = warp::get()
         .and(warp::path::end())
-        .map(|| warp::reply::html(INDEX_HTML));
+        .and_then(|| async { web_asset("index.html").ok_or_else(warp::reject::not_found) });
+    let assets = warp::get()
+        .and(warp::path::param::<String>())
+        .and(warp::path::end())
+        .and_then(
+            |name: String| async move { web_asset(&name).ok_or_else(warp::reject::not_found) },
+        );
 
     let health = warp::get()
         .and(warp::path("health"))
@@ -91,6 +145,7 @@ pub fn routes(
         .or(index)
         .or(health)
         .or(dev_token)
+        .or(assets)
         .recover(handle_rejection)
 }
 
@@ -138,6 +193,15 @@ async fn dev_token(
 ) -> Result<warp::reply::Response, Rejection> {
     if !state.config.is_dev() {
         return Err(warp::reject::not_found());
+    }
+    if let Some(room) = query.get("room") {
+        if let Err(e) = signaling::validate_room_name(room) {
+            return Ok(warp::reply::with_status(
+                warp::reply::json(&serde_json::json!({ "error": e })),
+                StatusCode::BAD_REQUEST,
+            )
+            .into_response());
+        }
     }
     let sub = query
         .get("user")

@@ -1831,6 +1831,11 @@ async fn dev_token_in_dev_mode() {
     let mut c = connect_token(&server, v["token"].as_str().expect("token")).await;
     join_room(&mut c, "anywhere").await;
     c.close().await;
+    // An invalid room is refused, not turned into a token.
+    for bad in ["", "%01x"] {
+        let (status, body) = server.get(&format!("/dev/token?room={bad}")).await;
+        assert_eq!(status, 400, "room={bad:?}: {body}");
+    }
     // Without a user: a random participant id.
     let (status, body) = server.get("/dev/token").await;
     assert_eq!(status, 200, "{body}");
@@ -1863,8 +1868,34 @@ async fn http_routes_with_secret() {
         "GET / is not HTML: {}",
         body.chars().take(200).collect::<String>()
     );
-    let (status, _) = server.get("/no/such/path").await;
-    assert_eq!(status, 404);
+    // The web app's files come from the binary, byte for byte, with their
+    // content types (module scripts need a JavaScript MIME type).
+    for (path, file, ctype) in [
+        ("/", "web/index.html", "text/html"),
+        ("/app.js", "web/app.js", "text/javascript"),
+        ("/sfu-client.js", "web/sfu-client.js", "text/javascript"),
+        ("/sfu-core.js", "web/sfu-core.js", "text/javascript"),
+        ("/style.css", "web/style.css", "text/css"),
+    ] {
+        let (head, body) = raw_get(server.addr, path).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
+        assert!(
+            head.to_lowercase()
+                .contains(&format!("content-type: {ctype}")),
+            "{path}: {head}"
+        );
+        let want = std::fs::read(file).expect("web file");
+        assert_eq!(body, want, "{path} differs from {file}");
+    }
+    for path in [
+        "/no/such/path",
+        "/sfu-client.js/x",
+        "/Cargo.toml",
+        "/..%2FCargo.toml",
+    ] {
+        let (status, _) = server.get(path).await;
+        assert_eq!(status, 404, "{path}");
+    }
     let h = health(&server).await;
     assert_eq!(h["status"], "ok", "{h}");
 
@@ -1934,4 +1965,26 @@ async fn graceful_shutdown_drains_sessions() {
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "TCP connect after shutdown succeeded"
     );
+}
+
+/// GET `path` with a body read to the end (no chunked encoding: the web
+/// assets are sent with a length): (status line and headers, body bytes).
+async fn raw_get(addr: std::net::SocketAddr, path: &str) -> (String, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+        .await
+        .expect("response in time")
+        .expect("read");
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of headers");
+    (
+        String::from_utf8_lossy(&buf[..split]).into_owned(),
+        buf[split + 4..].to_vec(),
+    )
 }

@@ -1,0 +1,2021 @@
+// sfu-client.js: browser client library of the rheo-sfu WebRTC SFU.
+//
+// Usage (15 lines):
+//   import { SfuClient } from './sfu-client.js';
+//   const client = new SfuClient({ room: 'demo', token: async () => (await (await fetch('/dev/token?room=demo')).json()).token });
+//   client.addEventListener('track', (e) => { videoOf(e.detail.publisherId).srcObject = e.detail.stream; });
+//   client.addEventListener('track-removed', (e) => refreshTile(e.detail.publisherId));
+//   client.addEventListener('publisher-left', (e) => removeTile(e.detail.publisherId));
+//   client.addEventListener('chat', (e) => showChat(e.detail));
+//   client.addEventListener('state', (e) => showState(e.detail.state));  // idle|connecting|connected|reconnecting|closed
+//   client.addEventListener('error', (e) => { if (e.detail.fatal) showFatal(e.detail.message); });
+//   await client.connect();                       // auth, join, subscribe-prepare; resolves with `joined`
+//   const cam = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
+//   await client.publish(cam);                    // one publish PeerConnection, renegotiated per call
+//   await client.publish([screenTrack]);          // more tracks later (screen share)
+//   await client.sendChat('hi');                  // resolves with the server's echo
+//   client.setTrackEnabled('audio', false);       // mute
+//   await client.leave();                         // no reconnect after this
+// With autoSubscribe (default) every publisher is subscribed; reconnects re-publish the same
+// local tracks and re-subscribe by themselves: listening to `track` events is enough.
+//
+// The probator track: the server's media library (webrtc-rs) may add an audio
+// m-line with msid `webrtc-rs probator` to the first offer of a subscribe
+// PeerConnection that was not prepared, for bandwidth probing. It carries no
+// publisher's media; this library never exposes it (isProbator()). We normally
+// prepare the subscribe PeerConnection (`subscribe-prepare` with one data
+// channel), in which case the server does not add it at all.
+//
+// Why remote tracks are mapped via mid + msid of the offer: a remote
+// MediaStreamTrack's `id` is chosen by the receiving browser and, per the
+// current specs, need not equal the msid track id (browsers differ), and
+// RTCTrackEvent.streams can be empty or shared. What is reliable is the
+// transceiver's `mid`, which names an m-section of the offer just applied;
+// that section's `a=msid:<stream> <track>` carries the publisher's track id
+// (the server keeps it), and TrackDirectory (fed by `joined`, `new-publisher`
+// and `subscribe-offer.tracks`) maps that track id to its publisher. So:
+// ontrack → transceiver.mid → parseMsids(last applied offer) → trackId → publisherId.
+//
+// Firefox/Safari RTP header extensions: rheomesh forwards RTP packets with the
+// publisher's header-extension ids unchanged, while the server's subscribe
+// offers number the extensions after Chrome's default extmap table (rheomesh
+// rewrites them; see README, media/codecs.rs). A Chrome publisher's packets
+// therefore read right for every subscriber, but a Firefox or Safari publisher
+// may number some extensions (audio level, abs-send-time, transport-cc, mid,
+// toffset, ...) differently, and its subscribers can then misread them (wrong
+// audio level, confused bandwidth estimation, unknown-mid drops). This library
+// does NOTHING about it yet: it does not rewrite `a=extmap` lines in any SDP
+// (rewriting the publisher's offer to Chrome's ids would be one fix, a server
+// that rewrites ids while forwarding another; neither is done). Mixed-browser
+// rooms are therefore not guaranteed to work; Chromium-only rooms are what is
+// tested.
+//
+// The API is described in docs/CLIENT.md. Options `MediaStreamImpl`, `timers`,
+// `now`, `pingIntervalMs`, `idleTimeoutMs` exist for tests. `joined` is
+// emitted on every (re)join; on a rejoin the difference to the previous state
+// is emitted first as participant-left/-joined, publisher-left/publisher.
+// leave() and fatal closes do not emit per-track `track-removed` events (the
+// `state` event with `closed` says it all).
+
+import {
+  Backoff,
+  PendingRequests,
+  SerialQueue,
+  SfuError,
+  TimerSet,
+  TrackDirectory,
+  createRequestIdGenerator,
+  isProbator,
+  normalizeCandidate,
+  parseMsids,
+  parseServerMessage,
+} from './sfu-core.js';
+
+export {
+  Backoff,
+  PendingRequests,
+  SerialQueue,
+  SfuError,
+  TimerSet,
+  TrackDirectory,
+  createRequestIdGenerator,
+  isProbator,
+  normalizeCandidate,
+  parseMsids,
+  parseServerMessage,
+};
+
+/** Cap of queued remote ICE candidates per PeerConnection. */
+const MAX_QUEUED_CANDIDATES = 200;
+/** Cap of remote tracks whose publisher is not known yet. */
+const MAX_ORPHAN_TRACKS = 50;
+/** Media sections the server allows per subscribe PeerConnection. */
+const MAX_SUBSCRIBE_SECTIONS = 48;
+/** Least time between two transparent leave+join cycles (room-full). */
+const MIN_RECYCLE_INTERVAL_MS = 10000;
+/** Key under which an unsolicited `auth-ok` (token in the URL) is awaited. */
+const AUTH_OK_KEY = '$auth-ok';
+/** Local error codes that mean "the session changed under us", not a real failure. */
+const TRANSIENT_CODES = new Set(['interrupted', 'cancelled', 'connection-lost', 'closed', 'not-connected']);
+/** Server messages that belong to the room (ignored while not joined). */
+const ROOM_SCOPED = new Set([
+  'participant-joined',
+  'participant-left',
+  'publish-answer',
+  'publish-ice-candidate',
+  'new-publisher',
+  'publisher-left',
+  'subscribe-offer',
+  'subscribe-ice-candidate',
+  'subscribe-prepare-answer',
+  'chat',
+  'signal',
+]);
+
+const noop = () => {};
+
+/**
+ * Logger interface; every method is optional.
+ * @typedef {object} SfuLogger
+ * @property {(...args: unknown[]) => void} [debug]
+ * @property {(...args: unknown[]) => void} [info]
+ * @property {(...args: unknown[]) => void} [warn]
+ * @property {(...args: unknown[]) => void} [error]
+ */
+
+/**
+ * Reconnection policy.
+ * @typedef {object} ReconnectOptions
+ * @property {boolean} [enabled=true] Reconnect after a dropped socket or a `reconnect` message.
+ * @property {number} [minDelayMs=500] First delay.
+ * @property {number} [maxDelayMs=10000] Largest delay (a server `retryAfterMs` may exceed it).
+ * @property {number} [maxAttempts=Infinity] Attempts per outage before giving up (state `closed`, fatal `error`).
+ */
+
+/**
+ * Options of {@link SfuClient}.
+ * @typedef {object} SfuClientOptions
+ * @property {string} room Room name (required).
+ * @property {string} [url] `ws(s)://host/ws`; a path (`/ws`) or http(s) URL is turned into a WebSocket URL
+ *   on the page's origin; default: same origin as the page + `/ws`.
+ * @property {string|(() => string|Promise<string>)} [token] JWT, or a function called on every (re)connect.
+ *   Sent as the first message (`auth`), never in the URL. Without a token the server must have
+ *   authenticated the upgrade (e.g. `?token=` in `url`).
+ * @property {RTCIceServer[]} [iceServers=[]] ICE servers for both PeerConnections.
+ * @property {boolean} [autoSubscribe=true] Subscribe to every publisher (from `joined` and `new-publisher`).
+ * @property {ReconnectOptions} [reconnect] Reconnection policy.
+ * @property {number} [requestTimeoutMs=15000] Time limit for replies (and for the WebSocket to open).
+ * @property {SfuLogger} [logger] Logger; default: none.
+ * @property {any} [WebSocketImpl] WebSocket constructor (unit tests); default `globalThis.WebSocket`.
+ * @property {any} [RTCPeerConnectionImpl] RTCPeerConnection constructor (unit tests); default `globalThis.RTCPeerConnection`.
+ * @property {any} [MediaStreamImpl] MediaStream constructor (unit tests); default `globalThis.MediaStream`.
+ * @property {import('./sfu-core.js').TimerFunctions} [timers] Timer functions (unit tests); default the global ones.
+ * @property {() => number} [now] Clock in ms (unit tests); default `Date.now`.
+ * @property {number} [pingIntervalMs=15000] Interval of the `ping` keepalive.
+ * @property {number} [idleTimeoutMs=45000] Without any server message for this long the socket counts as dropped.
+ */
+
+/**
+ * Detail of the `state` event.
+ * @typedef {object} StateEventDetail
+ * @property {'idle'|'connecting'|'connected'|'reconnecting'|'closed'} state New state.
+ * @property {string} previous Previous state.
+ * @property {string|null} reason Why, when known.
+ */
+
+/**
+ * Detail of the `track` event: a remote track arrived.
+ * @typedef {object} TrackEventDetail
+ * @property {string} publisherId Publisher of the track.
+ * @property {MediaStreamTrack} track The remote track.
+ * @property {MediaStream} stream `client.remoteStreams.get(publisherId)`: one stream per publisher.
+ * @property {string} kind `audio` or `video`.
+ * @property {string} trackId The publisher's track id (not `track.id`).
+ */
+
+/**
+ * Detail of the `error` event.
+ * @typedef {object} ErrorEventDetail
+ * @property {string} code Server error code or local code (see SfuError).
+ * @property {string} message Human-readable reason.
+ * @property {string|null} requestType `type` of the request that failed, when known.
+ * @property {boolean} fatal True when the client closed because of it.
+ */
+
+/**
+ * Client of one room on a rheo-sfu server: one WebSocket, one publish
+ * RTCPeerConnection, one subscribe RTCPeerConnection.
+ *
+ * Events (CustomEvent, payload in `event.detail`):
+ * - `state` {@link StateEventDetail}
+ * - `joined` {roomName, participantId, participants, publishers}: after every (re)join
+ * - `participant-joined` {participantId, username}; `participant-left` {participantId}
+ * - `publisher` {publisherId, username, tracks}: a publisher appeared or changed its tracks
+ * - `publisher-left` {publisherId}
+ * - `track` {@link TrackEventDetail}
+ * - `track-removed` {publisherId, trackId}
+ * - `chat` {participantId, username, text, ts, self}
+ * - `error` {@link ErrorEventDetail}: server errors not tied to an awaited call, and local failures
+ * - `reconnecting` {attempt, delayMs, reason}; `reconnected` {}
+ */
+export class SfuClient extends EventTarget {
+  /**
+   * @param {SfuClientOptions} options
+   */
+  constructor(options) {
+    super();
+    const o = options ?? /** @type {SfuClientOptions} */ ({});
+    if (typeof o.room !== 'string' || o.room === '') throw new TypeError('SfuClient: option `room` (string) is required');
+    const rc = o.reconnect ?? {};
+    /** @private */
+    this._opts = {
+      url: o.url,
+      token: o.token,
+      iceServers: Array.isArray(o.iceServers) ? o.iceServers : [],
+      autoSubscribe: o.autoSubscribe !== false,
+      reconnect: {
+        enabled: rc.enabled !== false,
+        minDelayMs: rc.minDelayMs ?? 500,
+        maxDelayMs: rc.maxDelayMs ?? 10000,
+        maxAttempts: rc.maxAttempts ?? Infinity,
+      },
+      requestTimeoutMs: o.requestTimeoutMs ?? 15000,
+      pingIntervalMs: o.pingIntervalMs ?? 15000,
+      idleTimeoutMs: o.idleTimeoutMs ?? 45000,
+      WebSocketImpl: o.WebSocketImpl,
+      RTCPeerConnectionImpl: o.RTCPeerConnectionImpl,
+      MediaStreamImpl: o.MediaStreamImpl,
+    };
+    const lg = o.logger ?? {};
+    /** @private */
+    this._log = {
+      debug: typeof lg.debug === 'function' ? lg.debug.bind(lg) : noop,
+      info: typeof lg.info === 'function' ? lg.info.bind(lg) : noop,
+      warn: typeof lg.warn === 'function' ? lg.warn.bind(lg) : noop,
+      error: typeof lg.error === 'function' ? lg.error.bind(lg) : noop,
+    };
+    /** @private */
+    this._now = typeof o.now === 'function' ? o.now : () => Date.now();
+    /** @private */
+    this._timers = new TimerSet(o.timers ?? {});
+    /** @private */
+    this._pending = new PendingRequests({ timeoutMs: this._opts.requestTimeoutMs, timers: this._timers });
+    /** @private */
+    this._nextRequestId = createRequestIdGenerator('c');
+    /** @private */
+    this._backoff = new Backoff({ minMs: this._opts.reconnect.minDelayMs, maxMs: this._opts.reconnect.maxDelayMs });
+    /** @private */
+    this._pubQueue = new SerialQueue();
+    /** @private */
+    this._subQueue = new SerialQueue();
+    /** @private */
+    this._directory = new TrackDirectory();
+
+    /** @private @type {'idle'|'connecting'|'connected'|'reconnecting'|'closed'} */
+    this._state = 'idle';
+    /** @private @type {any} */
+    this._ws = null;
+    /** @private @type {((err: SfuError) => void)|null} */
+    this._wsOpenAbort = null;
+    /** @private */
+    this._keepalive = /** @type {unknown} */ (null);
+    /** @private */
+    this._lastRx = 0;
+    /** @private Incremented whenever the room session is torn down. */
+    this._epoch = 0;
+    /** @private Why the session was last torn down. */
+    this._epochReason = 'not connected';
+    /** @private Rejects when the epoch changes (PeerConnection operations on a closed PC may never settle). */
+    this._epochAbort = makeAbort();
+    /** @private */
+    this._joined = false;
+    /** @private */
+    this._everJoined = false;
+    /** @private */
+    this._mediaReady = false;
+    /** @private @type {PubState|null} */
+    this._pub = null;
+    /** @private @type {SubState|null} */
+    this._sub = null;
+    /** @private @type {Promise<void>} */
+    this._preparePromise = Promise.resolve();
+    /** @private @type {Map<string, {publisherId: string, trackId: string, kind: string, track: MediaStreamTrack}>} */
+    this._remoteByMid = new Map();
+    /** @private @type {Map<string, {track: MediaStreamTrack, trackId: string, kind: string}>} */
+    this._orphans = new Map();
+    /** @private @type {Set<string>} */
+    this._subscribedPubs = new Set();
+    /** @private @type {Map<string, {promise: Promise<void>, requestId: string}>} */
+    this._subscribing = new Map();
+    /** @private @type {Set<string>} explicit subscriptions (autoSubscribe false) */
+    this._wanted = new Set();
+    /** @private @type {Set<string>} unsubscribed by the app (autoSubscribe true) */
+    this._optOut = new Set();
+    /** @private @type {Map<MediaStreamTrack, MediaStream|null>} */
+    this._trackStreams = new Map();
+    /** @private @type {MediaStream|null} */
+    this._ownStream = null;
+    /** @private */
+    this._loopActive = false;
+    /** @private */
+    this._loopSeq = 0;
+    /** @private @type {number|undefined} */
+    this._nextHint = undefined;
+    /** @private @type {Set<() => void>} */
+    this._sleepers = new Set();
+    /** @private @type {{resolve: () => void, reject: (e: unknown) => void}[]} */
+    this._readyWaiters = [];
+    /** @private @type {Promise<void>|null} */
+    this._recycling = null;
+    /** @private */
+    this._lastRecycleAt = -Infinity;
+
+    /** The room name. @type {string} */
+    this.room = o.room;
+    /** Own participant id (from `auth-ok`/`joined`). @type {string|null} */
+    this.participantId = null;
+    /** Own display name (from `auth-ok`). @type {string|null} */
+    this.username = null;
+    /** Others in the room. @type {Map<string, {participantId: string, username: string}>} */
+    this.participants = new Map();
+    /** Others that publish. @type {Map<string, {publisherId: string, username: string, tracks: {trackId: string, kind: string}[]}>} */
+    this.publishers = new Map();
+    /** One MediaStream per publisher with the remote tracks that arrived. @type {Map<string, MediaStream>} */
+    this.remoteStreams = new Map();
+    /** Local tracks being published. @type {MediaStreamTrack[]} */
+    this.localTracks = [];
+  }
+
+  /** Connection state: `idle`, `connecting`, `connected`, `reconnecting` or `closed`. @returns {string} */
+  get state() {
+    return this._state;
+  }
+
+  /** The current publish RTCPeerConnection, or null. @returns {RTCPeerConnection|null} */
+  get publishPc() {
+    return this._pub ? this._pub.pc : null;
+  }
+
+  /** The current subscribe RTCPeerConnection, or null. @returns {RTCPeerConnection|null} */
+  get subscribePc() {
+    return this._sub ? this._sub.pc : null;
+  }
+
+  // ---------------------------------------------------------------- public API
+
+  /**
+   * Opens the WebSocket, authenticates (`auth` with the token), joins the
+   * room and prepares the subscribe PeerConnection. Allowed in state `idle`
+   * or `closed`.
+   * @returns {Promise<Record<string, any>>} The `joined` message.
+   * @throws {SfuError} On any failure (`unauthorized`, `forbidden`, `room-full`,
+   *   `connection-lost`, `timeout`, ...); the state is then `closed`.
+   */
+  async connect() {
+    if (this._state !== 'idle' && this._state !== 'closed') {
+      throw new SfuError('invalid-state', `connect() in state ${this._state}`);
+    }
+    this._resetForConnect();
+    this._setState('connecting', 'connect');
+    try {
+      const joined = await this._establish();
+      this._backoff.reset();
+      this._setState('connected', 'joined');
+      this._markReady();
+      this._startSubscriptions();
+      return joined;
+    } catch (e) {
+      const err = SfuError.wrap(e);
+      if (this._state !== 'closed') this._shutdown(`connect failed: ${err.message}`, false);
+      throw err;
+    }
+  }
+
+  /**
+   * Publishes local tracks on the one publish PeerConnection (created on
+   * first use) and resolves when the server answered. Calling it again with
+   * more tracks renegotiates. Tracks already published are skipped.
+   * @param {MediaStream|MediaStreamTrack[]|MediaStreamTrack} streamOrTracks
+   * @returns {Promise<void>}
+   * @throws {SfuError} When the server refuses (the new tracks are then not published).
+   */
+  async publish(streamOrTracks) {
+    if (this._state === 'idle' || this._state === 'closed') throw new SfuError('not-connected', 'publish() before connect()');
+    /** @type {MediaStreamTrack[]} */
+    let tracks;
+    /** @type {MediaStream|null} */
+    let stream = null;
+    const input = /** @type {any} */ (streamOrTracks);
+    if (input && typeof input.getTracks === 'function') {
+      stream = input;
+      tracks = input.getTracks();
+    } else if (Array.isArray(input)) {
+      tracks = input;
+    } else if (input && typeof input.kind === 'string') {
+      tracks = [input];
+    } else {
+      throw new SfuError('bad-request', 'publish() needs a MediaStream or an array of MediaStreamTracks');
+    }
+    /** @type {MediaStreamTrack[]} */
+    const added = [];
+    for (const t of tracks) {
+      if (!t || this.localTracks.includes(t)) continue;
+      if (t.readyState === 'ended') {
+        this._log.warn('publish(): skipping an ended track', t.id);
+        continue;
+      }
+      this.localTracks.push(t);
+      this._trackStreams.set(t, stream);
+      added.push(t);
+    }
+    if (added.length === 0) return;
+    for (let tries = 0; ; tries++) {
+      if (this._state !== 'connected' || !this._mediaReady) await this._whenReady();
+      if (!added.some((t) => this.localTracks.includes(t))) return;
+      try {
+        await this._pubQueue.push(() => this._syncPublish());
+        return;
+      } catch (e) {
+        const err = SfuError.wrap(e);
+        if (TRANSIENT_CODES.has(err.code) && this._state !== 'closed' && tries < 3) continue;
+        this._forgetLocal(added);
+        if (this.localTracks.length > 0 && this._state === 'connected') {
+          await this._pubQueue.push(() => this._syncPublish()).catch((e2) => {
+            this._forgetLocal([...this.localTracks]);
+            this._emitError(SfuError.wrap(e2), false);
+          });
+        }
+        throw err;
+      }
+    }
+  }
+
+  /**
+   * Stops publishing one local track (renegotiates; sends `unpublish` when
+   * it was the last one). The track itself is not stopped.
+   * @param {MediaStreamTrack} track
+   * @returns {Promise<void>}
+   */
+  async unpublishTrack(track) {
+    if (!this.localTracks.includes(track)) return;
+    this._forgetLocal([track]);
+    await this._resyncPublish();
+  }
+
+  /**
+   * Stops publishing entirely: sends `unpublish` and closes the publish
+   * PeerConnection. The local tracks are not stopped.
+   * @returns {Promise<void>}
+   */
+  async unpublish() {
+    this._forgetLocal([...this.localTracks]);
+    await this._resyncPublish();
+  }
+
+  /**
+   * Subscribes to a publisher (needed only with `autoSubscribe: false`, or
+   * after {@link SfuClient#unsubscribe}). Resolves when the first
+   * `subscribe-offer` of that request has been answered.
+   * @param {string|number} publisherId
+   * @returns {Promise<void>}
+   * @throws {SfuError} `not-found`, `forbidden`, `room-full`, `timeout`, ...
+   */
+  async subscribe(publisherId) {
+    const pid = String(publisherId);
+    if (this._state === 'idle' || this._state === 'closed') throw new SfuError('not-connected', 'subscribe() before connect()');
+    if (pid === this.participantId) return;
+    this._optOut.delete(pid);
+    if (!this._opts.autoSubscribe) this._wanted.add(pid);
+    if (this._state !== 'connected' || !this._mediaReady) await this._whenReady();
+    await this._subscribeFlow(pid);
+  }
+
+  /**
+   * Stops receiving a publisher: sends `unsubscribe` (no reply), removes its
+   * tracks from `remoteStreams` and emits `track-removed` for each. With
+   * autoSubscribe, the publisher is not subscribed again until
+   * {@link SfuClient#subscribe} is called.
+   * @param {string|number} publisherId
+   */
+  unsubscribe(publisherId) {
+    const pid = String(publisherId);
+    this._wanted.delete(pid);
+    if (this._opts.autoSubscribe) this._optOut.add(pid);
+    const was = this._subscribedPubs.has(pid) || this._subscribing.has(pid);
+    this._subscribedPubs.delete(pid);
+    this._subscribing.delete(pid);
+    if (was && this._joined) this._send({ type: 'unsubscribe', roomName: this.room, publisherId: pid });
+    this._dropPublisherMedia(pid, true);
+  }
+
+  /**
+   * Sends a chat message to the room.
+   * @param {string} text 1–4096 characters.
+   * @returns {Promise<Record<string, any>>} The server's echo (`chat` message).
+   */
+  async sendChat(text) {
+    if (typeof text !== 'string' || text.length === 0 || [...text].length > 4096) {
+      throw new SfuError('bad-request', 'chat text must be 1–4096 characters');
+    }
+    if (this._state !== 'connected' || !this._joined) throw new SfuError('not-connected', 'not connected');
+    return this._request({ type: 'chat', roomName: this.room, text });
+  }
+
+  /**
+   * Mutes/unmutes the local tracks of one kind (`track.enabled`); nothing
+   * is renegotiated.
+   * @param {'audio'|'video'} kind
+   * @param {boolean} enabled
+   * @returns {number} How many tracks were changed.
+   */
+  setTrackEnabled(kind, enabled) {
+    let n = 0;
+    for (const t of this.localTracks) {
+      if (t.kind === kind) {
+        t.enabled = !!enabled;
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /**
+   * Leaves: sends `leave`, closes both PeerConnections and the WebSocket,
+   * clears every timer and stops reconnecting. State becomes `closed`.
+   * The local tracks are not stopped.
+   * @returns {Promise<void>}
+   */
+  async leave() {
+    if (this._state === 'closed' || this._state === 'idle') {
+      this._timers.clearAll();
+      return;
+    }
+    this._shutdown('leave', true);
+  }
+
+  /**
+   * Inbound RTP statistics of the subscribe PeerConnection, one entry per
+   * remote track of a known publisher (the probator and tracks of departed
+   * publishers are left out).
+   * @returns {Promise<{publisherId: string, kind: string, trackId: string, packetsReceived: number,
+   *   framesDecoded: number, frameWidth: number, frameHeight: number, bytesReceived: number}[]>}
+   */
+  async getInboundStats() {
+    const sub = this._sub;
+    if (!sub) return [];
+    const pc = sub.pc;
+    const report = await pc.getStats();
+    /** @type {Map<string, string>} receiver track id → mid */
+    const midOfTrack = new Map();
+    try {
+      for (const tr of pc.getTransceivers ? pc.getTransceivers() : []) {
+        if (tr && tr.mid !== null && tr.mid !== undefined && tr.receiver && tr.receiver.track) {
+          midOfTrack.set(tr.receiver.track.id, String(tr.mid));
+        }
+      }
+    } catch (e) {
+      this._log.debug('getTransceivers failed', e);
+    }
+    /** @type {Map<string, any>} */
+    const byId = new Map();
+    report.forEach((/** @type {any} */ s) => byId.set(s.id, s));
+    const out = [];
+    for (const s of byId.values()) {
+      if (!s || s.type !== 'inbound-rtp') continue;
+      const legacy = s.trackId ? byId.get(s.trackId) : undefined;
+      let mid = s.mid !== undefined && s.mid !== null ? String(s.mid) : null;
+      if (mid === null) {
+        const tid = s.trackIdentifier ?? legacy?.trackIdentifier;
+        if (tid) mid = midOfTrack.get(tid) ?? null;
+      }
+      const info = mid !== null ? this._remoteByMid.get(mid) : undefined;
+      if (!info) continue;
+      out.push({
+        publisherId: info.publisherId,
+        kind: s.kind ?? s.mediaType ?? info.kind,
+        trackId: info.trackId,
+        packetsReceived: s.packetsReceived ?? 0,
+        framesDecoded: s.framesDecoded ?? legacy?.framesDecoded ?? 0,
+        frameWidth: s.frameWidth ?? legacy?.frameWidth ?? 0,
+        frameHeight: s.frameHeight ?? legacy?.frameHeight ?? 0,
+        bytesReceived: s.bytesReceived ?? 0,
+      });
+    }
+    return out;
+  }
+
+  // ------------------------------------------------------------ connection
+
+  /** @private */
+  _resetForConnect() {
+    this._bumpEpoch('connect');
+    this._everJoined = false;
+    this._joined = false;
+    this._mediaReady = false;
+    this.participants = new Map();
+    this.publishers = new Map();
+    this.remoteStreams = new Map();
+    this._remoteByMid.clear();
+    this._orphans.clear();
+    this._directory.clear();
+    this._subscribedPubs.clear();
+    this._subscribing.clear();
+    this._backoff.reset();
+    this._nextHint = undefined;
+    this._lastRecycleAt = -Infinity;
+  }
+
+  /**
+   * One connection attempt: token, WebSocket, auth, join, media setup.
+   * @private
+   * @returns {Promise<Record<string, any>>} The `joined` message.
+   */
+  async _establish() {
+    const epoch = this._epoch;
+    const token = await this._resolveToken();
+    this._checkEpoch(epoch);
+    await this._openWs();
+    this._checkEpoch(epoch);
+    /** @type {Record<string, any>} */
+    let ok;
+    if (token !== null) {
+      ok = await this._request({ type: 'auth', token });
+    } else {
+      ok = await this._pending.add(AUTH_OK_KEY, { requestType: 'auth' });
+    }
+    this._checkEpoch(epoch);
+    this.participantId = ok.participantId;
+    this.username = ok.username ?? ok.participantId;
+    const joined = await this._request({ type: 'join', roomName: this.room });
+    this._checkEpoch(epoch);
+    await this._setupMedia(epoch);
+    return joined;
+  }
+
+  /** @private @returns {Promise<string|null>} */
+  async _resolveToken() {
+    const t = this._opts.token;
+    let value = typeof t === 'function' ? await t() : t;
+    if (value === undefined || value === null || value === '') return null;
+    if (typeof value !== 'string') throw new SfuError('unauthorized', 'the token must be a string');
+    return value;
+  }
+
+  /** @private @returns {string} */
+  _url() {
+    const u = this._opts.url;
+    const loc = /** @type {any} */ (globalThis).location;
+    if (typeof u === 'string' && /^wss?:\/\//i.test(u)) return u;
+    if (typeof u === 'string' && /^https?:\/\//i.test(u)) return u.replace(/^http/i, 'ws');
+    if (!loc) throw new SfuError('bad-request', 'option `url` is required outside a browser page');
+    const base = `${loc.protocol === 'https:' ? 'wss:' : 'ws:'}//${loc.host}`;
+    if (typeof u === 'string' && u.startsWith('/')) return base + u;
+    return `${base}/ws`;
+  }
+
+  /**
+   * Opens the WebSocket and installs its handlers; resolves when open.
+   * @private
+   * @returns {Promise<any>}
+   */
+  _openWs() {
+    return new Promise((resolve, reject) => {
+      const WS = this._opts.WebSocketImpl ?? /** @type {any} */ (globalThis).WebSocket;
+      /** @type {any} */
+      let ws;
+      try {
+        ws = new WS(this._url());
+      } catch (e) {
+        reject(SfuError.wrap(e, 'connection-lost'));
+        return;
+      }
+      this._ws = ws;
+      let settled = false;
+      /** @param {SfuError} err */
+      const fail = (err) => {
+        if (settled) return;
+        settled = true;
+        this._timers.clear(timer);
+        if (this._wsOpenAbort === fail) this._wsOpenAbort = null;
+        reject(err);
+      };
+      const timer = this._timers.setTimeout(
+        () => fail(new SfuError('timeout', `WebSocket did not open within ${this._opts.requestTimeoutMs} ms`)),
+        this._opts.requestTimeoutMs,
+      );
+      this._wsOpenAbort = fail;
+      ws.onopen = () =>
+        this._guard('ws open', () => {
+          if (settled) return;
+          settled = true;
+          this._timers.clear(timer);
+          if (this._wsOpenAbort === fail) this._wsOpenAbort = null;
+          if (ws !== this._ws) {
+            reject(new SfuError('interrupted', 'socket replaced'));
+            return;
+          }
+          this._startKeepalive(ws);
+          resolve(ws);
+        });
+      ws.onmessage = (/** @type {any} */ ev) => this._guard('ws message', () => this._onWsMessage(ws, ev));
+      ws.onerror = () => this._guard('ws error', () => this._log.debug('WebSocket error event'));
+      ws.onclose = (/** @type {any} */ ev) =>
+        this._guard('ws close', () => {
+          if (!settled) {
+            if (ws === this._ws) this._ws = null;
+            const code = ev?.code;
+            fail(
+              code === 4001
+                ? new SfuError('unauthorized', 'the server closed the connection: invalid token (4001)')
+                : new SfuError('connection-lost', `WebSocket closed before it opened (${code ?? 'no code'})`),
+            );
+            return;
+          }
+          this._onWsClose(ws, ev);
+        });
+    });
+  }
+
+  /** @private @param {any} ws */
+  _detachWs(ws) {
+    if (!ws) return;
+    ws.onopen = null;
+    ws.onmessage = null;
+    ws.onerror = null;
+    ws.onclose = null;
+  }
+
+  /**
+   * @private
+   * @param {any} ws
+   * @param {number} code
+   * @param {string} reason
+   */
+  _closeWs(ws, code, reason) {
+    if (!ws) return;
+    this._detachWs(ws);
+    try {
+      // The close reason must stay under 123 UTF-8 bytes (else close() throws): ASCII only.
+      if (ws.readyState === 0 || ws.readyState === 1) ws.close(code, String(reason).replace(/[^\x20-\x7e]/g, '?').slice(0, 120));
+    } catch (e) {
+      this._log.debug('WebSocket close failed', e);
+    }
+  }
+
+  /** @private @param {any} ws */
+  _startKeepalive(ws) {
+    this._stopKeepalive();
+    this._lastRx = this._now();
+    this._keepalive = this._timers.setInterval(
+      () =>
+        this._guard('keepalive', () => {
+          if (ws !== this._ws) return;
+          if (this._now() - this._lastRx > this._opts.idleTimeoutMs) {
+            this._onSocketLost(`no message from the server for ${this._opts.idleTimeoutMs} ms`);
+            return;
+          }
+          this._send({ type: 'ping' });
+        }),
+      this._opts.pingIntervalMs,
+    );
+  }
+
+  /** @private */
+  _stopKeepalive() {
+    if (this._keepalive !== null) this._timers.clear(this._keepalive);
+    this._keepalive = null;
+  }
+
+  /**
+   * @private
+   * @param {any} ws
+   * @param {any} ev
+   */
+  _onWsClose(ws, ev) {
+    if (ws !== this._ws) return;
+    const code = ev?.code;
+    if (code === 4001) {
+      this._fatal(new SfuError('unauthorized', 'the server closed the connection: invalid token (4001)'));
+      return;
+    }
+    const why =
+      code === 1009 ? 'a frame was too large (1009)'
+      : code === 1008 ? 'policy close (1008)'
+      : code === 1001 ? 'server going away (1001)'
+      : code === 4008 ? 'not authenticated in time (4008)'
+      : `WebSocket closed (${code ?? 'no code'})`;
+    this._onSocketLost(why);
+  }
+
+  /**
+   * Tears the room session down (socket unless keepSocket, PCs, pending
+   * requests) and bumps the epoch so that running flows stop.
+   * @private
+   * @param {string} reason
+   * @param {{keepSocket?: boolean, emitRemoved?: boolean, code?: string}} [opts]
+   */
+  _teardownSession(reason, { keepSocket = false, emitRemoved = true, code = 'connection-lost' } = {}) {
+    this._bumpEpoch(reason);
+    this._joined = false;
+    if (!keepSocket) {
+      const ws = this._ws;
+      this._ws = null;
+      this._stopKeepalive();
+      this._closeWs(ws, 1000, reason);
+      if (this._wsOpenAbort) this._wsOpenAbort(new SfuError(code, reason));
+    }
+    this._pending.rejectAll(new SfuError(code, reason));
+    this._teardownMedia(emitRemoved);
+  }
+
+  /** @private @param {boolean} emitRemoved */
+  _teardownMedia(emitRemoved) {
+    this._mediaReady = false;
+    // Fresh queues: a job still running on a closed PeerConnection must not block the next session.
+    this._pubQueue.clear('interrupted');
+    this._subQueue.clear('interrupted');
+    this._pubQueue = new SerialQueue();
+    this._subQueue = new SerialQueue();
+    this._closePub();
+    if (this._sub) {
+      this._closePc(this._sub.pc);
+      this._sub = null;
+    }
+    this._subscribedPubs.clear();
+    this._subscribing.clear();
+    this._orphans.clear();
+    const pids = new Set([...this._remoteByMid.values()].map((e) => e.publisherId));
+    for (const pid of pids) this._dropPublisherMedia(pid, emitRemoved);
+    this._remoteByMid.clear();
+    this.remoteStreams.clear();
+  }
+
+  /**
+   * The socket is gone (closed, keepalive timeout, `reconnect` message,
+   * unrecoverable negotiation failure). Reconnects when connected.
+   * @private
+   * @param {string} reason
+   * @param {number} [hintMs] Server `retryAfterMs`.
+   */
+  _onSocketLost(reason, hintMs) {
+    this._log.info('connection lost:', reason);
+    const state = this._state;
+    if (state === 'closed' || state === 'idle') return;
+    this._teardownSession(reason, { emitRemoved: true });
+    if (state === 'connected') {
+      if (this._opts.reconnect.enabled) this._startReconnect(reason, hintMs);
+      else this._fatal(new SfuError('connection-lost', reason));
+    } else if (state === 'reconnecting') {
+      if (hintMs !== undefined) this._nextHint = Math.max(this._nextHint ?? 0, hintMs);
+    }
+    // 'connecting': connect() sees its awaits fail and rejects.
+  }
+
+  /**
+   * @private
+   * @param {string} reason
+   * @param {number} [hintMs]
+   */
+  _startReconnect(reason, hintMs) {
+    if (hintMs !== undefined) this._nextHint = Math.max(this._nextHint ?? 0, hintMs);
+    if (this._loopActive) return;
+    this._loopActive = true;
+    const seq = ++this._loopSeq;
+    this._setState('reconnecting', reason);
+    this._reconnectLoop(seq, reason)
+      .catch((e) => this._log.error('reconnect loop failed', e))
+      .finally(() => {
+        if (seq === this._loopSeq) this._loopActive = false;
+      });
+  }
+
+  /**
+   * @private
+   * @param {number} seq
+   * @param {string} reason
+   */
+  async _reconnectLoop(seq, reason) {
+    let attempt = 0;
+    let lastReason = reason;
+    while (this._state === 'reconnecting' && seq === this._loopSeq) {
+      attempt++;
+      if (attempt > this._opts.reconnect.maxAttempts) {
+        this._fatal(new SfuError('reconnect-failed', `gave up after ${attempt - 1} attempts: ${lastReason}`));
+        return;
+      }
+      const delayMs = this._backoff.next(this._nextHint);
+      this._nextHint = undefined;
+      this._emit('reconnecting', { attempt, delayMs, reason: lastReason });
+      await this._sleep(delayMs);
+      if (this._state !== 'reconnecting' || seq !== this._loopSeq) return;
+      try {
+        await this._establish();
+        if (this._state !== 'reconnecting' || seq !== this._loopSeq) return;
+        this._backoff.reset();
+        this._loopActive = false;
+        this._setState('connected', 'reconnected');
+        this._markReady();
+        this._emit('reconnected', {});
+        this._startSubscriptions();
+        return;
+      } catch (e) {
+        const err = SfuError.wrap(e);
+        if (this._state !== 'reconnecting' || seq !== this._loopSeq) return;
+        if (err.code === 'unauthorized' || err.code === 'forbidden' || err.code === 'replaced') {
+          this._fatal(err);
+          return;
+        }
+        lastReason = err.message;
+        this._log.info(`reconnect attempt ${attempt} failed:`, err.message);
+        this._teardownSession(lastReason, { emitRemoved: true });
+      }
+    }
+  }
+
+  /** @private @param {number} ms @returns {Promise<void>} */
+  _sleep(ms) {
+    return new Promise((resolve) => {
+      const done = () => {
+        this._sleepers.delete(done);
+        this._timers.clear(handle);
+        resolve();
+      };
+      const handle = this._timers.setTimeout(done, ms);
+      this._sleepers.add(done);
+    });
+  }
+
+  /**
+   * Fatal error: close everything, state `closed`, `error` event with fatal.
+   * @private
+   * @param {SfuError} err
+   */
+  _fatal(err) {
+    if (this._state === 'closed') return;
+    err.fatal = true;
+    this._shutdown(err.message, false, err.code);
+    this._emitError(err, true);
+  }
+
+  /**
+   * Closes everything; no reconnect afterwards.
+   * @private
+   * @param {string} reason
+   * @param {boolean} sendLeave
+   * @param {string} [code]
+   */
+  _shutdown(reason, sendLeave, code = 'closed') {
+    this._loopSeq++;
+    this._loopActive = false;
+    if (sendLeave && this._joined) this._send({ type: 'leave', roomName: this.room });
+    this._teardownSession(reason, { emitRemoved: false, code });
+    for (const wake of [...this._sleepers]) wake();
+    this._sleepers.clear();
+    this._timers.clearAll();
+    const waiters = this._readyWaiters.splice(0);
+    for (const w of waiters) w.reject(new SfuError('closed', reason));
+    this.localTracks = [];
+    this._trackStreams.clear();
+    this.participants.clear();
+    this.publishers.clear();
+    this._directory.clear();
+    this._setState('closed', reason);
+  }
+
+  // ------------------------------------------------------------ messages
+
+  /**
+   * @private
+   * @param {any} ws
+   * @param {any} ev
+   */
+  _onWsMessage(ws, ev) {
+    if (ws !== this._ws) return;
+    this._lastRx = this._now();
+    /** @type {Record<string, any>} */
+    let msg;
+    try {
+      msg = parseServerMessage(ev?.data);
+    } catch (e) {
+      this._log.warn('ignoring a malformed server message:', e instanceof Error ? e.message : e);
+      return;
+    }
+    try {
+      this._dispatch(msg);
+    } catch (e) {
+      this._log.error(`handling \`${msg.type}\` failed`, e);
+    }
+  }
+
+  /** @private @param {Record<string, any>} msg */
+  _dispatch(msg) {
+    if (ROOM_SCOPED.has(msg.type)) {
+      if (msg.roomName !== undefined && msg.roomName !== this.room) {
+        this._log.debug(`ignoring ${msg.type} for room ${msg.roomName}`);
+        return;
+      }
+      if (!this._joined) {
+        this._log.debug(`ignoring ${msg.type} while not joined`);
+        return;
+      }
+    }
+    switch (msg.type) {
+      case 'auth-ok':
+        if (!this._pending.resolve(msg.requestId, msg)) this._pending.resolve(AUTH_OK_KEY, msg);
+        return;
+      case 'joined':
+        return this._onJoined(msg);
+      case 'left':
+        this._pending.resolve(msg.requestId, msg);
+        return;
+      case 'pong':
+        return;
+      case 'participant-joined':
+        return this._onParticipantJoined(msg);
+      case 'participant-left':
+        return this._onParticipantLeft(msg);
+      case 'new-publisher':
+        return this._onNewPublisher(msg);
+      case 'publisher-left':
+        return this._onPublisherLeft(msg.publisherId);
+      case 'publish-answer':
+      case 'subscribe-prepare-answer':
+        if (!this._pending.resolve(msg.requestId, msg)) this._log.debug(`unexpected ${msg.type}`);
+        return;
+      case 'publish-ice-candidate':
+        return this._onPublishCandidate(msg.candidate);
+      case 'subscribe-ice-candidate':
+        return this._onSubscribeCandidate(msg.candidate);
+      case 'subscribe-offer':
+        return this._onSubscribeOffer(msg);
+      case 'chat':
+        this._emit('chat', {
+          participantId: msg.participantId,
+          username: msg.username,
+          text: msg.text,
+          ts: msg.ts,
+          self: msg.participantId === this.participantId,
+        });
+        this._pending.resolve(msg.requestId, msg);
+        return;
+      case 'reconnect':
+        this._log.info(`server asks to reconnect (${msg.reason}, retry after ${msg.retryAfterMs} ms)`);
+        this._onSocketLost(`server asked to reconnect: ${msg.reason}`, msg.retryAfterMs);
+        return;
+      case 'error':
+        return this._onServerError(msg);
+      case 'signal':
+        this._log.debug('ignoring signal message');
+        return;
+      default:
+        this._log.debug(`ignoring unknown server message type ${msg.type}`);
+    }
+  }
+
+  /** @private @param {Record<string, any>} msg */
+  _onServerError(msg) {
+    if (msg.roomName && msg.roomName !== this.room) {
+      this._log.debug('ignoring error for another room', msg);
+      return;
+    }
+    const err = SfuError.fromServer(msg);
+    if (msg.code === 'replaced') {
+      this._pending.reject(msg.requestId, err);
+      this._fatal(new SfuError('replaced', msg.message || 'another connection took this participant id', { roomName: msg.roomName }));
+      return;
+    }
+    if (this._pending.reject(msg.requestId, err)) return;
+    this._log.warn(`server error ${msg.code}: ${msg.message}`, msg.requestType ?? '');
+    this._emitError(err, false);
+  }
+
+  /**
+   * Reply to our `join`: sets the room state up synchronously (so that
+   * messages right after it see it), then settles the request.
+   * @private
+   * @param {Record<string, any>} msg
+   */
+  _onJoined(msg) {
+    if (msg.roomName !== this.room) return;
+    if (!this._pending.has(msg.requestId)) {
+      if (this._joined) this._applyJoined(msg, false);
+      return;
+    }
+    try {
+      const initial = !this._everJoined;
+      this._everJoined = true;
+      this.participantId = msg.participantId;
+      this._joined = true;
+      this._applyJoined(msg, initial);
+      if (this._sub) this._closePc(this._sub.pc);
+      this._sub = this._makeSubState();
+      const sub = this._sub;
+      this._preparePromise = this._subQueue.push(() => this._prepareSubscribe(sub)).catch(noop);
+      this._pending.resolve(msg.requestId, msg);
+    } catch (e) {
+      this._pending.reject(msg.requestId, SfuError.wrap(e));
+    }
+  }
+
+  /**
+   * Rebuilds participants/publishers from a `joined`; on a rejoin, emits the
+   * difference to the previous state first.
+   * @private
+   * @param {Record<string, any>} msg
+   * @param {boolean} initial
+   */
+  _applyJoined(msg, initial) {
+    const self = this.participantId;
+    const oldParts = this.participants;
+    const oldPubs = this.publishers;
+    /** @type {Map<string, {participantId: string, username: string}>} */
+    const parts = new Map();
+    for (const p of msg.participants) if (p.participantId !== self) parts.set(p.participantId, { ...p });
+    /** @type {Map<string, {publisherId: string, username: string, tracks: {trackId: string, kind: string}[]}>} */
+    const pubs = new Map();
+    for (const p of msg.publishers) if (p.publisherId !== self) pubs.set(p.publisherId, { ...p, tracks: [...p.tracks] });
+    if (!initial) {
+      for (const pid of oldPubs.keys()) {
+        if (!pubs.has(pid)) {
+          this._dropPublisherMedia(pid, true);
+          this._directory.removePublisher(pid);
+          this._subscribedPubs.delete(pid);
+          this.publishers.delete(pid);
+          this._emit('publisher-left', { publisherId: pid });
+        }
+      }
+      for (const pid of oldParts.keys()) {
+        if (!parts.has(pid)) {
+          this.participants.delete(pid);
+          this._emit('participant-left', { participantId: pid });
+        }
+      }
+    }
+    this.participants = parts;
+    this.publishers = pubs;
+    for (const [pid, p] of pubs) this._directory.setTracks(pid, p.tracks);
+    if (!initial) {
+      for (const [pid, p] of parts) {
+        if (!oldParts.has(pid)) this._emit('participant-joined', { participantId: pid, username: p.username });
+      }
+      for (const [pid, p] of pubs) {
+        const old = oldPubs.get(pid);
+        if (!old || !sameTracks(old.tracks, p.tracks)) {
+          this._emit('publisher', { publisherId: pid, username: p.username, tracks: [...p.tracks] });
+        }
+      }
+    }
+    this._emit('joined', {
+      roomName: msg.roomName,
+      participantId: msg.participantId,
+      participants: [...parts.values()].map((p) => ({ ...p })),
+      publishers: [...pubs.values()].map((p) => ({ ...p, tracks: [...p.tracks] })),
+    });
+  }
+
+  /** @private @param {Record<string, any>} msg */
+  _onParticipantJoined(msg) {
+    if (msg.participantId === this.participantId) return;
+    this.participants.set(msg.participantId, { participantId: msg.participantId, username: msg.username });
+    this._emit('participant-joined', { participantId: msg.participantId, username: msg.username });
+  }
+
+  /** @private @param {Record<string, any>} msg */
+  _onParticipantLeft(msg) {
+    const pid = msg.participantId;
+    if (pid === this.participantId) return;
+    if (this.publishers.has(pid)) this._onPublisherLeft(pid);
+    this._optOut.delete(pid);
+    this._wanted.delete(pid);
+    if (this.participants.delete(pid)) this._emit('participant-left', { participantId: pid });
+  }
+
+  /** @private @param {Record<string, any>} msg */
+  _onNewPublisher(msg) {
+    const pid = msg.publisherId;
+    if (pid === this.participantId) return;
+    const tracks = msg.tracks.map((/** @type {any} */ t) => ({ trackId: t.trackId, kind: t.kind }));
+    this.publishers.set(pid, { publisherId: pid, username: msg.username, tracks });
+    if (!this.participants.has(pid)) this.participants.set(pid, { participantId: pid, username: msg.username });
+    this._directory.addTracks(pid, tracks);
+    // Tracks no longer listed stop being forwarded: drop them from the stream.
+    const listed = new Set(tracks.map((/** @type {any} */ t) => t.trackId));
+    for (const [mid, e] of [...this._remoteByMid]) {
+      if (e.publisherId === pid && !listed.has(e.trackId)) this._removeRemote(mid, true);
+    }
+    this._emit('publisher', { publisherId: pid, username: msg.username, tracks: tracks.map((/** @type {any} */ t) => ({ ...t })) });
+    this._resolveOrphans();
+    if (
+      this._opts.autoSubscribe &&
+      this._mediaReady &&
+      !this._optOut.has(pid) &&
+      !this._subscribedPubs.has(pid) &&
+      !this._subscribing.has(pid)
+    ) {
+      this._subscribeFlow(pid).catch((e) => this._onSubscribeFailure(pid, e));
+    }
+  }
+
+  /** @private @param {string} pid */
+  _onPublisherLeft(pid) {
+    if (pid === this.participantId) return; // acknowledgement of our own unpublish
+    this._dropPublisherMedia(pid, true);
+    this._subscribedPubs.delete(pid);
+    this._subscribing.delete(pid);
+    this._directory.removePublisher(pid);
+    const had = this.publishers.delete(pid);
+    if (had) this._emit('publisher-left', { publisherId: pid });
+  }
+
+  // ------------------------------------------------------------ publishing
+
+  /**
+   * @private
+   * @typedef {{pc: any, candidates: object[], senders: Map<MediaStreamTrack, any>, negotiated: boolean}} PubState
+   */
+
+  /** @private @returns {PubState} */
+  _makePublishState() {
+    const pc = this._newPc();
+    /** @type {PubState} */
+    const state = { pc, candidates: [], senders: new Map(), negotiated: false };
+    pc.onicecandidate = (/** @type {any} */ ev) =>
+      this._guard('publish icecandidate', () => {
+        if (state !== this._pub) return;
+        const c = candidateJson(ev && ev.candidate);
+        if (c) this._send({ type: 'publish-ice-candidate', roomName: this.room, candidate: c });
+      });
+    pc.onconnectionstatechange = () =>
+      this._guard('publish connectionstate', () => {
+        if (state === this._pub && pc.connectionState === 'failed' && this._state === 'connected') {
+          this._onSocketLost('publish PeerConnection failed');
+        }
+      });
+    return state;
+  }
+
+  /** @private */
+  _closePub() {
+    const pub = this._pub;
+    this._pub = null;
+    if (pub) this._closePc(pub.pc);
+  }
+
+  /** @private @param {MediaStreamTrack[]} tracks */
+  _forgetLocal(tracks) {
+    this.localTracks = this.localTracks.filter((t) => !tracks.includes(t));
+    for (const t of tracks) this._trackStreams.delete(t);
+  }
+
+  /**
+   * Runs {@link SfuClient#_syncPublish} after a local change; interruptions
+   * are fine (a reconnect re-publishes the current localTracks anyway).
+   * @private
+   */
+  async _resyncPublish() {
+    if (!this._joined || (!this._pub && this.localTracks.length === 0)) return;
+    try {
+      await this._pubQueue.push(() => this._syncPublish());
+    } catch (e) {
+      const err = SfuError.wrap(e);
+      if (TRANSIENT_CODES.has(err.code)) return;
+      throw err;
+    }
+  }
+
+  /**
+   * Makes the publish PeerConnection carry exactly `localTracks` and
+   * negotiates when something changed. Runs inside the publish SerialQueue.
+   * On failure the server-side publish state is reset (`unpublish`).
+   * @private
+   */
+  async _syncPublish() {
+    if (!this._joined) throw new SfuError('interrupted', 'not joined');
+    const epoch = this._epoch;
+    if (this.localTracks.length === 0) {
+      if (this._pub) {
+        this._send({ type: 'unpublish', roomName: this.room });
+        this._closePub();
+      }
+      return;
+    }
+    if (!this._pub) this._pub = this._makePublishState();
+    const state = this._pub;
+    const pc = state.pc;
+    const check = () => {
+      if (state !== this._pub || epoch !== this._epoch) throw new SfuError('interrupted', 'publish PeerConnection replaced');
+    };
+    try {
+      let changed = !state.negotiated;
+      for (const t of this.localTracks) {
+        if (state.senders.has(t)) continue;
+        const stream = this._trackStreams.get(t) ?? this._localStream();
+        const tr = pc.addTransceiver(t, { direction: 'sendonly', streams: stream ? [stream] : [] });
+        state.senders.set(t, tr);
+        changed = true;
+      }
+      for (const [t, tr] of [...state.senders]) {
+        if (this.localTracks.includes(t)) continue;
+        try {
+          pc.removeTrack(tr.sender);
+        } catch (e) {
+          this._log.debug('removeTrack failed', e);
+        }
+        state.senders.delete(t);
+        changed = true;
+      }
+      if (!changed) return;
+      const offer = await this._race(pc.createOffer());
+      check();
+      await this._race(pc.setLocalDescription(offer));
+      check();
+      const sdp = (pc.localDescription && pc.localDescription.sdp) || offer.sdp;
+      const reply = await this._request({ type: 'publish-offer', roomName: this.room, offer: sdp });
+      check();
+      await this._race(pc.setRemoteDescription({ type: 'answer', sdp: reply.answer }));
+      check();
+      state.negotiated = true;
+      this._flushCandidates(state);
+    } catch (e) {
+      if (state !== this._pub || epoch !== this._epoch) throw new SfuError('interrupted', 'publish PeerConnection replaced');
+      // Server-side state unknown: reset it, the next offer starts a new PeerConnection.
+      this._send({ type: 'unpublish', roomName: this.room });
+      this._closePub();
+      throw SfuError.wrap(e, 'negotiation-failed');
+    }
+  }
+
+  /** @private @returns {MediaStream|null} */
+  _localStream() {
+    if (!this._ownStream) {
+      const MS = this._opts.MediaStreamImpl ?? /** @type {any} */ (globalThis).MediaStream;
+      this._ownStream = MS ? new MS() : null;
+    }
+    return this._ownStream;
+  }
+
+  /** @private @param {unknown} raw */
+  _onPublishCandidate(raw) {
+    const pub = this._pub;
+    if (!pub) {
+      this._log.debug('dropping a publish candidate: no publish PeerConnection');
+      return;
+    }
+    this._applyRemoteCandidate(pub, raw);
+  }
+
+  // ------------------------------------------------------------ subscribing
+
+  /**
+   * @private
+   * @typedef {{pc: any, candidates: object[], offerMsids: Map<string, {streamId: string, trackId: string, kind: string}>,
+   *   queuedCandidateJobs: number, prepared: boolean, answered: number}} SubState
+   */
+
+  /** @private @returns {SubState} */
+  _makeSubState() {
+    const pc = this._newPc();
+    /** @type {SubState} */
+    const state = { pc, candidates: [], offerMsids: new Map(), queuedCandidateJobs: 0, prepared: false, answered: 0 };
+    pc.onicecandidate = (/** @type {any} */ ev) =>
+      this._guard('subscribe icecandidate', () => {
+        if (state !== this._sub) return;
+        const c = candidateJson(ev && ev.candidate);
+        if (c) this._send({ type: 'subscribe-ice-candidate', roomName: this.room, candidate: c });
+      });
+    pc.ontrack = (/** @type {any} */ ev) => this._guard('ontrack', () => this._onRemoteTrack(state, ev));
+    pc.onconnectionstatechange = () =>
+      this._guard('subscribe connectionstate', () => {
+        if (state === this._sub && pc.connectionState === 'failed' && this._state === 'connected') {
+          this._onSocketLost('subscribe PeerConnection failed');
+        }
+      });
+    return state;
+  }
+
+  /**
+   * Prepares the subscribe PeerConnection (data channel + own offer). If the
+   * server refuses, continues with a fresh PeerConnection (the server then
+   * offers first). Runs inside the subscribe SerialQueue.
+   * @private
+   * @param {SubState} sub
+   */
+  async _prepareSubscribe(sub) {
+    const epoch = this._epoch;
+    let sent = false;
+    try {
+      sub.pc.createDataChannel('rheo-sfu');
+      const offer = await this._race(sub.pc.createOffer());
+      this._checkSub(sub, epoch);
+      await this._race(sub.pc.setLocalDescription(offer));
+      this._checkSub(sub, epoch);
+      const sdp = (sub.pc.localDescription && sub.pc.localDescription.sdp) || offer.sdp;
+      sent = true;
+      const reply = await this._request({ type: 'subscribe-prepare', roomName: this.room, offer: sdp });
+      this._checkSub(sub, epoch);
+      await this._race(sub.pc.setRemoteDescription({ type: 'answer', sdp: reply.answer }));
+      this._checkSub(sub, epoch);
+      sub.prepared = true;
+      this._flushCandidates(sub);
+    } catch (e) {
+      if (sub !== this._sub || epoch !== this._epoch) return;
+      const err = SfuError.wrap(e);
+      const serverRefused = err.requestType === 'subscribe-prepare' && err.code !== 'timeout';
+      if (!sent || serverRefused) {
+        this._log.info('subscribe-prepare not used:', err.message);
+        this._closePc(sub.pc);
+        this._sub = this._makeSubState();
+        return;
+      }
+      // The server may hold a half-prepared PeerConnection: start over.
+      this._log.warn('subscribe-prepare failed:', err.message);
+      this._onSocketLost(`subscribe-prepare failed: ${err.message}`);
+    }
+  }
+
+  /** @private @param {Record<string, any>} msg */
+  _onSubscribeOffer(msg) {
+    if (msg.publisherId && msg.tracks.length > 0) this._directory.addTracks(msg.publisherId, msg.tracks);
+    this._subQueue.push(() => this._answerSubscribeOffer(msg)).catch(noop);
+  }
+
+  /**
+   * setRemoteDescription(offer) → createAnswer → setLocalDescription → send
+   * `subscribe-answer` echoing the offer's publisherId and roomName. Runs
+   * inside the subscribe SerialQueue, in arrival order.
+   * @private
+   * @param {Record<string, any>} msg
+   */
+  async _answerSubscribeOffer(msg) {
+    const sub = this._sub;
+    const epoch = this._epoch;
+    if (!sub || !this._joined) {
+      this._pending.reject(msg.requestId, new SfuError('interrupted', 'no subscribe PeerConnection'));
+      return;
+    }
+    try {
+      sub.offerMsids = parseMsids(msg.offer);
+      await this._race(sub.pc.setRemoteDescription({ type: 'offer', sdp: msg.offer }));
+      this._checkSub(sub, epoch);
+      this._flushCandidates(sub);
+      const answer = await this._race(sub.pc.createAnswer());
+      this._checkSub(sub, epoch);
+      await this._race(sub.pc.setLocalDescription(answer));
+      this._checkSub(sub, epoch);
+      const sdp = (sub.pc.localDescription && sub.pc.localDescription.sdp) || answer.sdp;
+      this._send({ type: 'subscribe-answer', roomName: msg.roomName, publisherId: msg.publisherId, answer: sdp });
+      sub.answered++;
+      const pid = msg.publisherId;
+      if (pid && msg.tracks.length > 0 && this._isWanted(pid) && this.publishers.has(pid)) this._subscribedPubs.add(pid);
+      this._resolveOrphans();
+      this._pending.resolve(msg.requestId, msg);
+    } catch (e) {
+      if (sub !== this._sub || epoch !== this._epoch) {
+        this._pending.reject(msg.requestId, new SfuError('interrupted', 'subscribe PeerConnection replaced'));
+        return;
+      }
+      const err = SfuError.wrap(e, 'negotiation-failed');
+      this._log.error('answering a subscribe-offer failed', err);
+      this._pending.reject(msg.requestId, err);
+      this._emitError(new SfuError('negotiation-failed', `subscribe-offer: ${err.message}`, { requestType: 'subscribe-offer' }), false);
+      // The server waits for this answer forever: start over with fresh PeerConnections.
+      this._onSocketLost('subscribe negotiation failed');
+    }
+  }
+
+  /** @private @param {unknown} raw */
+  _onSubscribeCandidate(raw) {
+    const sub = this._sub;
+    if (!sub) {
+      this._log.debug('dropping a subscribe candidate: no subscribe PeerConnection');
+      return;
+    }
+    if (this._subQueue.idle) {
+      this._applyRemoteCandidate(sub, raw);
+      return;
+    }
+    // An offer is being handled: keep arrival order (it may be an ICE restart).
+    if (sub.queuedCandidateJobs >= MAX_QUEUED_CANDIDATES) {
+      this._log.warn('dropping a subscribe candidate: too many queued');
+      return;
+    }
+    sub.queuedCandidateJobs++;
+    this._subQueue
+      .push(() => {
+        sub.queuedCandidateJobs--;
+        if (sub === this._sub) this._applyRemoteCandidate(sub, raw);
+      })
+      .catch(noop);
+  }
+
+  /**
+   * Adds a remote candidate now, or queues it until the PeerConnection has a
+   * remote description.
+   * @private
+   * @param {PubState|SubState} state
+   * @param {unknown} raw
+   */
+  _applyRemoteCandidate(state, raw) {
+    /** @type {ReturnType<typeof normalizeCandidate>} */
+    let init;
+    try {
+      init = normalizeCandidate(raw);
+    } catch (e) {
+      this._log.warn('ignoring an invalid candidate', e instanceof Error ? e.message : e);
+      return;
+    }
+    if (!init) return;
+    if (!state.pc.remoteDescription) {
+      if (state.candidates.length >= MAX_QUEUED_CANDIDATES) {
+        state.candidates.shift();
+        this._log.warn('remote candidate queue full: dropping the oldest');
+      }
+      state.candidates.push(init);
+      return;
+    }
+    this._addCandidate(state, init);
+  }
+
+  /**
+   * @private
+   * @param {PubState|SubState} state
+   * @param {object} init
+   */
+  _addCandidate(state, init) {
+    try {
+      Promise.resolve(state.pc.addIceCandidate(init)).catch((/** @type {unknown} */ e) =>
+        this._log.debug('addIceCandidate failed', e),
+      );
+    } catch (e) {
+      this._log.debug('addIceCandidate threw', e);
+    }
+  }
+
+  /** @private @param {PubState|SubState} state */
+  _flushCandidates(state) {
+    if (!state.pc.remoteDescription) return;
+    const list = state.candidates.splice(0);
+    for (const c of list) this._addCandidate(state, c);
+  }
+
+  /**
+   * Requests a subscription unless one exists or is on its way; handles
+   * `room-full` (transparent leave+join) and interruptions by reconnects.
+   * @private
+   * @param {string} pid
+   */
+  async _subscribeFlow(pid) {
+    for (let tries = 0; ; tries++) {
+      try {
+        if (this._subscribedPubs.has(pid)) return;
+        const inflight = this._subscribing.get(pid);
+        await (inflight ? inflight.promise : this._sendSubscribeRequest(pid));
+        return;
+      } catch (e) {
+        const err = SfuError.wrap(e);
+        if (tries >= 2 || this._state === 'closed' || !this._isWanted(pid)) throw err;
+        if (err.code === 'room-full' && err.requestType === 'subscribe-request') {
+          if (!this._canRecycle()) throw err;
+          await this._recycleRoom('subscribe PeerConnection is full');
+        } else if (TRANSIENT_CODES.has(err.code)) {
+          await this._whenReady();
+        } else {
+          throw err;
+        }
+        if (!this.publishers.has(pid)) return;
+      }
+    }
+  }
+
+  /** @private @param {string} pid @returns {Promise<void>} */
+  _sendSubscribeRequest(pid) {
+    if (!this._joined || !this._mediaReady) return Promise.reject(new SfuError('interrupted', 'not ready'));
+    const requestId = this._nextRequestId();
+    const reply = this._requestWithId(requestId, { type: 'subscribe-request', roomName: this.room, publisherId: pid });
+    const promise = reply.then(
+      () => {
+        if (this._isWanted(pid) && this.publishers.has(pid)) this._subscribedPubs.add(pid);
+      },
+      (e) => {
+        const err = SfuError.wrap(e);
+        // All of its tracks are subscribed already.
+        if (err.code === 'bad-request' && err.requestType === 'subscribe-request' && this._isWanted(pid) && this.publishers.has(pid)) {
+          this._subscribedPubs.add(pid);
+          return;
+        }
+        throw err;
+      },
+    );
+    const entry = { promise, requestId };
+    this._subscribing.set(pid, entry);
+    const cleanup = () => {
+      if (this._subscribing.get(pid) === entry) this._subscribing.delete(pid);
+    };
+    promise.then(cleanup, cleanup);
+    return promise;
+  }
+
+  /** @private @param {string} pid @param {unknown} e */
+  _onSubscribeFailure(pid, e) {
+    const err = SfuError.wrap(e);
+    if (TRANSIENT_CODES.has(err.code) || this._state === 'closed') {
+      this._log.debug(`subscription to ${pid} interrupted:`, err.message);
+      return;
+    }
+    if (err.code === 'not-found' || !this.publishers.has(pid)) {
+      this._log.debug(`publisher ${pid} not available:`, err.message);
+      return;
+    }
+    this._log.warn(`subscribing to ${pid} failed:`, err.message);
+    this._emitError(err, false);
+  }
+
+  /** @private @param {string} pid @returns {boolean} */
+  _isWanted(pid) {
+    return this._opts.autoSubscribe ? !this._optOut.has(pid) : this._wanted.has(pid);
+  }
+
+  /** @private Subscribes every wanted publisher (after connect/rejoin). */
+  _startSubscriptions() {
+    if (!this._mediaReady) return;
+    for (const pid of [...this.publishers.keys()]) {
+      if (!this._isWanted(pid) || this._subscribedPubs.has(pid) || this._subscribing.has(pid)) continue;
+      this._subscribeFlow(pid).catch((e) => this._onSubscribeFailure(pid, e));
+    }
+  }
+
+  /**
+   * Whether a transparent leave+join is worth it: not too soon after the
+   * last one, and the wanted tracks fit in a fresh subscribe PeerConnection.
+   * @private
+   * @returns {boolean}
+   */
+  _canRecycle() {
+    if (this._recycling) return true;
+    if (this._state !== 'connected' || !this._joined) return false;
+    if (this._now() - this._lastRecycleAt < MIN_RECYCLE_INTERVAL_MS) return false;
+    let sections = 1;
+    for (const [pid, p] of this.publishers) if (this._isWanted(pid)) sections += Math.max(1, p.tracks.length);
+    return sections <= MAX_SUBSCRIBE_SECTIONS;
+  }
+
+  /**
+   * Leave + join on the same socket for fresh PeerConnections (the server
+   * answered `room-full` because the subscribe PeerConnection reached 48
+   * m-sections). Re-publishes and re-subscribes like a reconnect.
+   * @private
+   * @param {string} reason
+   * @returns {Promise<void>}
+   */
+  _recycleRoom(reason) {
+    if (this._recycling) return this._recycling;
+    this._lastRecycleAt = this._now();
+    this._log.info('leaving and joining the room again:', reason);
+    this._teardownSession(reason, { keepSocket: true, emitRemoved: true, code: 'interrupted' });
+    const epoch = this._epoch;
+    const run = async () => {
+      await this._request({ type: 'leave', roomName: this.room });
+      this._checkEpoch(epoch);
+      await this._request({ type: 'join', roomName: this.room });
+      this._checkEpoch(epoch);
+      await this._setupMedia(this._epoch);
+      this._markReady();
+      this._startSubscriptions();
+    };
+    const p = run()
+      .catch((e) => {
+        const err = SfuError.wrap(e);
+        this._log.warn('room rejoin failed:', err.message);
+        if (this._state === 'connected') {
+          this._onSocketLost(`room rejoin failed: ${err.message}`);
+        }
+      })
+      .finally(() => {
+        if (this._recycling === p) this._recycling = null;
+      });
+    this._recycling = p;
+    return p;
+  }
+
+  /**
+   * After `joined`: wait for subscribe-prepare, re-publish localTracks.
+   * @private
+   * @param {number} epoch
+   */
+  async _setupMedia(epoch) {
+    await this._preparePromise;
+    this._checkEpoch(epoch);
+    if (!this._sub) throw new SfuError('interrupted', 'no subscribe PeerConnection');
+    this._mediaReady = true;
+    if (this.localTracks.length > 0) {
+      try {
+        await this._pubQueue.push(() => this._syncPublish());
+      } catch (e) {
+        const err = SfuError.wrap(e);
+        this._checkEpoch(epoch);
+        if (TRANSIENT_CODES.has(err.code)) throw err;
+        this._log.warn('re-publishing failed:', err.message);
+        this._forgetLocal([...this.localTracks]);
+        this._emitError(err, false);
+      }
+    }
+    this._checkEpoch(epoch);
+  }
+
+  /**
+   * Maps a remote track to its publisher: transceiver.mid → msid of the
+   * last applied offer → trackId → TrackDirectory → publisherId.
+   * @private
+   * @param {SubState} sub
+   * @param {any} ev RTCTrackEvent
+   */
+  _onRemoteTrack(sub, ev) {
+    if (sub !== this._sub) return;
+    const track = ev && ev.track;
+    const mid = ev && ev.transceiver && ev.transceiver.mid !== null && ev.transceiver.mid !== undefined ? String(ev.transceiver.mid) : null;
+    if (!track || mid === null) {
+      this._log.warn('ontrack without track or mid');
+      return;
+    }
+    let info = sub.offerMsids.get(mid);
+    if (!info && sub.pc.remoteDescription) info = parseMsids(sub.pc.remoteDescription.sdp).get(mid);
+    if (!info) {
+      this._log.warn(`ontrack: no msid for mid ${mid}`);
+      return;
+    }
+    if (isProbator(info)) return;
+    this._attachRemote(mid, { track, trackId: info.trackId, kind: track.kind || info.kind });
+  }
+
+  /**
+   * @private
+   * @param {string} mid
+   * @param {{track: MediaStreamTrack, trackId: string, kind: string}} t
+   */
+  _attachRemote(mid, t) {
+    const pid = this._directory.publisherOf(t.trackId);
+    if (!pid) {
+      if (this._orphans.size >= MAX_ORPHAN_TRACKS) {
+        const first = this._orphans.keys().next().value;
+        if (first !== undefined) this._orphans.delete(first);
+      }
+      this._orphans.set(mid, t);
+      return;
+    }
+    this._orphans.delete(mid);
+    const known = this.publishers.has(pid) || this._subscribedPubs.has(pid) || this._subscribing.has(pid);
+    if (!known || !this._isWanted(pid)) {
+      this._log.debug(`ignoring a track of ${pid} (not subscribed)`);
+      return;
+    }
+    const existing = this._remoteByMid.get(mid);
+    if (existing && existing.track === t.track) return;
+    if (existing) this._removeRemote(mid, false);
+    // The same publisher track on an older m-section (resubscribe): replace it.
+    for (const [m, e] of [...this._remoteByMid]) {
+      if (e.publisherId === pid && e.trackId === t.trackId) this._removeRemote(m, false);
+    }
+    let stream = this.remoteStreams.get(pid);
+    if (!stream) {
+      const MS = this._opts.MediaStreamImpl ?? /** @type {any} */ (globalThis).MediaStream;
+      stream = /** @type {MediaStream} */ (new MS());
+      this.remoteStreams.set(pid, stream);
+    }
+    try {
+      stream.addTrack(t.track);
+    } catch (e) {
+      this._log.debug('addTrack to remote stream failed', e);
+    }
+    this._remoteByMid.set(mid, { publisherId: pid, trackId: t.trackId, kind: t.kind, track: t.track });
+    this._emit('track', { publisherId: pid, track: t.track, stream, kind: t.kind, trackId: t.trackId });
+  }
+
+  /** @private */
+  _resolveOrphans() {
+    for (const [mid, t] of [...this._orphans]) {
+      if (this._directory.publisherOf(t.trackId)) this._attachRemote(mid, t);
+    }
+  }
+
+  /**
+   * Removes one remote track from its publisher's stream.
+   * @private
+   * @param {string} mid
+   * @param {boolean} emit Emit `track-removed`.
+   */
+  _removeRemote(mid, emit) {
+    const e = this._remoteByMid.get(mid);
+    if (!e) return;
+    this._remoteByMid.delete(mid);
+    const stream = this.remoteStreams.get(e.publisherId);
+    if (stream) {
+      try {
+        stream.removeTrack(e.track);
+      } catch (err) {
+        this._log.debug('removeTrack from remote stream failed', err);
+      }
+      if (stream.getTracks().length === 0) this.remoteStreams.delete(e.publisherId);
+    }
+    if (emit) this._emit('track-removed', { publisherId: e.publisherId, trackId: e.trackId });
+  }
+
+  /**
+   * Removes all remote tracks of a publisher.
+   * @private
+   * @param {string} pid
+   * @param {boolean} emit Emit `track-removed` per track.
+   */
+  _dropPublisherMedia(pid, emit) {
+    for (const [mid, e] of [...this._remoteByMid]) if (e.publisherId === pid) this._removeRemote(mid, emit);
+    this.remoteStreams.delete(pid);
+  }
+
+  // ------------------------------------------------------------ helpers
+
+  /** @private @returns {any} */
+  _newPc() {
+    const PC = this._opts.RTCPeerConnectionImpl ?? /** @type {any} */ (globalThis).RTCPeerConnection;
+    if (!PC) throw new SfuError('unsupported', 'RTCPeerConnection is not available');
+    return new PC({ iceServers: this._opts.iceServers });
+  }
+
+  /** @private @param {any} pc */
+  _closePc(pc) {
+    if (!pc) return;
+    pc.onicecandidate = null;
+    pc.ontrack = null;
+    pc.onconnectionstatechange = null;
+    try {
+      pc.close();
+    } catch (e) {
+      this._log.debug('pc.close failed', e);
+    }
+  }
+
+  /** @private @param {SubState} sub @param {number} epoch */
+  _checkSub(sub, epoch) {
+    if (sub !== this._sub || epoch !== this._epoch) throw new SfuError('interrupted', 'subscribe PeerConnection replaced');
+  }
+
+  /** @private @param {number} epoch */
+  _checkEpoch(epoch) {
+    if (epoch !== this._epoch || this._state === 'closed') {
+      throw new SfuError(this._state === 'closed' ? 'closed' : 'interrupted', `interrupted: ${this._epochReason}`);
+    }
+  }
+
+  /**
+   * Starts a new epoch: flows of the old one stop at their next check, and
+   * PeerConnection operations awaited through {@link SfuClient#_race} reject.
+   * @private
+   * @param {string} reason
+   */
+  _bumpEpoch(reason) {
+    this._epoch++;
+    this._epochReason = reason;
+    const old = this._epochAbort;
+    this._epochAbort = makeAbort();
+    old.abort(new SfuError('interrupted', `interrupted: ${reason}`));
+  }
+
+  /**
+   * Awaits a PeerConnection operation, or rejects when the epoch changes.
+   * @private
+   * @template T
+   * @param {Promise<T>|T} op
+   * @returns {Promise<T>}
+   */
+  _race(op) {
+    return Promise.race([Promise.resolve(op), /** @type {Promise<never>} */ (this._epochAbort.promise)]);
+  }
+
+  /**
+   * Sends a message if the socket is open.
+   * @private
+   * @param {Record<string, any>} msg
+   * @returns {boolean}
+   */
+  _send(msg) {
+    const ws = this._ws;
+    if (!ws || ws.readyState !== 1) {
+      this._log.debug(`not sending ${msg.type}: socket not open`);
+      return false;
+    }
+    try {
+      ws.send(JSON.stringify(msg));
+      return true;
+    } catch (e) {
+      this._log.warn(`sending ${msg.type} failed`, e);
+      return false;
+    }
+  }
+
+  /**
+   * Sends a request with a fresh requestId and waits for its reply.
+   * @private
+   * @param {Record<string, any>} msg
+   * @returns {Promise<Record<string, any>>}
+   */
+  _request(msg) {
+    return this._requestWithId(this._nextRequestId(), msg);
+  }
+
+  /**
+   * @private
+   * @param {string} requestId
+   * @param {Record<string, any>} msg
+   * @returns {Promise<Record<string, any>>}
+   */
+  _requestWithId(requestId, msg) {
+    const reply = this._pending.add(requestId, { requestType: msg.type });
+    if (!this._send({ ...msg, requestId })) {
+      this._pending.reject(requestId, new SfuError('not-connected', `cannot send ${msg.type}: not connected`, { requestType: msg.type }));
+    }
+    return reply;
+  }
+
+  /** @private @returns {Promise<void>} */
+  _whenReady() {
+    if (this._state === 'connected' && this._mediaReady && !this._recycling) return Promise.resolve();
+    if (this._state === 'closed' || this._state === 'idle') return Promise.reject(new SfuError('closed', 'client is closed'));
+    return new Promise((resolve, reject) => this._readyWaiters.push({ resolve, reject }));
+  }
+
+  /** @private */
+  _markReady() {
+    const waiters = this._readyWaiters.splice(0);
+    for (const w of waiters) w.resolve();
+  }
+
+  /**
+   * @private
+   * @param {string} state
+   * @param {string|null} reason
+   */
+  _setState(state, reason) {
+    const previous = this._state;
+    if (previous === state) return;
+    this._state = /** @type {any} */ (state);
+    this._emit('state', { state, previous, reason: reason ?? null });
+  }
+
+  /**
+   * @private
+   * @param {SfuError} err
+   * @param {boolean} fatal
+   */
+  _emitError(err, fatal) {
+    this._emit('error', { code: err.code, message: err.message, requestType: err.requestType ?? null, fatal });
+  }
+
+  /**
+   * Dispatches a CustomEvent; a throwing listener never breaks the library.
+   * @private
+   * @param {string} type
+   * @param {object} detail
+   */
+  _emit(type, detail) {
+    try {
+      this.dispatchEvent(new CustomEvent(type, { detail }));
+    } catch (e) {
+      this._log.error(`a ${type} listener threw`, e);
+    }
+  }
+
+  /**
+   * Runs an event handler; logs instead of throwing.
+   * @private
+   * @param {string} what
+   * @param {() => void} fn
+   */
+  _guard(what, fn) {
+    try {
+      fn();
+    } catch (e) {
+      this._log.error(`${what} handler failed`, e);
+    }
+  }
+}
+
+/**
+ * A promise that rejects on abort() (its rejection is always handled).
+ * @returns {{promise: Promise<never>, abort: (err: unknown) => void}}
+ */
+function makeAbort() {
+  /** @type {(err: unknown) => void} */
+  let abort = noop;
+  /** @type {Promise<never>} */
+  const promise = new Promise((_, reject) => {
+    abort = reject;
+  });
+  promise.catch(noop);
+  return { promise, abort };
+}
+
+/**
+ * @param {{trackId: string, kind: string}[]} a
+ * @param {{trackId: string, kind: string}[]} b
+ * @returns {boolean}
+ */
+function sameTracks(a, b) {
+  if (a.length !== b.length) return false;
+  const ids = new Set(a.map((t) => t.trackId));
+  return b.every((t) => ids.has(t.trackId));
+}
+
+/**
+ * RTCIceCandidate → RTCIceCandidateInit (null for end of candidates).
+ * @param {any} c
+ * @returns {object|null}
+ */
+function candidateJson(c) {
+  if (!c) return null;
+  const j = typeof c.toJSON === 'function' ? c.toJSON() : c;
+  if (!j || typeof j.candidate !== 'string' || j.candidate === '') return null;
+  /** @type {Record<string, unknown>} */
+  const out = { candidate: j.candidate };
+  if (j.sdpMid !== undefined && j.sdpMid !== null) out.sdpMid = j.sdpMid;
+  if (j.sdpMLineIndex !== undefined && j.sdpMLineIndex !== null) out.sdpMLineIndex = j.sdpMLineIndex;
+  if (j.usernameFragment) out.usernameFragment = j.usernameFragment;
+  return out;
+}
