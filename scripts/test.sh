@@ -1,36 +1,46 @@
 #!/usr/bin/env bash
 # The one test command (README, .ci/run): installs what the tests need, builds
-# outside the sandbox (crates need the registry), then runs every test inside
-# a fresh network namespace that holds only loopback and 10.77.0.1, so WebRTC
-# peers and servers can only ever reach addresses the test made.
+# outside the sandbox (crates and npm packages need their registries), then
+# runs every test inside a fresh network namespace (scripts/in-testnet.sh)
+# that holds only loopback and 10.77.0.1/10.77.0.2 on a veth pair, so WebRTC
+# peers, servers and Chromium can only ever reach addresses the test made.
+#
+#   scripts/test.sh            everything
+#   scripts/test.sh rust|web|browser   one part (extra args go to cargo test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+part="${1:-all}"
+[ $# -gt 0 ] && shift
 
 missing=()
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+[ -x /usr/lib/chromium/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
-  if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
-  else
-    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
-  fi
+  sudo=()
+  [ "$(id -u)" = 0 ] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 command -v cargo >/dev/null 2>&1 || { echo "cargo not found: install Rust (https://rustup.rs)" >&2; exit 1; }
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)' ||
+  { echo "Node.js 18 or newer is needed for the web tests (found $(node --version))" >&2; exit 1; }
 
 cargo fetch --locked
 cargo build --workspace --all-targets --locked
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 
-if [ "$(id -u)" = 0 ]; then
-  sandbox=(unshare --net)
-else
-  sandbox=(unshare --user --map-root-user --net)
-fi
-# shellcheck disable=SC2016
-"${sandbox[@]}" -- sh -c '
-  set -e
-  ip link set lo up
-  ip addr add 10.77.0.1/32 dev lo
-  exec cargo test --workspace --offline --locked -- "$@"
-' sh "$@"
+run_rust='cargo test --workspace --offline --locked -- "$@"'
+run_web='node --test web/test/'
+run_browser='cd tests/browser && node --test --test-concurrency=1 .'
+case "$part" in
+  rust) script="$run_rust" ;;
+  web) script="$run_web" ;;
+  browser) script="$run_browser" ;;
+  all) script="$run_rust && $run_web && ($run_browser)" ;;
+  *) echo "unknown part '$part' (rust, web, browser, all)" >&2; exit 2 ;;
+esac
+exec scripts/in-testnet.sh sh -c "set -e; $script" sh "$@"

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs a command inside a fresh network namespace that holds only loopback
+# and a veth pair with 10.77.0.1/24 and 10.77.0.2/24 (IPv6 off), so WebRTC
+# peers, servers and Chromium can only reach addresses this script made.
+# The namespace disappears with the command. Usage: scripts/in-testnet.sh CMD [ARGS…]
+set -euo pipefail
+[ $# -gt 0 ] || { echo "usage: $0 CMD [ARGS...]" >&2; exit 2; }
+if [ "$(id -u)" = 0 ]; then
+  sandbox=(unshare --net)
+else
+  sandbox=(unshare --user --map-root-user --net)
+fi
+# Chromium ignores loopback interfaces for ICE, hence a veth pair rather than
+# an extra address on lo (webrtc-rs would accept either).
+# shellcheck disable=SC2016
+exec "${sandbox[@]}" -- sh -c '
+  set -e
+  ip link set lo up
+  ip link add v0 type veth peer name v1
+  ip addr add 10.77.0.1/24 dev v0
+  ip addr add 10.77.0.2/24 dev v1
+  ip link set v0 up
+  ip link set v1 up
+  sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 2>/dev/null || true
+  exec "$@"
+' sh "$@"

@@ -1,0 +1,86 @@
+// The seed-001 client: the smallest browser client of the protocol, the way
+// an app developer writes it from the protocol page with a raw
+// RTCPeerConnection: `auth` message, SDP as strings, one PeerConnection for
+// publishing and one for subscribing, the server offering first (no
+// subscribe-prepare), trickle ICE both ways. The publisher sends candidates
+// as RTCIceCandidateInit objects, the subscriber as bare strings (both forms
+// are in the contract). It is kept deliberately plain: no library.
+window.seedClient = async function seedClient({ url, token, room, publish }) {
+  const ws = new WebSocket(url);
+  const log = (window.seedLog = []);
+  const send = (msg) => ws.send(JSON.stringify(msg));
+  window.seedSend = send;
+  const pubPc = publish ? new RTCPeerConnection() : null;
+  const subPc = new RTCPeerConnection();
+  window.seedPcs = { pubPc, subPc };
+  window.seedVideo = document.createElement('video');
+  window.seedVideo.autoplay = true;
+  window.seedVideo.muted = true;
+  document.body.appendChild(window.seedVideo);
+  const remote = new MediaStream();
+
+  subPc.ontrack = (e) => {
+    if (e.streams[0] && e.streams[0].id === 'webrtc-rs') return; // probator
+    remote.addTrack(e.track);
+    window.seedVideo.srcObject = remote;
+  };
+  subPc.onicecandidate = (e) => {
+    if (e.candidate) send({ type: 'subscribe-ice-candidate', roomName: room, candidate: e.candidate.candidate });
+  };
+  if (pubPc) {
+    pubPc.onicecandidate = (e) => {
+      if (e.candidate) send({ type: 'publish-ice-candidate', roomName: room, candidate: e.candidate });
+    };
+  }
+
+  // Handle messages one at a time, in order.
+  let chain = Promise.resolve();
+  ws.onmessage = (event) => {
+    const msg = JSON.parse(event.data);
+    log.push(msg.type);
+    chain = chain.then(() => handle(msg)).catch((e) => { log.push(`failed: ${e}`); (window.seedFailedSdp = window.seedFailedSdp || []).push(msg.offer || msg.answer); });
+  };
+
+  async function handle(msg) {
+    switch (msg.type) {
+      case 'auth-ok':
+        if (pubPc) {
+          const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
+          stream.getTracks().forEach((t) => pubPc.addTrack(t, stream));
+          await pubPc.setLocalDescription(await pubPc.createOffer());
+          send({ type: 'publish-offer', roomName: room, offer: pubPc.localDescription.sdp });
+        } else {
+          send({ type: 'join', roomName: room });
+        }
+        break;
+      case 'joined':
+        for (const p of msg.publishers) send({ type: 'subscribe-request', roomName: room, publisherId: p.publisherId });
+        break;
+      case 'publish-answer':
+        await pubPc.setRemoteDescription({ type: 'answer', sdp: msg.answer });
+        break;
+      case 'publish-ice-candidate':
+        await pubPc.addIceCandidate(msg.candidate);
+        break;
+      case 'new-publisher':
+        send({ type: 'subscribe-request', roomName: room, publisherId: msg.publisherId });
+        break;
+      case 'subscribe-offer':
+        await subPc.setRemoteDescription({ type: 'offer', sdp: msg.offer });
+        await subPc.setLocalDescription(await subPc.createAnswer());
+        send({ type: 'subscribe-answer', roomName: room, publisherId: msg.publisherId, answer: subPc.localDescription.sdp });
+        break;
+      case 'subscribe-ice-candidate':
+        await subPc.addIceCandidate(msg.candidate);
+        break;
+      default:
+        break;
+    }
+  }
+
+  await new Promise((resolve, reject) => {
+    ws.onopen = resolve;
+    ws.onerror = () => reject(new Error('websocket failed'));
+  });
+  send({ type: 'auth', token });
+};
