@@ -94,6 +94,56 @@ pub struct Cli {
     /// multicast queries on the LAN). Off by default.
     #[arg(long, env = "ALLOW_MDNS_CANDIDATES", default_value_t = false)]
     pub allow_mdns_candidates: bool,
+    /// Coordinate with other nodes through Redis (needs REDIS_URL).
+    #[arg(long, env = "CLUSTER_MODE", default_value_t = false)]
+    pub cluster_mode: bool,
+    /// Redis URL for cluster mode, e.g. `redis://127.0.0.1:6379/0`.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// WebSocket URL clients reach this node at (registry, /health).
+    /// Default: ws://<first announced IP, else HOST>:<PORT>/ws.
+    #[arg(long, env = "ADVERTISE_URL")]
+    pub advertise_url: Option<String>,
+    /// Which node takes a new room: `local` (the node the client reached)
+    /// or `least-loaded` (the live node with the fewest participants).
+    #[arg(long, env = "PLACEMENT", value_enum, default_value_t = Placement::Local)]
+    pub placement: Placement,
+    /// Room ownership lease in milliseconds; renewed every third of it.
+    #[arg(long, env = "ROOM_LEASE_MS", default_value_t = 10_000)]
+    pub room_lease_ms: u64,
+    /// Node registry entry lifetime in milliseconds; refreshed every third of it.
+    #[arg(long, env = "NODE_TTL_MS", default_value_t = 6_000)]
+    pub node_ttl_ms: u64,
+    /// Prefix of every Redis key and channel.
+    #[arg(long, env = "CLUSTER_PREFIX", default_value = "rheo-sfu")]
+    pub cluster_prefix: String,
+}
+
+/// Where a new room is placed in cluster mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Placement {
+    /// On the node the client connected to.
+    #[default]
+    Local,
+    /// On the live node with the fewest participants.
+    LeastLoaded,
+}
+
+/// Cluster settings; `None` in [`Config::cluster`] means a single node.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    /// Redis URL.
+    pub redis_url: String,
+    /// WebSocket URL clients reach this node at.
+    pub advertise_url: String,
+    /// Placement of new rooms.
+    pub placement: Placement,
+    /// Room ownership lease.
+    pub room_lease: Duration,
+    /// Registry entry lifetime.
+    pub node_ttl: Duration,
+    /// Key and channel prefix.
+    pub prefix: String,
 }
 
 /// How tokens are verified.
@@ -132,6 +182,8 @@ pub struct Config {
     pub rust_log: String,
     /// Log format.
     pub log_format: LogFormat,
+    /// Cluster mode settings; `None`: a single node.
+    pub cluster: Option<ClusterSettings>,
 }
 
 /// Media (rheomesh/webrtc) settings.
@@ -200,6 +252,7 @@ impl Config {
             shutdown_grace: Duration::from_secs(10),
             rust_log: "info".into(),
             log_format: LogFormat::Text,
+            cluster: None,
         }
     }
 
@@ -266,6 +319,53 @@ impl Config {
                 errors.push("NODE_ID must be 1-64 printable characters".to_owned());
             }
         }
+        let cluster = if cli.cluster_mode {
+            match &cli.redis_url {
+                None => {
+                    errors.push("CLUSTER_MODE=true needs REDIS_URL".to_owned());
+                    None
+                }
+                Some(url) if !(url.starts_with("redis://") || url.starts_with("rediss://")) => {
+                    errors.push("REDIS_URL must start with redis:// or rediss://".to_owned());
+                    None
+                }
+                Some(url) => {
+                    if cli.room_lease_ms < 1_000 {
+                        errors.push("ROOM_LEASE_MS must be at least 1000".to_owned());
+                    }
+                    if cli.node_ttl_ms < 1_000 {
+                        errors.push("NODE_TTL_MS must be at least 1000".to_owned());
+                    }
+                    if cli.cluster_prefix.is_empty()
+                        || cli
+                            .cluster_prefix
+                            .chars()
+                            .any(|c| c.is_whitespace() || c.is_control())
+                    {
+                        errors.push("CLUSTER_PREFIX must be non-empty, without spaces".to_owned());
+                    }
+                    let host = cli.announced_ips.first().copied().unwrap_or(cli.host);
+                    let advertise_url = cli.advertise_url.clone().unwrap_or_else(|| {
+                        format!("ws://{}/ws", std::net::SocketAddr::from((host, cli.port)))
+                    });
+                    Some(ClusterSettings {
+                        redis_url: url.clone(),
+                        advertise_url,
+                        placement: cli.placement,
+                        room_lease: Duration::from_millis(cli.room_lease_ms),
+                        node_ttl: Duration::from_millis(cli.node_ttl_ms),
+                        prefix: cli.cluster_prefix.clone(),
+                    })
+                }
+            }
+        } else {
+            None
+        };
+        if let Some(url) = &cli.advertise_url {
+            if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+                errors.push("ADVERTISE_URL must start with ws:// or wss://".to_owned());
+            }
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&cli.rust_log) {
             errors.push(format!("RUST_LOG `{}`: {e}", cli.rust_log));
         }
@@ -300,6 +400,7 @@ impl Config {
             shutdown_grace: Duration::from_secs(cli.shutdown_grace_secs),
             rust_log: cli.rust_log,
             log_format: cli.log_format,
+            cluster,
         })
     }
 
@@ -346,6 +447,42 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(errors.len(), 4, "{errors:?}");
+    }
+
+    #[test]
+    fn cluster_settings() {
+        assert!(parse(&[]).unwrap().cluster.is_none());
+        let errors = parse(&["--cluster-mode"]).unwrap_err();
+        assert!(errors[0].contains("REDIS_URL"), "{errors:?}");
+        let errors = parse(&["--cluster-mode", "--redis-url", "http://x"]).unwrap_err();
+        assert!(errors[0].contains("redis://"), "{errors:?}");
+        let c = parse(&[
+            "--cluster-mode",
+            "--redis-url",
+            "redis://127.0.0.1:6379",
+            "--announced-ips",
+            "10.0.0.5",
+            "--port",
+            "9001",
+            "--placement",
+            "least-loaded",
+        ])
+        .unwrap();
+        let cl = c.cluster.expect("cluster settings");
+        assert_eq!(cl.advertise_url, "ws://10.0.0.5:9001/ws");
+        assert_eq!(cl.placement, Placement::LeastLoaded);
+        assert_eq!(cl.room_lease, Duration::from_secs(10));
+        let errors = parse(&[
+            "--cluster-mode",
+            "--redis-url",
+            "redis://x",
+            "--room-lease-ms",
+            "10",
+            "--advertise-url",
+            "http://x",
+        ])
+        .unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:?}");
     }
 
     #[test]

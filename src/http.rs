@@ -71,6 +71,19 @@ struct Health {
     version: &'static str,
     #[serde(rename = "nodeId")]
     node_id: String,
+    cluster: crate::cluster::ClusterStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    room: Option<RoomHealth>,
+}
+
+/// `/health?room=NAME`: where that room lives.
+#[derive(Serialize)]
+struct RoomHealth {
+    name: String,
+    /// Open on this node.
+    open: bool,
+    /// The node that holds it (this one when open here), if any.
+    owner: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -117,23 +130,43 @@ pub fn routes(
     let health = warp::get()
         .and(warp::path("health"))
         .and(warp::path::end())
+        .and(query)
         .and(with_state.clone())
-        .map(|state: Arc<AppState>| {
-            let c = state.rooms.counts();
-            let status = if *state.draining.borrow() {
-                "draining"
-            } else {
-                "ok"
-            };
-            warp::reply::json(&Health {
-                status,
-                rooms: c.rooms,
-                participants: c.participants,
-                publishers: c.publishers,
-                version: env!("CARGO_PKG_VERSION"),
-                node_id: state.config.node_id.clone(),
-            })
-        });
+        .then(
+            |query: HashMap<String, String>, state: Arc<AppState>| async move {
+                let c = state.rooms.counts();
+                let status = if *state.draining.borrow() {
+                    "draining"
+                } else {
+                    "ok"
+                };
+                let room = match query.get("room") {
+                    Some(name) => {
+                        let open = state.rooms.is_open(name);
+                        let owner = match state.cluster.room_owner(name).await {
+                            Ok(Some(owner)) => Some(owner),
+                            _ => open.then(|| state.config.node_id.clone()),
+                        };
+                        Some(RoomHealth {
+                            name: name.clone(),
+                            open,
+                            owner,
+                        })
+                    }
+                    None => None,
+                };
+                warp::reply::json(&Health {
+                    status,
+                    rooms: c.rooms,
+                    participants: c.participants,
+                    publishers: c.publishers,
+                    version: env!("CARGO_PKG_VERSION"),
+                    node_id: state.config.node_id.clone(),
+                    cluster: state.cluster.status().await,
+                    room,
+                })
+            },
+        );
 
     let dev_token = warp::get()
         .and(warp::path!("dev" / "token"))

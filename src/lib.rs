@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod cluster;
 pub mod config;
 mod http;
 pub mod media;
@@ -21,6 +22,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
 use crate::auth::{AuthConfig, KeyConfig, Verifier};
+use crate::cluster::redis::RedisCluster;
+use crate::cluster::{Cluster, LocalCluster};
 use crate::config::{Config, JwtKey};
 use crate::media::MediaEngine;
 use crate::room::Rooms;
@@ -37,6 +40,8 @@ pub struct AppState {
     pub connections: Arc<Semaphore>,
     /// True once shutdown has begun.
     pub draining: watch::Receiver<bool>,
+    /// Room ownership and the node registry (single node or Redis).
+    pub cluster: Arc<dyn Cluster>,
 }
 
 /// Why the server could not start.
@@ -49,6 +54,9 @@ pub enum RunError {
     /// The media engine did not start.
     #[error(transparent)]
     Media(#[from] media::MediaError),
+    /// Cluster mode could not reach Redis.
+    #[error(transparent)]
+    Cluster(#[from] cluster::ClusterError),
 }
 
 /// A server that has started: its address and how to stop it.
@@ -80,8 +88,45 @@ impl Server {
         }
         let media = MediaEngine::new(&config.media).await?;
         let (drain_tx, drain_rx) = watch::channel(false);
+        // The registry entry reports the rooms' load; the rooms are made
+        // after the cluster, so the load function finds them through this cell.
+        let load_source: Arc<std::sync::OnceLock<std::sync::Weak<AppState>>> =
+            Arc::new(std::sync::OnceLock::new());
+        let cluster: Arc<dyn Cluster> = match &config.cluster {
+            None => LocalCluster::new(),
+            Some(settings) => {
+                let source = Arc::clone(&load_source);
+                let load: cluster::redis::LoadFn = Arc::new(move || {
+                    let Some(state) = source.get().and_then(std::sync::Weak::upgrade) else {
+                        return cluster::Load::default();
+                    };
+                    let c = state.rooms.counts();
+                    let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+                    cluster::Load {
+                        rooms: n(c.rooms),
+                        participants: n(c.participants),
+                        tracks: n(c.tracks),
+                    }
+                });
+                let ips = config
+                    .media
+                    .announced_ips
+                    .iter()
+                    .map(|ip| ip.to_string())
+                    .collect();
+                RedisCluster::start(
+                    &config.node_id,
+                    settings,
+                    ips,
+                    load,
+                    Duration::from_secs(10),
+                )
+                .await?
+            }
+        };
         let rooms = Rooms::new(
             Arc::clone(&media),
+            Arc::clone(&cluster),
             config.limits.max_rooms,
             config.limits.max_participants_per_room,
             drain_rx.clone(),
@@ -92,7 +137,11 @@ impl Server {
             verifier,
             rooms,
             draining: drain_rx,
+            cluster,
         });
+        // Set once, right after the state exists (the cell is new and
+        // nothing else sets it).
+        let _ = load_source.set(Arc::downgrade(&state));
         Ok((Server { state, media }, drain_tx))
     }
 }
@@ -112,6 +161,22 @@ pub async fn run(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, node = %state.config.node_id, "listening");
     }
+    // Rooms whose lease went elsewhere are closed here; their members reconnect.
+    let evictions = {
+        let state = Arc::clone(&state);
+        let mut lost = state.cluster.lost_rooms();
+        tokio::spawn(async move {
+            loop {
+                match lost.recv().await {
+                    Ok(room) => state.rooms.evict(&room).await,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::error!(missed = n, "lost-room notices dropped");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        })
+    };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(
         warp::serve(http::routes(Arc::clone(&state)))
@@ -137,6 +202,8 @@ pub async fn run(
         tracing::warn!(sessions = left, "grace period over; closing anyway");
     }
     http.abort();
+    evictions.abort();
+    state.cluster.shutdown().await;
     server.media.close().await;
     tracing::info!("shutdown complete");
     Ok(())

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use signaling::{ParticipantInfo, PublisherInfo, ServerMessage, TrackInfo};
 use tokio::sync::{mpsc, watch, OnceCell};
 
+use crate::cluster::{Cluster, ClusterError, RoomPlacement};
 use crate::media::{MediaEngine, RoomMedia};
 
 /// What a room tells one session.
@@ -40,6 +41,11 @@ pub enum SessionEvent {
     },
     /// The same participant joined this room from another connection.
     Replaced {
+        /// Room.
+        room: String,
+    },
+    /// This node stopped serving the room (another node holds it now).
+    RoomMoved {
         /// Room.
         room: String,
     },
@@ -106,6 +112,17 @@ pub enum JoinError {
     /// The node is shutting down.
     #[error("the server is shutting down")]
     Draining,
+    /// Another node holds the room.
+    #[error("room is served by node {node_id}")]
+    OwnedElsewhere {
+        /// The owner.
+        node_id: String,
+        /// Its advertised URL, when registered.
+        url: Option<String>,
+    },
+    /// The cluster could not place the room.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
 }
 
 struct Member {
@@ -267,16 +284,18 @@ impl Room {
     }
 
     /// Counts (participants, publishers).
-    fn counts(&self) -> (usize, usize) {
+    fn counts(&self) -> (usize, usize, usize) {
         let members = self.lock();
         let publishers = members.values().filter(|m| !m.live.is_empty()).count();
-        (members.len(), publishers)
+        let tracks = members.values().map(|m| m.live.len()).sum();
+        (members.len(), publishers, tracks)
     }
 }
 
 /// All rooms of this node.
 pub struct Rooms {
     engine: Arc<MediaEngine>,
+    cluster: Arc<dyn Cluster>,
     rooms: Mutex<HashMap<String, Arc<Room>>>,
     max_rooms: usize,
     max_participants: usize,
@@ -298,18 +317,22 @@ pub struct Counts {
     pub participants: usize,
     /// Publishers with live tracks.
     pub publishers: usize,
+    /// Tracks with media.
+    pub tracks: usize,
 }
 
 impl Rooms {
     /// A registry.
     pub fn new(
         engine: Arc<MediaEngine>,
+        cluster: Arc<dyn Cluster>,
         max_rooms: usize,
         max_participants: usize,
         draining: watch::Receiver<bool>,
     ) -> Rooms {
         Rooms {
             engine,
+            cluster,
             rooms: Mutex::new(HashMap::new()),
             max_rooms,
             max_participants,
@@ -322,9 +345,41 @@ impl Rooms {
         self.rooms.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Joins (creating the room if needed). A member with the same participant
-    /// id from another session is replaced and told so.
-    pub fn join(
+    /// Joins (creating the room if needed, after the cluster placed it on
+    /// this node). A member with the same participant id from another
+    /// session is replaced and told so.
+    pub async fn join(
+        &self,
+        room_name: &str,
+        participant_id: &str,
+        username: &str,
+        session: &SessionHandle,
+    ) -> Result<Joined, JoinError> {
+        if !self.lock().contains_key(room_name) {
+            // Cheap refusals first: no lease for a room we would not open.
+            self.check_new_room()?;
+            match self.cluster.claim_room(room_name).await {
+                Ok(RoomPlacement::Here) => {}
+                Ok(RoomPlacement::Elsewhere { node_id, url }) => {
+                    return Err(JoinError::OwnedElsewhere { node_id, url })
+                }
+                Err(e) => return Err(JoinError::Cluster(e)),
+            }
+        }
+        self.join_here(room_name, participant_id, username, session)
+    }
+
+    fn check_new_room(&self) -> Result<(), JoinError> {
+        if *self.draining.borrow() {
+            return Err(JoinError::Draining);
+        }
+        if self.lock().len() >= self.max_rooms {
+            return Err(JoinError::TooManyRooms(self.max_rooms));
+        }
+        Ok(())
+    }
+
+    fn join_here(
         &self,
         room_name: &str,
         participant_id: &str,
@@ -453,9 +508,38 @@ impl Rooms {
             if let Some(media) = room.media.get() {
                 media.close().await;
             }
+            // Unless the room was opened again meanwhile (its new instance
+            // keeps the lease).
+            if !self.lock().contains_key(&room.name) {
+                self.cluster.release_room(&room.name).await;
+            }
             tracing::info!(room = %room.name, "room closed");
         }
         true
+    }
+
+    /// Closes a room this node may not serve any more (its lease went to
+    /// another node): every member is told to reconnect; they find the room
+    /// where it lives now.
+    pub async fn evict(&self, room_name: &str) {
+        let Some(room) = self.lock().remove(room_name) else {
+            return;
+        };
+        let members: Vec<SessionHandle> = room.lock().drain().map(|(_, m)| m.session).collect();
+        for s in &members {
+            s.deliver(SessionEvent::RoomMoved {
+                room: room_name.to_owned(),
+            });
+        }
+        if let Some(media) = room.media.get() {
+            media.close().await;
+        }
+        tracing::warn!(room = %room_name, members = members.len(), "room moved to another node; members told to reconnect");
+    }
+
+    /// Whether the room is open on this node.
+    pub fn is_open(&self, room_name: &str) -> bool {
+        self.lock().contains_key(room_name)
     }
 
     /// Counters for `/health`.
@@ -466,9 +550,10 @@ impl Rooms {
             ..Counts::default()
         };
         for r in rooms {
-            let (p, pubs) = r.counts();
+            let (p, pubs, tracks) = r.counts();
             c.participants += p;
             c.publishers += pubs;
+            c.tracks += tracks;
         }
         c
     }

@@ -361,7 +361,7 @@ impl Session {
                 self.send(ServerMessage::Pong, rid);
                 Ok(())
             }
-            ClientMessage::Join { room_name } => self.join(&room_name, rid).map(|_| ()),
+            ClientMessage::Join { room_name } => self.join(&room_name, rid).await.map(|_| ()),
             ClientMessage::Leave { room_name } => {
                 self.leave(&room_name).await;
                 self.send(ServerMessage::Left { room_name }, rid);
@@ -370,7 +370,7 @@ impl Session {
             message => {
                 let room = self.resolve_room(&message)?;
                 if !self.rooms.contains_key(&room) {
-                    self.join(&room, None)?;
+                    self.join(&room, None).await?;
                 }
                 self.room_message(&room, message, rid).await
             }
@@ -378,7 +378,7 @@ impl Session {
     }
 
     /// Joins a room (explicitly, or implicitly before a room-scoped message).
-    fn join(&mut self, room_name: &str, rid: Option<&RequestId>) -> Result<(), Reject> {
+    async fn join(&mut self, room_name: &str, rid: Option<&RequestId>) -> Result<(), Reject> {
         let grants = self.grants();
         if !grants.allows_room(room_name) {
             return Err(reject(
@@ -391,11 +391,17 @@ impl Session {
             .state
             .rooms
             .join(room_name, &pid, &username, &self.handle)
+            .await
             .map_err(|e| match e {
                 JoinError::Draining => reject(ErrorCode::Draining, e.to_string()),
                 JoinError::RoomFull(_) | JoinError::TooManyRooms(_) => {
                     reject(ErrorCode::RoomFull, e.to_string())
                 }
+                JoinError::OwnedElsewhere { .. } => reject(
+                    ErrorCode::Internal,
+                    format!("{e}; forwarding signaling between nodes is not implemented yet: connect to that node"),
+                ),
+                JoinError::Cluster(_) => reject(ErrorCode::Internal, e.to_string()),
             })?;
         self.rooms
             .entry(room_name.to_owned())
@@ -596,6 +602,19 @@ impl Session {
                 if let Some(s) = sub {
                     s.publisher_changed(publisher_id, Some(tracks)).await;
                 }
+            }
+            SessionEvent::RoomMoved { room } => {
+                // The room's membership is gone already; the client finds
+                // the room where it lives now by reconnecting.
+                self.rooms.remove(&room);
+                self.send(
+                    ServerMessage::Reconnect {
+                        reason: ReconnectReason::RoomMoved,
+                        retry_after_ms: 500,
+                    },
+                    None,
+                );
+                self.close(CLOSE_GOING_AWAY, "room moved to another node");
             }
             SessionEvent::Replaced { room } => {
                 // The newer session owns the membership now: only drop our side.

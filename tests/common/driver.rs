@@ -11,7 +11,7 @@ use signaling::{CandidateInit, ClientMessage, RequestId};
 use tokio::sync::mpsc;
 
 use super::peer::{Candidate, PeerConfig, TestPublisher, TestSubscriber, TrackSpec};
-use super::{test_ip, TestServer, T};
+use super::{test_ip, Endpoint, T};
 
 pub struct Options {
     pub publish: bool,
@@ -73,7 +73,7 @@ fn to_init(c: Candidate) -> CandidateInit {
 impl Driver {
     /// Connects, joins `room`, and (when publishing) sends a publish offer
     /// for one VP8 and one Opus track.
-    pub async fn join(server: &TestServer, id: &str, room: &str, opts: Options) -> Driver {
+    pub async fn join(server: &impl Endpoint, id: &str, room: &str, opts: Options) -> Driver {
         let mut client = if opts.auth_message {
             let mut c = Client::connect(&server.ws_url(), None)
                 .await
@@ -86,7 +86,10 @@ impl Driver {
             c.wait_type("auth-ok", T).await.expect("auth-ok");
             c
         } else {
-            server.connect(id).await
+            let url = format!("{}?token={}", server.ws_url(), server.user_token(id));
+            let mut c = Client::connect(&url, None).await.expect("connect");
+            c.wait_type("auth-ok", T).await.expect("auth-ok");
+            c
         };
         let cfg = PeerConfig { ip: test_ip() };
         let subscriber = Arc::new(TestSubscriber::new(&cfg).await.expect("subscriber pc"));

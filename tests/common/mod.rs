@@ -4,6 +4,7 @@
 
 pub mod driver;
 pub mod peer;
+pub mod procs;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -54,6 +55,23 @@ pub fn init_tracing() {
         )
         .with_test_writer()
         .try_init();
+}
+
+/// Something tests connect WebSocket clients to: the in-process server or a
+/// node process.
+pub trait Endpoint {
+    fn ws_url(&self) -> String;
+    /// A token for `user` that this endpoint accepts.
+    fn user_token(&self, user: &str) -> String;
+}
+
+impl Endpoint for TestServer {
+    fn ws_url(&self) -> String {
+        TestServer::ws_url(self)
+    }
+    fn user_token(&self, user: &str) -> String {
+        TestServer::user_token(self, user)
+    }
 }
 
 /// The real server, running in-process on 127.0.0.1:0.

@@ -1,0 +1,161 @@
+//! How this node coordinates with others: room ownership, the node
+//! registry, and (in cluster mode) Redis.
+//!
+//! [`Cluster`] is what the rest of the server sees. [`LocalCluster`] is the
+//! single-node answer ("every room is mine", nothing to coordinate);
+//! [`redis::RedisCluster`] holds room leases and a registry entry in Redis.
+//! `main` (through [`crate::run`]) picks one from the configuration; nothing
+//! else knows which. This module never touches rheomesh, and the session
+//! never talks to Redis.
+
+pub mod redis;
+pub mod store;
+
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+/// Where a room lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomPlacement {
+    /// This node holds the room (its lease, in cluster mode).
+    Here,
+    /// Another node holds it.
+    Elsewhere {
+        /// The owner's id.
+        node_id: String,
+        /// The owner's advertised WebSocket URL, when it is registered.
+        url: Option<String>,
+    },
+}
+
+/// Why the cluster could not answer.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClusterError {
+    /// The coordination store (Redis) cannot be reached.
+    #[error("cluster coordination is unavailable ({0}); rooms this node does not hold cannot be opened now")]
+    Unavailable(String),
+}
+
+/// Load of this node, reported to the registry.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Load {
+    /// Rooms held.
+    pub rooms: u32,
+    /// Room memberships.
+    pub participants: u32,
+    /// Published tracks with media.
+    pub tracks: u32,
+}
+
+/// Cluster state for `/health`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterStatus {
+    /// `single` or `redis`.
+    pub mode: &'static str,
+    /// In cluster mode: whether Redis answered the last call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<&'static str>,
+    /// In cluster mode: live nodes in the registry (this one included),
+    /// as of the last heartbeat.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<usize>,
+    /// In cluster mode: rooms whose lease this node holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leases: Option<usize>,
+    /// In cluster mode: the URL this node advertises.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advertise_url: Option<String>,
+}
+
+/// What the server needs from the cluster layer.
+///
+/// Methods return boxed futures so that the server can hold an
+/// `Arc<dyn Cluster>` without knowing which backend it is.
+pub trait Cluster: Send + Sync + 'static {
+    /// Places a room that this node does not have open yet: claims it for
+    /// this node, or names the node that holds it. Also called for a room
+    /// this node holds (then it confirms and extends the lease).
+    fn claim_room<'a>(
+        &'a self,
+        room: &'a str,
+    ) -> BoxFuture<'a, Result<RoomPlacement, ClusterError>>;
+
+    /// The room closed on this node: give up its lease.
+    fn release_room<'a>(&'a self, room: &'a str) -> BoxFuture<'a, ()>;
+
+    /// Who holds `room` now, as far as the cluster knows.
+    fn room_owner<'a>(
+        &'a self,
+        room: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, ClusterError>>;
+
+    /// Rooms this node must stop serving (its lease went to another node).
+    fn lost_rooms(&self) -> broadcast::Receiver<String>;
+
+    /// State for `/health`.
+    fn status(&self) -> BoxFuture<'_, ClusterStatus>;
+
+    /// Leaves the cluster: releases leases, removes the registry entry.
+    fn shutdown(&self) -> BoxFuture<'_, ()>;
+}
+
+/// A single node: every room is placed here, nothing is shared.
+#[derive(Debug)]
+pub struct LocalCluster {
+    // Nothing is ever lost on a single node; the sender keeps receivers open.
+    lost: broadcast::Sender<String>,
+}
+
+impl LocalCluster {
+    /// The single-node cluster.
+    pub fn new() -> Arc<LocalCluster> {
+        let (lost, _) = broadcast::channel(1);
+        Arc::new(LocalCluster { lost })
+    }
+}
+
+impl Cluster for LocalCluster {
+    fn claim_room<'a>(
+        &'a self,
+        _room: &'a str,
+    ) -> BoxFuture<'a, Result<RoomPlacement, ClusterError>> {
+        Box::pin(async { Ok(RoomPlacement::Here) })
+    }
+
+    fn release_room<'a>(&'a self, _room: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
+
+    fn room_owner<'a>(
+        &'a self,
+        _room: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, ClusterError>> {
+        // Only the rooms open here are known; the caller checks those.
+        Box::pin(async { Ok(None) })
+    }
+
+    fn lost_rooms(&self) -> broadcast::Receiver<String> {
+        self.lost.subscribe()
+    }
+
+    fn status(&self) -> BoxFuture<'_, ClusterStatus> {
+        Box::pin(async {
+            ClusterStatus {
+                mode: "single",
+                redis: None,
+                nodes: None,
+                leases: None,
+                advertise_url: None,
+            }
+        })
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+}
