@@ -6,7 +6,7 @@
 # peers, servers and Chromium can only ever reach addresses the test made.
 #
 #   scripts/test.sh            everything
-#   scripts/test.sh rust|web|browser   one part (extra args go to cargo test)
+#   scripts/test.sh rust|web|browser|docker   one part (extra args go to cargo test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 part="${1:-all}"
@@ -18,6 +18,7 @@ command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 [ -x /usr/lib/chromium/chromium ] || missing+=(chromium)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   sudo=()
@@ -36,11 +37,17 @@ cargo build --workspace --all-targets --locked
 run_rust='cargo test --workspace --offline --locked -- "$@"'
 run_web='node --test web/test/'
 run_browser='cd tests/browser && node --test --test-concurrency=1 .'
+if [ "$part" = docker ] || [ "$part" = all ]; then
+  # Static checks of Dockerfile and docker-compose.yml (no engine here);
+  # outside the namespace: it installs its tools from the registries.
+  scripts/check-docker.sh
+  [ "$part" = docker ] && exit 0
+fi
 case "$part" in
   rust) script="$run_rust" ;;
   web) script="$run_web" ;;
   browser) script="$run_browser" ;;
   all) script="$run_rust && $run_web && ($run_browser)" ;;
-  *) echo "unknown part '$part' (rust, web, browser, all)" >&2; exit 2 ;;
+  *) echo "unknown part '$part' (rust, web, browser, docker, all)" >&2; exit 2 ;;
 esac
 exec scripts/in-testnet.sh sh -c "set -e; $script" sh "$@"
