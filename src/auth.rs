@@ -133,8 +133,9 @@ pub struct TokenRequest {
     pub ttl_secs: u64,
 }
 
-/// What a verified token allows its bearer to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a verified token allows its bearer to do. Serializable: a node
+/// that forwards a session to the room's owner hands the grants over.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Grants {
     /// From `sub`.
     pub participant_id: String,
@@ -153,7 +154,7 @@ pub struct Grants {
 }
 
 /// Which rooms a token may join.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RoomScope {
     /// Any room.
     Any,

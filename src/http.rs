@@ -216,7 +216,9 @@ async fn upgrade(
         // session, which closes with 1009 as the protocol says.
         .max_message_size(signaling::MAX_FRAME_BYTES + 1024)
         .max_frame_size(signaling::MAX_FRAME_BYTES + 1024)
-        .on_upgrade(move |socket| crate::session::run(socket, state, token, permit))
+        .on_upgrade(move |socket| {
+            crate::session::run(socket, state, crate::session::Auth::Token(token), permit)
+        })
         .into_response())
 }
 

@@ -177,6 +177,11 @@ pub async fn run(
             }
         })
     };
+    // Sessions that other nodes forward here, for rooms this node holds.
+    let remote = state
+        .cluster
+        .take_remote_sessions()
+        .map(|opens| tokio::spawn(session::remote::serve(Arc::clone(&state), opens)));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(
         warp::serve(http::routes(Arc::clone(&state)))
@@ -203,6 +208,9 @@ pub async fn run(
     }
     http.abort();
     evictions.abort();
+    if let Some(r) = remote {
+        r.abort();
+    }
     state.cluster.shutdown().await;
     server.media.close().await;
     tracing::info!("shutdown complete");

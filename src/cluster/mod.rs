@@ -8,6 +8,7 @@
 //! else knows which. This module never touches rheomesh, and the session
 //! never talks to Redis.
 
+pub mod forward;
 pub mod redis;
 pub mod store;
 
@@ -38,6 +39,18 @@ pub enum ClusterError {
     /// The coordination store (Redis) cannot be reached.
     #[error("cluster coordination is unavailable ({0}); rooms this node does not hold cannot be opened now")]
     Unavailable(String),
+    /// The room's lease is held by a node that left the registry (it
+    /// stopped or died); the room can be opened elsewhere once the lease
+    /// expires.
+    #[error(
+        "the room's node {node} is gone; the room can be opened again within {lease_secs} s, retry"
+    )]
+    OwnerGone {
+        /// The dead owner.
+        node: String,
+        /// Upper bound of the wait.
+        lease_secs: u64,
+    },
 }
 
 /// Load of this node, reported to the registry.
@@ -102,6 +115,17 @@ pub trait Cluster: Send + Sync + 'static {
 
     /// Leaves the cluster: releases leases, removes the registry entry.
     fn shutdown(&self) -> BoxFuture<'_, ()>;
+
+    /// Signaling forwarding between nodes (cluster mode only).
+    fn forwarder(&self) -> Option<&Arc<forward::Forwarder>> {
+        None
+    }
+
+    /// Sessions other nodes forward to this one, to be run here. Taken
+    /// once, by the server at start.
+    fn take_remote_sessions(&self) -> Option<tokio::sync::mpsc::Receiver<forward::RemoteOpen>> {
+        None
+    }
 }
 
 /// A single node: every room is placed here, nothing is shared.

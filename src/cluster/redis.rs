@@ -23,9 +23,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::future::BoxFuture;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
+use super::forward::{Forwarder, RemoteOpen};
 use super::store::{Claim, NodeInfo, RedisStore, StoreError};
 use super::{Cluster, ClusterError, ClusterStatus, Load, RoomPlacement};
 use crate::config::{ClusterSettings, Placement};
@@ -51,6 +52,8 @@ pub struct RedisCluster {
     started_at: u64,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     load: LoadFn,
+    forwarder: Arc<Forwarder>,
+    remote_sessions: Mutex<Option<mpsc::Receiver<RemoteOpen>>>,
     // For CPU load: (process CPU seconds, wall time) at the last heartbeat.
     cpu_mark: Mutex<Option<(f64, std::time::Instant)>>,
 }
@@ -89,6 +92,13 @@ impl RedisCluster {
             }
         };
         let (lost, _) = broadcast::channel(256);
+        let (forwarder, remote_sessions) = Forwarder::start(
+            node_id,
+            store.clone(),
+            &settings.redis_url,
+            &settings.prefix,
+            settings.node_ttl / 3,
+        );
         let cluster = Arc::new(RedisCluster {
             node_id: node_id.to_owned(),
             settings: settings.clone(),
@@ -102,6 +112,8 @@ impl RedisCluster {
             started_at: unix_ms(),
             tasks: Mutex::new(Vec::new()),
             load,
+            forwarder,
+            remote_sessions: Mutex::new(Some(remote_sessions)),
             cpu_mark: Mutex::new(None),
         });
         cluster.heartbeat().await;
@@ -308,6 +320,14 @@ impl Cluster for RedisCluster {
                 }
                 Ok(Claim::OwnedBy(node_id)) => {
                     self.mark_redis(true);
+                    // Forwarding to a node that is gone would only fail
+                    // later; say so now (its lease runs out by itself).
+                    if let Ok(None) = self.store.node(&node_id).await {
+                        return Err(ClusterError::OwnerGone {
+                            node: node_id,
+                            lease_secs: self.settings.room_lease.as_secs().max(1),
+                        });
+                    }
                     Ok(RoomPlacement::Elsewhere {
                         url: self.url_of(&node_id),
                         node_id,
@@ -359,11 +379,20 @@ impl Cluster for RedisCluster {
         })
     }
 
+    fn forwarder(&self) -> Option<&Arc<Forwarder>> {
+        Some(&self.forwarder)
+    }
+
+    fn take_remote_sessions(&self) -> Option<mpsc::Receiver<RemoteOpen>> {
+        lock(&self.remote_sessions).take()
+    }
+
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             for t in lock(&self.tasks).drain(..) {
                 t.abort();
             }
+            self.forwarder.shutdown();
             let rooms: Vec<String> = lock(&self.owned).drain().collect();
             for room in rooms {
                 let _ = self.store.release_room(&room, &self.node_id).await;

@@ -7,6 +7,7 @@
 //! follow it never race, and a slow negotiation never blocks chat or pings.
 
 mod ratelimit;
+pub mod remote;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use warp::ws::{Message, WebSocket};
 
 use crate::auth::{Grants, RoomScope};
+use crate::cluster::forward::Inbound;
 use crate::media::{sdp::offered_tracks, MediaEvent, PublisherHandle, SendError, SubscriberHandle};
 use crate::room::{JoinError, Room, SessionEvent, SessionHandle};
 use crate::AppState;
@@ -37,15 +39,36 @@ const CLOSE_HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(1);
 /// Media events queued from this session's actors.
 const MEDIA_EVENTS: usize = 256;
 
+/// How a session starts.
+pub enum Auth {
+    /// A client socket: a token from the upgrade request, or none yet
+    /// (then the client sends `auth`).
+    Token(Option<String>),
+    /// A session forwarded by another node, which verified the token: no
+    /// `auth-ok` is sent (the edge node sent it to the client).
+    Forwarded(Grants),
+}
+
 /// Runs one WebSocket session to its end.
-pub async fn run(
-    ws: WebSocket,
+pub async fn run(ws: WebSocket, state: Arc<AppState>, auth: Auth, permit: OwnedSemaphorePermit) {
+    let (sink, stream) = ws.split();
+    run_over(sink, stream, state, auth, permit).await;
+}
+
+/// Runs one session over any transport of WebSocket messages: a client's
+/// socket, or the channels of a session forwarded from another node.
+pub async fn run_over<Si, St, E>(
+    mut sink: Si,
+    mut stream: St,
     state: Arc<AppState>,
-    token: Option<String>,
+    auth: Auth,
     _permit: OwnedSemaphorePermit,
-) {
+) where
+    Si: futures_util::Sink<Message> + Unpin + Send + 'static,
+    St: futures_util::Stream<Item = Result<Message, E>> + Unpin,
+    E: std::fmt::Display,
+{
     let limits = &state.config.limits;
-    let (mut sink, mut stream) = ws.split();
     let (out_tx, mut out_rx) = mpsc::channel::<Message>(limits.outbound_queue);
     let writer = tokio::spawn(async move {
         while let Some(msg) = out_rx.recv().await {
@@ -67,6 +90,7 @@ pub async fn run(
         grants: None,
         rooms: HashMap::new(),
         closing: None,
+        relay: None,
     };
     let now = Instant::now();
     let mut limiter = RateLimiter::new(limits.message_rate, now);
@@ -76,13 +100,16 @@ pub async fn run(
     let mut last_pong = Instant::now();
     let mut draining = state.draining.clone();
 
-    if let Some(token) = token {
-        session.authenticate(&token, None);
+    match auth {
+        Auth::Token(Some(token)) => session.authenticate(&token, None),
+        Auth::Token(None) => {}
+        Auth::Forwarded(grants) => session.grants = Some(grants),
     }
 
     while session.closing.is_none() {
         tokio::select! {
             biased;
+            Some(inbound) = recv_relay(&mut session.relay) => session.on_relay(inbound),
             _ = kill_rx.changed() => {
                 let reason = kill_rx.borrow().clone().unwrap_or_default();
                 tracing::info!(session = session.handle.session_id, %reason, "closing session");
@@ -155,6 +182,11 @@ pub async fn run(
     }
 
     session.leave_all().await;
+    if let Some(relay) = session.relay.take() {
+        if let Some(fwd) = session.state.cluster.forwarder() {
+            fwd.close(&relay.owner, &relay.key, None, "client left");
+        }
+    }
     let we_closed = session.closing.is_some();
     drop(session);
     // The writer flushes what is queued (including a close frame), bounded.
@@ -181,6 +213,22 @@ struct RoomSession {
     subscriber: Option<SubscriberHandle>,
 }
 
+/// A session whose room lives on another node: every client frame goes to
+/// the owner, every owner frame to the client.
+struct Relay {
+    owner: String,
+    key: String,
+    seq_out: u64,
+    inbound: mpsc::Receiver<Inbound>,
+}
+
+async fn recv_relay(relay: &mut Option<Relay>) -> Option<Inbound> {
+    match relay {
+        Some(r) => r.inbound.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 struct Session {
     state: Arc<AppState>,
     out: mpsc::Sender<Message>,
@@ -189,16 +237,20 @@ struct Session {
     grants: Option<Grants>,
     rooms: HashMap<String, RoomSession>,
     closing: Option<u16>,
+    relay: Option<Relay>,
 }
 
 /// An error to answer a message with.
 struct Reject {
     code: ErrorCode,
     message: String,
+    /// Not an error: the room lives on this node (id); forward the session.
+    forward_to: Option<String>,
 }
 
 fn reject(code: ErrorCode, message: impl Into<String>) -> Reject {
     Reject {
+        forward_to: None,
         code,
         message: message.into(),
     }
@@ -286,6 +338,13 @@ impl Session {
     }
 
     async fn on_text(&mut self, text: &str) {
+        if let Some(relay) = self.relay.as_mut() {
+            if let Some(fwd) = self.state.cluster.forwarder() {
+                fwd.frame(&relay.owner, &relay.key, relay.seq_out, text.to_owned());
+                relay.seq_out += 1;
+            }
+            return;
+        }
         let Parsed {
             request_id,
             message,
@@ -320,7 +379,57 @@ impl Session {
         }
         let room_hint = message.room_name().map(str::to_owned);
         if let Err(r) = self.dispatch(message, rid).await {
-            self.send_error(r, Some(ty), room_hint.as_deref(), rid);
+            match r.forward_to {
+                Some(owner) => self.start_relay(&owner, text),
+                None => self.send_error(r, Some(ty), room_hint.as_deref(), rid),
+            }
+        }
+    }
+
+    /// From now on this session is a relay to `owner`, starting with the
+    /// frame that needed the room.
+    fn start_relay(&mut self, owner: &str, first: &str) {
+        let Some(fwd) = self.state.cluster.forwarder() else {
+            return;
+        };
+        let grants = self.grants().clone();
+        let (key, inbound) = fwd.open(self.handle.session_id, owner, &grants);
+        tracing::debug!(session = %key, %owner, "forwarding to the room's owner");
+        fwd.frame(owner, &key, 0, first.to_owned());
+        self.relay = Some(Relay {
+            owner: owner.to_owned(),
+            key,
+            seq_out: 1,
+            inbound,
+        });
+    }
+
+    fn on_relay(&mut self, inbound: Inbound) {
+        match inbound {
+            Inbound::Frame(text) => self.push(Message::text(text)),
+            Inbound::Closed { code, reason } => {
+                self.relay = None;
+                match code {
+                    Some(code) => self.close(code, &reason),
+                    None => self.close(CLOSE_GOING_AWAY, &reason),
+                }
+            }
+            Inbound::PeerLost(why) => {
+                tracing::info!(session = self.handle.session_id, "room owner lost: {why}");
+                if let Some(relay) = self.relay.take() {
+                    if let Some(fwd) = self.state.cluster.forwarder() {
+                        fwd.close(&relay.owner, &relay.key, None, &why);
+                    }
+                }
+                self.send(
+                    ServerMessage::Reconnect {
+                        reason: ReconnectReason::OwnerLost,
+                        retry_after_ms: 500,
+                    },
+                    None,
+                );
+                self.close(CLOSE_GOING_AWAY, "room owner lost");
+            }
         }
     }
 
@@ -397,9 +506,20 @@ impl Session {
                 JoinError::RoomFull(_) | JoinError::TooManyRooms(_) => {
                     reject(ErrorCode::RoomFull, e.to_string())
                 }
+                // A session with no room here becomes a relay to the owner;
+                // one with rooms here cannot also relay (one owner per
+                // connection).
+                JoinError::OwnedElsewhere { ref node_id, .. }
+                    if self.rooms.is_empty() && self.state.cluster.forwarder().is_some() =>
+                {
+                    Reject {
+                        forward_to: Some(node_id.clone()),
+                        ..reject(ErrorCode::Internal, e.to_string())
+                    }
+                }
                 JoinError::OwnedElsewhere { .. } => reject(
                     ErrorCode::Internal,
-                    format!("{e}; forwarding signaling between nodes is not implemented yet: connect to that node"),
+                    format!("{e}; this connection is in rooms of this node, so it cannot be forwarded there: use another connection"),
                 ),
                 JoinError::Cluster(_) => reject(ErrorCode::Internal, e.to_string()),
             })?;

@@ -1,0 +1,421 @@
+//! Signaling forwarding between nodes over Redis pub/sub.
+//!
+//! A client may connect to any node (the *edge*). When its room is held by
+//! another node (the *owner*), the edge opens a *remote session* on the
+//! owner and from then on passes the client's frames to it and the owner's
+//! frames back; media goes directly between the client and the owner (the
+//! owner's SDP carries the owner's candidates).
+//!
+//! Each node listens on its own channel (`P:chan:{node}`). Messages are JSON
+//! [`NodeMsg`]s tagged with a session key (`{edge node}/{session id}`) and,
+//! for frames, a per-direction sequence number: a duplicate (Redis publish
+//! retried after a broken connection) is dropped, a gap ends the session with
+//! `reconnect`. Both sides check every third of `NODE_TTL_MS` that the peer
+//! node is still in the registry; when it is gone, the edge tells its client
+//! `reconnect` (`owner-lost`) and the owner ends the remote session.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::store::RedisStore;
+use crate::auth::Grants;
+
+/// Frames queued per forwarded session in either direction.
+pub const SESSION_QUEUE: usize = 1024;
+/// Messages waiting to be published by this node. When Redis is slow or
+/// away the queue fills and further messages are dropped; the receiving
+/// side sees the sequence gap and ends those sessions with `reconnect`.
+const OUTBOX: usize = 8192;
+
+/// One message between nodes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "t", rename_all = "kebab-case")]
+pub enum NodeMsg {
+    /// Edge → owner: start a remote session for an authenticated client.
+    Open {
+        /// Session key.
+        session: String,
+        /// The edge node (where replies go).
+        from: String,
+        /// The client's grants, verified by the edge.
+        grants: Grants,
+    },
+    /// A text frame: client → owner (from the edge) or owner → client.
+    Frame {
+        /// Session key.
+        session: String,
+        /// Sequence number in this direction, from 0.
+        seq: u64,
+        /// The frame.
+        text: String,
+    },
+    /// Either side ends the session.
+    Close {
+        /// Session key.
+        session: String,
+        /// WebSocket close code for the client, when the owner closed it.
+        code: Option<u16>,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl NodeMsg {
+    fn session(&self) -> &str {
+        match self {
+            NodeMsg::Open { session, .. }
+            | NodeMsg::Frame { session, .. }
+            | NodeMsg::Close { session, .. } => session,
+        }
+    }
+}
+
+/// What a forwarded session (either side) receives.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inbound {
+    /// A text frame from the peer.
+    Frame(String),
+    /// The peer ended the session.
+    Closed {
+        /// Close code from the owner, if any.
+        code: Option<u16>,
+        /// Why.
+        reason: String,
+    },
+    /// The peer node is gone (or a frame was lost): end with `reconnect`.
+    PeerLost(String),
+}
+
+/// A remote session the owner must start (from an `Open`).
+#[derive(Debug)]
+pub struct RemoteOpen {
+    /// Session key.
+    pub session: String,
+    /// The edge node.
+    pub edge: String,
+    /// The client's grants.
+    pub grants: Grants,
+    /// Frames from the client.
+    pub inbound: mpsc::Receiver<Inbound>,
+}
+
+struct Route {
+    peer: String,
+    tx: mpsc::Sender<Inbound>,
+    next_in: u64,
+}
+
+/// Sends and routes forwarded signaling for this node.
+pub struct Forwarder {
+    node_id: String,
+    store: RedisStore,
+    routes: Mutex<HashMap<String, Route>>,
+    outbox: mpsc::Sender<(String, NodeMsg)>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Forwarder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Forwarder")
+            .field("node_id", &self.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Forwarder {
+    /// Starts listening on this node's channel. Remote sessions that peers
+    /// open arrive on the returned receiver.
+    pub fn start(
+        node_id: &str,
+        store: RedisStore,
+        redis_url: &str,
+        prefix: &str,
+        liveness_period: Duration,
+    ) -> (Arc<Forwarder>, mpsc::Receiver<RemoteOpen>) {
+        // Publishing happens in one task, in order: Redis keeps the order of
+        // one connection's publishes, so frames arrive in sequence.
+        let (outbox, mut out_rx) = mpsc::channel::<(String, NodeMsg)>(OUTBOX);
+        let fwd = Arc::new(Forwarder {
+            node_id: node_id.to_owned(),
+            store,
+            routes: Mutex::new(HashMap::new()),
+            outbox,
+            tasks: Mutex::new(Vec::new()),
+        });
+        let (opens_tx, opens_rx) = mpsc::channel(256);
+        let (mut payloads, _up, sub_task) = super::store::subscribe_node_channel(
+            redis_url.to_owned(),
+            prefix.to_owned(),
+            node_id.to_owned(),
+            4096,
+        );
+        let publisher = {
+            let store = fwd.store.clone();
+            tokio::spawn(async move {
+                while let Some((node, msg)) = out_rx.recv().await {
+                    let Ok(payload) = serde_json::to_vec(&msg) else {
+                        continue;
+                    };
+                    if let Err(e) = store.publish(&node, &payload).await {
+                        // The peer's liveness check or the sequence check
+                        // ends the session; nothing to retry here.
+                        tracing::debug!(%node, "forwarding failed: {e}");
+                    }
+                }
+            })
+        };
+        let router = {
+            let fwd = Arc::downgrade(&fwd);
+            tokio::spawn(async move {
+                while let Some(payload) = payloads.recv().await {
+                    let Some(fwd) = fwd.upgrade() else { break };
+                    match serde_json::from_slice::<NodeMsg>(&payload) {
+                        Ok(msg) => fwd.route(msg, &opens_tx).await,
+                        Err(e) => tracing::warn!("unreadable node message dropped: {e}"),
+                    }
+                }
+            })
+        };
+        let liveness = {
+            let fwd = Arc::downgrade(&fwd);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(liveness_period);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    let Some(fwd) = fwd.upgrade() else { break };
+                    fwd.check_peers().await;
+                }
+            })
+        };
+        lock(&fwd.tasks).extend([sub_task, publisher, router, liveness]);
+        (fwd, opens_rx)
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    async fn route(&self, msg: NodeMsg, opens: &mpsc::Sender<RemoteOpen>) {
+        let key = msg.session().to_owned();
+        match msg {
+            NodeMsg::Open {
+                session,
+                from,
+                grants,
+            } => {
+                let (tx, rx) = mpsc::channel(SESSION_QUEUE);
+                lock(&self.routes).insert(
+                    session.clone(),
+                    Route {
+                        peer: from.clone(),
+                        tx,
+                        next_in: 0,
+                    },
+                );
+                let open = RemoteOpen {
+                    session: session.clone(),
+                    edge: from.clone(),
+                    grants,
+                    inbound: rx,
+                };
+                if opens.try_send(open).is_err() {
+                    lock(&self.routes).remove(&session);
+                    self.send(
+                        &from,
+                        NodeMsg::Close {
+                            session,
+                            code: Some(1013),
+                            reason: "owner node is too busy".into(),
+                        },
+                    );
+                }
+            }
+            NodeMsg::Frame { seq, text, .. } => {
+                let delivery = {
+                    let mut routes = lock(&self.routes);
+                    let Some(route) = routes.get_mut(&key) else {
+                        return;
+                    };
+                    if seq < route.next_in {
+                        return; // a duplicate of a retried publish
+                    }
+                    if seq > route.next_in {
+                        let gap =
+                            format!("forwarded frames lost ({} to {})", route.next_in, seq - 1);
+                        route.next_in = u64::MAX;
+                        Some((route.tx.clone(), Inbound::PeerLost(gap)))
+                    } else {
+                        route.next_in += 1;
+                        Some((route.tx.clone(), Inbound::Frame(text)))
+                    }
+                };
+                if let Some((tx, item)) = delivery {
+                    if tx.try_send(item).is_err() {
+                        tracing::warn!(session = %key, "forwarded session not keeping up; ending it");
+                        let _ = tx.try_send(Inbound::PeerLost("too many frames queued".into()));
+                    }
+                }
+            }
+            NodeMsg::Close { code, reason, .. } => {
+                if let Some(route) = lock(&self.routes).remove(&key) {
+                    let _ = route.tx.try_send(Inbound::Closed { code, reason });
+                }
+            }
+        }
+    }
+
+    /// Edge side: registers a session that relays to `owner` and sends
+    /// `Open`. Returns the session key and the frames the owner sends.
+    pub fn open(
+        &self,
+        session_id: u64,
+        owner: &str,
+        grants: &Grants,
+    ) -> (String, mpsc::Receiver<Inbound>) {
+        let session = format!("{}/{}", self.node_id, session_id);
+        let (tx, rx) = mpsc::channel(SESSION_QUEUE);
+        lock(&self.routes).insert(
+            session.clone(),
+            Route {
+                peer: owner.to_owned(),
+                tx,
+                next_in: 0,
+            },
+        );
+        self.send(
+            owner,
+            NodeMsg::Open {
+                session: session.clone(),
+                from: self.node_id.clone(),
+                grants: grants.clone(),
+            },
+        );
+        (session, rx)
+    }
+
+    /// Sends a frame of `session` to `peer`.
+    pub fn frame(&self, peer: &str, session: &str, seq: u64, text: String) {
+        self.send(
+            peer,
+            NodeMsg::Frame {
+                session: session.to_owned(),
+                seq,
+                text,
+            },
+        );
+    }
+
+    /// Ends `session` (tells the peer, forgets the route).
+    pub fn close(&self, peer: &str, session: &str, code: Option<u16>, reason: &str) {
+        lock(&self.routes).remove(session);
+        self.send(
+            peer,
+            NodeMsg::Close {
+                session: session.to_owned(),
+                code,
+                reason: reason.to_owned(),
+            },
+        );
+    }
+
+    fn send(&self, node: &str, msg: NodeMsg) {
+        if self.outbox.try_send((node.to_owned(), msg)).is_err() {
+            tracing::warn!(%node, "forwarding queue full; message dropped");
+        }
+    }
+
+    /// Ends every session whose peer node left the registry.
+    async fn check_peers(&self) {
+        let peers: Vec<String> = {
+            let routes = lock(&self.routes);
+            let mut p: Vec<String> = routes.values().map(|r| r.peer.clone()).collect();
+            p.sort();
+            p.dedup();
+            p
+        };
+        for peer in peers {
+            // Unreachable Redis proves nothing about the peer: wait.
+            if let Ok(None) = self.store.node(&peer).await {
+                let gone: Vec<Route> = {
+                    let mut routes = lock(&self.routes);
+                    let keys: Vec<String> = routes
+                        .iter()
+                        .filter(|(_, r)| r.peer == peer)
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    keys.iter().filter_map(|k| routes.remove(k)).collect()
+                };
+                if !gone.is_empty() {
+                    tracing::warn!(node = %peer, sessions = gone.len(), "peer node gone; ending its forwarded sessions");
+                }
+                for r in gone {
+                    let _ =
+                        r.tx.try_send(Inbound::PeerLost(format!("node {peer} is gone")));
+                }
+            }
+        }
+    }
+
+    /// Stops the tasks.
+    pub fn shutdown(&self) {
+        for t in lock(&self.tasks).drain(..) {
+            t.abort();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Sections are short and leave the maps consistent.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::RoomScope;
+
+    #[test]
+    fn node_messages_round_trip() {
+        let grants = Grants {
+            participant_id: "42".into(),
+            username: "ann".into(),
+            rooms: RoomScope::Only(vec!["r".into()]),
+            can_publish: true,
+            can_subscribe: false,
+            admin: false,
+            expires_at: 7,
+        };
+        for msg in [
+            NodeMsg::Open {
+                session: "a/1".into(),
+                from: "a".into(),
+                grants,
+            },
+            NodeMsg::Frame {
+                session: "a/1".into(),
+                seq: 3,
+                text: "{\"type\":\"ping\"}".into(),
+            },
+            NodeMsg::Close {
+                session: "a/1".into(),
+                code: Some(1001),
+                reason: "bye".into(),
+            },
+        ] {
+            let json = serde_json::to_string(&msg).unwrap();
+            assert_eq!(
+                serde_json::from_str::<NodeMsg>(&json).unwrap(),
+                msg,
+                "{json}"
+            );
+        }
+        assert!(serde_json::from_str::<NodeMsg>("{\"t\":\"nope\"}").is_err());
+    }
+}
