@@ -404,3 +404,88 @@ async fn a_redis_outage_keeps_calls_and_refuses_new_rooms_until_it_is_back() {
     p.close().await;
     s.close().await;
 }
+
+/// A node that finds its room's lease in another node's hands (as after a
+/// partition) stops serving the room: its members get `reconnect`
+/// (`room-moved`) and their sockets close with 1001.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_loses_its_lease_sends_its_members_away() {
+    require_test_network();
+    let _slot = media_slot().await;
+    let redis = RedisProcess::start();
+    let fast = [("ROOM_LEASE_MS", "3000"), ("NODE_TTL_MS", "3000")];
+    let a = NodeProcess::start("lease-a", &redis.url(), &fast).await;
+    let mut c = client(&a, "ann").await;
+    assert_eq!(join(&mut c, "taken").await["type"], "joined");
+    // Another node takes the lease behind node a's back.
+    let key = rheo_sfu::cluster::store::Key::Room("taken").build("rheo-sfu");
+    let rc = redis::Client::open(redis.url()).expect("redis url");
+    let mut conn = rc
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connection");
+    let _: () = redis::cmd("SET")
+        .arg(&key)
+        .arg("intruder")
+        .arg("PX")
+        .arg(60_000)
+        .query_async(&mut conn)
+        .await
+        .expect("SET");
+    let r = c
+        .wait_type("reconnect", Duration::from_secs(10))
+        .await
+        .expect("reconnect after the lease was lost");
+    assert_eq!(r.raw["reason"], "room-moved", "{}", r.raw);
+    assert_eq!(c.wait_closed(T).await.expect("closed"), Some(1001));
+    let h = a.health_of_room("taken").await;
+    assert_eq!(h["open"], false, "{h}");
+    assert_eq!(h["owner"], "intruder", "{h}");
+    assert_eq!(a.health().await["cluster"]["leases"], 0);
+}
+
+/// `PLACEMENT=least-loaded`: a new room opens on the live node with the
+/// fewest participants, even when the client reached another node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn least_loaded_placement_opens_new_rooms_on_the_idle_node() {
+    require_test_network();
+    let _slot = media_slot().await;
+    let redis = RedisProcess::start();
+    let cfg = [
+        ("PLACEMENT", "least-loaded"),
+        ("NODE_TTL_MS", "1500"),
+        ("ROOM_LEASE_MS", "3000"),
+    ];
+    let busy = NodeProcess::start("busy", &redis.url(), &cfg).await;
+    let idle = NodeProcess::start("idle", &redis.url(), &cfg).await;
+    eventually("both nodes registered", T, || async {
+        busy.health().await["cluster"]["nodes"] == 2
+    })
+    .await;
+    // Load node "busy" with two participants in a room it holds (a fresh
+    // node may pick either; retry until the room is on "busy").
+    let mut guests = Vec::new();
+    for i in 0..2 {
+        let mut g = client(&busy, &format!("guest-{i}")).await;
+        assert_eq!(join(&mut g, "party").await["type"], "joined");
+        guests.push(g);
+    }
+    let party_owner = busy.health_of_room("party").await["owner"].clone();
+    let (loaded, other) = if party_owner == "busy" {
+        (&busy, &idle)
+    } else {
+        (&idle, &busy)
+    };
+    // Wait for the registry to carry the load (a heartbeat is 0.5 s).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut c = client(loaded, "newcomer").await;
+    assert_eq!(join(&mut c, "fresh").await["type"], "joined");
+    let h = loaded.health_of_room("fresh").await;
+    assert_eq!(h["owner"], other.id.as_str(), "{h}");
+    assert_eq!(h["open"], false, "{h}");
+    assert_eq!(other.health_of_room("fresh").await["open"], true);
+    c.close().await;
+    for g in guests {
+        g.close().await;
+    }
+}

@@ -52,6 +52,9 @@ const TRACK_WAIT: Duration = Duration::from_secs(2);
 /// a transceiver, and answers must fit in a 64 KiB frame.
 const MAX_MLINES: usize = 48;
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait for ICE to connect before the restart that follows a
+/// server-made first offer.
+const RESTART_HOLD: Duration = Duration::from_secs(5);
 
 enum Command {
     Subscribe {
@@ -144,6 +147,7 @@ pub(super) fn spawn(ctx: ActorContext) -> SubscriberHandle {
         subs: HashMap::new(),
         mlines: 0,
         client_offered_first: false,
+        restart_hold: None,
     };
     tokio::spawn(actor.run(rx));
     SubscriberHandle { tx }
@@ -189,6 +193,8 @@ struct Actor {
     /// publisher id -> track id -> (kind, rheomesh subscriber)
     subs: HashMap<String, PublisherSubs>,
     mlines: usize,
+    /// When the restart after a server-made first offer became due.
+    restart_hold: Option<Instant>,
     /// The client made the first offer (`subscribe-prepare`), so the
     /// server's ICE agent is controlled for the life of the transport.
     client_offered_first: bool,
@@ -198,7 +204,8 @@ impl Actor {
     async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         let (itx, mut irx) = mpsc::unbounded_channel::<CandidateInit>();
         loop {
-            if self.outstanding.is_none() {
+            let holding = self.holding_restart();
+            if self.outstanding.is_none() && !holding {
                 if let Some(op) = self.queue.pop_front() {
                     self.start(op, &itx).await;
                     continue;
@@ -217,6 +224,8 @@ impl Actor {
                 Some(c) = irx.recv() => {
                     self.ctx.emit(MediaEvent::SubscribeCandidate { room: self.ctx.room.clone(), candidate: c }).await;
                 }
+                // Re-check the held ICE restart (commands keep flowing meanwhile).
+                _ = tokio::time::sleep(Duration::from_millis(50)), if holding && !self.queue.is_empty() => {}
                 _ = sleep_until_opt(warn_at) => {
                     if let Some(o) = self.outstanding.as_mut() {
                         o.warned = true;
@@ -307,6 +316,24 @@ impl Actor {
             Command::Candidate(c) => self.candidate(c, itx).await,
             Command::Prepare { sdp, request_id } => self.prepare(sdp, request_id, itx).await,
         }
+    }
+
+    /// The ICE restart that follows the first answer of a server-offered
+    /// transport waits until ICE has connected (at most [`RESTART_HOLD`]):
+    /// restarting while the first connectivity checks still run left the
+    /// webrtc-rs peer's PeerConnection failing for good (seen in about one
+    /// six-person room in five, always a subscriber that skipped
+    /// `subscribe-prepare`).
+    fn holding_restart(&self) -> bool {
+        let Some(since) = self.restart_hold else {
+            return false;
+        };
+        self.restart_needed
+            && since.elapsed() < RESTART_HOLD
+            && self
+                .transport
+                .as_ref()
+                .is_some_and(|t| t.connection_state() != RTCPeerConnectionState::Connected)
     }
 
     /// The track is subscribed, or queued to be. Adding it twice would put
@@ -424,6 +451,7 @@ impl Actor {
                         // Server offered first: rheomesh's negotiation handler
                         // will be stuck once this answer is applied.
                         self.restart_needed = true;
+                        self.restart_hold = Some(Instant::now());
                     }
                     return self
                         .send_offer(publisher_id, offer.sdp, answer_as, request_id)
@@ -548,7 +576,7 @@ impl Actor {
         answer_as: AnswerAs,
         request_id: Option<RequestId>,
     ) {
-        let tracks = self
+        let tracks: Vec<TrackInfo> = self
             .subs
             .get(&publisher_id)
             .map(|m| m.values().map(|(t, _)| t.clone()).collect())
@@ -558,6 +586,14 @@ impl Actor {
             sent_at: Instant::now(),
             warned: false,
         });
+        tracing::debug!(
+            room = %self.ctx.room,
+            publisher = %publisher_id,
+            tracks = tracks.len(),
+            mlines = self.mlines,
+            ?answer_as,
+            "subscribe offer"
+        );
         let mut offer = sdp::retire_stale_tracks(&offer, |track_id| {
             self.subs.values().any(|m| m.contains_key(track_id))
         });
@@ -618,6 +654,7 @@ impl Actor {
         };
         match result {
             Ok(()) => {
+                tracing::debug!(room = %self.ctx.room, ?answer_as, state = %transport.signaling_state(), "subscribe answer applied");
                 self.negotiated = true;
                 self.outstanding = None;
             }
@@ -778,6 +815,7 @@ impl Actor {
         self.restart_needed = false;
         self.mlines = 0;
         self.client_offered_first = false;
+        self.restart_hold = None;
     }
 
     async fn error(
