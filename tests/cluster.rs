@@ -34,6 +34,25 @@ async fn join(c: &mut Client, room: &str) -> Value {
     .raw
 }
 
+/// A publisher ("pub", audio and video) and a subscriber ("sub") of it, both
+/// connected through `node`.
+async fn call(node: &NodeProcess, room: &str) -> (Driver, Driver) {
+    let p = Driver::join(node, "pub", room, Options::default()).await;
+    let s = Driver::join(
+        node,
+        "sub",
+        room,
+        Options {
+            publish: false,
+            ..Options::default()
+        },
+    )
+    .await;
+    s.wait_new_publisher("pub", 2).await;
+    s.subscribe("pub");
+    (p, s)
+}
+
 /// Polls `check` every 100 ms for up to `limit`; panics with `what`.
 async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F)
 where
@@ -246,19 +265,7 @@ async fn killing_the_owner_moves_its_rooms_to_a_live_node() {
         let mut anchor = client(&owner, "anchor").await;
         assert_eq!(join(&mut anchor, &room).await["type"], "joined");
         // Publisher and subscriber reach the edge; it forwards to the owner.
-        let p = Driver::join(&edge, "pub", &room, Options::default()).await;
-        let s = Driver::join(
-            &edge,
-            "sub",
-            &room,
-            Options {
-                publish: false,
-                ..Options::default()
-            },
-        )
-        .await;
-        s.wait_new_publisher("pub", 2).await;
-        s.subscribe("pub");
+        let (p, s) = call(&edge, &room).await;
         assert!(
             s.subscriber
                 .wait_for_packets(&p.video_track, 30, Duration::from_secs(20))
@@ -284,19 +291,7 @@ async fn killing_the_owner_moves_its_rooms_to_a_live_node() {
         drop(anchor);
         // Rejoin through the same (live) node.
         let attempts = join_when_possible(&edge, &room, Duration::from_secs(20)).await;
-        let p = Driver::join(&edge, "pub", &room, Options::default()).await;
-        let s = Driver::join(
-            &edge,
-            "sub",
-            &room,
-            Options {
-                publish: false,
-                ..Options::default()
-            },
-        )
-        .await;
-        s.wait_new_publisher("pub", 2).await;
-        s.subscribe("pub");
+        let (p, s) = call(&edge, &room).await;
         assert!(
             s.subscriber
                 .wait_for_packets(&p.video_track, 1, Duration::from_secs(20))
@@ -333,19 +328,7 @@ async fn a_redis_outage_keeps_calls_and_refuses_new_rooms_until_it_is_back() {
     let port = redis.port;
     let lease = [("ROOM_LEASE_MS", "3000"), ("NODE_TTL_MS", "3000")];
     let a = NodeProcess::start("outage-a", &redis.url(), &lease).await;
-    let p = Driver::join(&a, "pub", "call", Options::default()).await;
-    let s = Driver::join(
-        &a,
-        "sub",
-        "call",
-        Options {
-            publish: false,
-            ..Options::default()
-        },
-    )
-    .await;
-    s.wait_new_publisher("pub", 2).await;
-    s.subscribe("pub");
+    let (p, s) = call(&a, "call").await;
     assert!(
         s.subscriber
             .wait_for_packets(&p.video_track, 50, Duration::from_secs(20))

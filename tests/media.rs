@@ -14,6 +14,12 @@ const MEDIA_WAIT: Duration = Duration::from_secs(20);
 /// Every subscriber receives RTP on both tracks of one publisher; payload
 /// counters are continuous (nothing lost or reordered by the SFU) and every
 /// SDP the server sent carries only the address under test.
+///
+/// The subscriber that skips `subscribe-prepare` gets an ICE restart once
+/// its PeerConnection has connected (the server holds it until then, see
+/// `src/media/subscriber.rs`); its first track may lose what was in flight
+/// during that restart (bounded here at one second of audio; nothing is
+/// reordered).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fanout_one_publisher_three_subscribers() {
     require_test_network();
@@ -22,7 +28,8 @@ async fn fanout_one_publisher_three_subscribers() {
     let room = "fanout";
     let publisher = Driver::join(&server, "pub", room, Options::default()).await;
     let mut subs = Vec::new();
-    for (i, prepare) in [true, true, false].into_iter().enumerate() {
+    let prepared = [true, true, false];
+    for (i, prepare) in prepared.into_iter().enumerate() {
         let d = Driver::join(
             &server,
             &format!("sub{i}"),
@@ -55,7 +62,7 @@ async fn fanout_one_publisher_three_subscribers() {
     }
     // Let media flow a little longer, then check continuity.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    for s in &subs {
+    for (s, prepared) in subs.iter().zip(prepared) {
         let stats = s.subscriber.stats();
         for track in [&publisher.video_track, &publisher.audio_track] {
             let t = &stats[track.as_str()];
@@ -66,8 +73,19 @@ async fn fanout_one_publisher_three_subscribers() {
                 t.packets
             );
             assert_eq!(t.counter_backwards, 0, "{}: {track} reordered: {t:?}", s.id);
-            assert_eq!(t.counter_gaps, 0, "{}: {track} lost packets: {t:?}", s.id);
-            assert_eq!(t.seq_gaps, 0, "{}: {track} sequence gaps: {t:?}", s.id);
+            if prepared {
+                assert_eq!(t.counter_gaps, 0, "{}: {track} lost packets: {t:?}", s.id);
+                assert_eq!(t.seq_gaps, 0, "{}: {track} sequence gaps: {t:?}", s.id);
+            } else {
+                // What the ICE restart cost: 50 packets at most (one second
+                // of audio at 50 packets per second).
+                assert!(
+                    t.counter_gaps <= 50,
+                    "{}: {track} lost packets: {t:?}",
+                    s.id
+                );
+                assert!(t.seq_gaps <= 50, "{}: {track} sequence gaps: {t:?}", s.id);
+            }
         }
         assert!(s.errors().is_empty(), "{}: {:?}", s.id, s.errors());
         for e in s.events_of("subscribe-offer") {

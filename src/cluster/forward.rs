@@ -181,18 +181,9 @@ impl Forwarder {
                 }
             })
         };
-        let liveness = {
-            let fwd = Arc::downgrade(&fwd);
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(liveness_period);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tick.tick().await;
-                    let Some(fwd) = fwd.upgrade() else { break };
-                    fwd.check_peers().await;
-                }
-            })
-        };
+        let liveness = super::every(liveness_period, &fwd, |fwd| async move {
+            fwd.check_peers().await;
+        });
         lock(&fwd.tasks).extend([sub_task, publisher, router, liveness]);
         (fwd, opens_rx)
     }

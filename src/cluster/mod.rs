@@ -18,6 +18,30 @@ use futures_util::future::BoxFuture;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
+/// Runs `tick` every `period` for as long as `owner` is alive (the task
+/// holds it weakly), skipping ticks it could not keep up with.
+pub(crate) fn every<T, F, Fut>(
+    period: std::time::Duration,
+    owner: &Arc<T>,
+    tick: F,
+) -> tokio::task::JoinHandle<()>
+where
+    T: Send + Sync + 'static,
+    F: Fn(Arc<T>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let owner = Arc::downgrade(owner);
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            let Some(owner) = owner.upgrade() else { break };
+            tick(owner).await;
+        }
+    })
+}
+
 /// Where a room lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RoomPlacement {

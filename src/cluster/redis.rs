@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 
 use super::forward::{Forwarder, RemoteOpen};
 use super::store::{Claim, NodeInfo, RedisStore, StoreError};
-use super::{Cluster, ClusterError, ClusterStatus, Load, RoomPlacement};
+use super::{every, Cluster, ClusterError, ClusterStatus, Load, RoomPlacement};
 use crate::config::{ClusterSettings, Placement};
 
 /// How long one Redis call may take before Redis counts as unreachable.
@@ -117,32 +117,12 @@ impl RedisCluster {
             cpu_mark: Mutex::new(None),
         });
         cluster.heartbeat().await;
-        let hb = {
-            let c = Arc::downgrade(&cluster);
-            let period = settings.node_ttl / 3;
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(period);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tick.tick().await;
-                    let Some(c) = c.upgrade() else { break };
-                    c.heartbeat().await;
-                }
-            })
-        };
-        let renew = {
-            let c = Arc::downgrade(&cluster);
-            let period = settings.room_lease / 3;
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(period);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tick.tick().await;
-                    let Some(c) = c.upgrade() else { break };
-                    c.renew_leases().await;
-                }
-            })
-        };
+        let hb = every(settings.node_ttl / 3, &cluster, |c| async move {
+            c.heartbeat().await;
+        });
+        let renew = every(settings.room_lease / 3, &cluster, |c| async move {
+            c.renew_leases().await;
+        });
         lock(&cluster.tasks).extend([hb, renew]);
         tracing::info!(node = %node_id, url = %settings.advertise_url, "joined the cluster");
         Ok(cluster)
