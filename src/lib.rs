@@ -195,6 +195,7 @@ pub async fn run(
     shutdown.await;
     tracing::info!("shutting down: draining sessions");
     let _ = drain_tx.send(true);
+    state.cluster.set_draining();
     let _ = stop_tx.send(());
     let deadline = tokio::time::Instant::now() + grace;
     while state.connections.available_permits() < max_connections

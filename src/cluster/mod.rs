@@ -140,6 +140,9 @@ pub trait Cluster: Send + Sync + 'static {
     /// Leaves the cluster: releases leases, removes the registry entry.
     fn shutdown(&self) -> BoxFuture<'_, ()>;
 
+    /// The node began draining: other nodes stop placing rooms here.
+    fn set_draining(&self) {}
+
     /// Signaling forwarding between nodes (cluster mode only).
     fn forwarder(&self) -> Option<&Arc<forward::Forwarder>> {
         None

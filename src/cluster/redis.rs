@@ -128,11 +128,6 @@ impl RedisCluster {
         Ok(cluster)
     }
 
-    /// Marks this node as draining in the registry (no new rooms placed here).
-    pub fn set_draining(&self) {
-        self.draining.store(true, Ordering::Relaxed);
-    }
-
     fn mark_redis(&self, up: bool) {
         let was = self.redis_up.swap(up, Ordering::Relaxed);
         if was != up {
@@ -357,6 +352,11 @@ impl Cluster for RedisCluster {
                 advertise_url: Some(self.settings.advertise_url.clone()),
             }
         })
+    }
+
+    fn set_draining(&self) {
+        // The next heartbeat (within a third of NODE_TTL_MS) carries it.
+        self.draining.store(true, Ordering::Relaxed);
     }
 
     fn forwarder(&self) -> Option<&Arc<Forwarder>> {
