@@ -273,20 +273,10 @@ impl RedisStore {
         node: &str,
         lease: Duration,
     ) -> Result<Claim, StoreError> {
-        let key = &self.key(Key::Room(room));
-        let script = &self.inner.claim;
-        let ms = millis(lease);
         // A repeat (see `run`) is harmless: if the first run took the lease
         // and only its reply was lost, the second finds it ours and extends it.
         let owner: String = self
-            .run("claim_room", move |mut con| async move {
-                script
-                    .key(key)
-                    .arg(node)
-                    .arg(ms)
-                    .invoke_async(&mut con)
-                    .await
-            })
+            .lease_script("claim_room", &self.inner.claim, room, node, lease)
             .await?;
         Ok(if owner == node {
             Claim::Owned
@@ -304,20 +294,32 @@ impl RedisStore {
         node: &str,
         lease: Duration,
     ) -> Result<bool, StoreError> {
-        let key = &self.key(Key::Room(room));
-        let script = &self.inner.renew;
-        let ms = millis(lease);
         let extended: i64 = self
-            .run("renew_room", move |mut con| async move {
-                script
-                    .key(key)
-                    .arg(node)
-                    .arg(ms)
-                    .invoke_async(&mut con)
-                    .await
-            })
+            .lease_script("renew_room", &self.inner.renew, room, node, lease)
             .await?;
         Ok(extended == 1)
+    }
+
+    /// Runs a lease script on the room's key with (node, lease in ms).
+    async fn lease_script<T: redis::FromRedisValue>(
+        &self,
+        op: &'static str,
+        script: &Script,
+        room: &str,
+        node: &str,
+        lease: Duration,
+    ) -> Result<T, StoreError> {
+        let key = &self.key(Key::Room(room));
+        let ms = millis(lease);
+        self.run(op, move |mut con| async move {
+            script
+                .key(key)
+                .arg(node)
+                .arg(ms)
+                .invoke_async(&mut con)
+                .await
+        })
+        .await
     }
 
     /// Gives up `node`'s lease of `room`. `Ok(false)` if `node` did not hold
