@@ -15,13 +15,14 @@
 //! `reconnect` (`owner-lost`) and the owner ends the remote session.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::lock;
 use super::store::RedisStore;
 use crate::auth::Grants;
 
@@ -360,11 +361,6 @@ impl Forwarder {
             t.abort();
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Sections are short and leave the maps consistent.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

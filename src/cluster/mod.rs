@@ -18,6 +18,12 @@ use futures_util::future::BoxFuture;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
+/// Locks a std mutex of this module. Every section under these locks is
+/// short and leaves its data consistent, so a poisoned lock is used as is.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Runs `tick` every `period` for as long as `owner` is alive (the task
 /// holds it weakly), skipping ticks it could not keep up with.
 pub(crate) fn every<T, F, Fut>(

@@ -19,7 +19,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::future::BoxFuture;
@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 
 use super::forward::{Forwarder, RemoteOpen};
 use super::store::{Claim, NodeInfo, RedisStore, StoreError};
-use super::{every, Cluster, ClusterError, ClusterStatus, Load, RoomPlacement};
+use super::{every, lock, Cluster, ClusterError, ClusterStatus, Load, RoomPlacement};
 use crate::config::{ClusterSettings, Placement};
 
 /// How long one Redis call may take before Redis counts as unreachable.
@@ -380,11 +380,6 @@ impl Cluster for RedisCluster {
             let _ = self.store.remove_node(&self.node_id).await;
         })
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Sections are short and never leave the data half-updated.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn unix_ms() -> u64 {
