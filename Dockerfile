@@ -36,6 +36,7 @@ WORKDIR /build
 #    of the root Cargo.toml has no such COPY lines.
 COPY Cargo.toml Cargo.lock ./
 COPY signaling/Cargo.toml signaling/Cargo.toml
+COPY loadtest/Cargo.toml loadtest/Cargo.toml
 # An empty lib.rs and a `fn main() {}` main.rs for each package: enough
 # targets for cargo to resolve and compile every dependency. Only the server
 # is built (-p rheo-sfu): other members (signaling is a dependency of it,
@@ -54,6 +55,7 @@ RUN find . -name Cargo.toml -not -path './target/*' -printf '%h\n' \
 #    (src/http.rs), so it is needed at build time, not at run time.
 COPY src src
 COPY signaling/src signaling/src
+COPY loadtest/src loadtest/src
 COPY web web
 # COPY keeps the files' modification times, which may be older than the
 # stand-in build: touch the crate roots so cargo rebuilds the workspace crates.

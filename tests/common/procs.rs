@@ -95,7 +95,7 @@ impl Drop for RedisProcess {
     }
 }
 
-/// A node: the real server binary in cluster mode.
+/// A node: the real server binary (in cluster mode, or single).
 pub struct NodeProcess {
     pub id: String,
     pub addr: SocketAddr,
@@ -110,6 +110,22 @@ fn binary() -> PathBuf {
 impl NodeProcess {
     /// Starts node `id` against `redis_url` and waits for `/health`.
     pub async fn start(id: &str, redis_url: &str, extra: &[(&str, &str)]) -> NodeProcess {
+        let mut env = vec![("CLUSTER_MODE", "true"), ("REDIS_URL", redis_url)];
+        env.extend_from_slice(extra);
+        Self::launch(id, &env).await
+    }
+
+    /// Starts the binary as a single node (no cluster), with `extra` settings.
+    pub async fn start_single(id: &str, extra: &[(&str, &str)]) -> NodeProcess {
+        Self::launch(id, extra).await
+    }
+
+    /// Process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    async fn launch(id: &str, extra: &[(&str, &str)]) -> NodeProcess {
         let port = free_port();
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cluster-logs");
@@ -126,8 +142,6 @@ impl NodeProcess {
             .env("JWT_SECRET", CLUSTER_SECRET)
             .env("ANNOUNCED_IPS", test_ip().to_string())
             .env("RELAY_PORT", "0")
-            .env("CLUSTER_MODE", "true")
-            .env("REDIS_URL", redis_url)
             .env("SHUTDOWN_GRACE_SECS", "2")
             .env(
                 "RUST_LOG",
