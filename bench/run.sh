@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: rheo-sfu and Janus VideoRoom under the identical
+# load from the load tester, on this machine, then docs/BENCHMARKS.md.
+#
+#   bench/run.sh                 full set (fan-out 50/100/200 + max search, rooms)
+#   BENCH_QUICK=1 bench/run.sh   a short check of the script itself
+#
+# Everything runs inside a fresh network namespace (scripts/in-testnet.sh):
+# both SFUs and every peer use 10.77.0.1 only, signaling is on 127.0.0.1.
+# Each run gets a freshly started SFU process, so its CPU seconds and RSS
+# (read from /proc by the load tester) belong to that run alone.
+# Results: bench/results/<stamp>/*.json|png; the report is rewritten from them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+if [ -z "${BENCH_IN_NETNS:-}" ]; then
+  command -v janus >/dev/null || { echo "installing janus (Debian)"; apt-get install -y -q janus >/dev/null; }
+  command -v ip >/dev/null || apt-get install -y -q iproute2 >/dev/null
+  dpkg -s fonts-dejavu-core >/dev/null 2>&1 || apt-get install -y -q fonts-dejavu-core >/dev/null
+  cargo build --release --locked -p rheo-sfu -p loadtest
+  export BENCH_IN_NETNS=1
+  exec scripts/in-testnet.sh "$0" "$@"
+fi
+
+IP=10.77.0.1
+SECRET=bench-secret-0123456789abcdef
+STAMP=${BENCH_STAMP:-$(date -u +%Y%m%d-%H%M%S)}
+OUT=$ROOT/bench/results/$STAMP
+mkdir -p "$OUT"
+LT=$ROOT/target/release/loadtest
+SFU=$ROOT/target/release/rheo-sfu
+DURATION=${BENCH_DURATION:-20}
+if [ -n "${BENCH_QUICK:-}" ]; then
+  FANOUT=${BENCH_FANOUT:-"5"}; ROOMS=${BENCH_ROOMS:-"3"}; MAX_FROM=0; DURATION=5
+else
+  FANOUT=${BENCH_FANOUT:-"50 100 200"}; ROOMS=${BENCH_ROOMS:-"4 8 12"}; MAX_FROM=${BENCH_MAX_FROM:-300}
+fi
+MAX_STEP=${BENCH_MAX_STEP:-100}
+MAX_LIMIT=${BENCH_MAX_LIMIT:-800}
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+wait_port() { # host port
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "nothing listens on $1:$2" >&2; return 1
+}
+
+start_sfu() { # log -> sets SERVER_PID URL
+  HOST=127.0.0.1 PORT=9000 JWT_SECRET=$SECRET ANNOUNCED_IPS=$IP RELAY_PORT=0 \
+    MAX_PARTICIPANTS_PER_ROOM=2000 MAX_CONNECTIONS=5000 MESSAGE_RATE=1000 \
+    RUST_LOG=warn "$SFU" >"$1" 2>&1 &
+  SERVER_PID=$!; PIDS+=("$SERVER_PID")
+  wait_port 127.0.0.1 9000
+  URL=ws://127.0.0.1:9000/ws
+}
+
+start_janus() { # log -> sets SERVER_PID URL
+  bench/janus/start-janus.sh "$IP" 8188 "$OUT/janus-conf" >"$1" 2>&1 &
+  SERVER_PID=$!; PIDS+=("$SERVER_PID")
+  wait_port "$IP" 8188
+  URL=ws://$IP:8188/
+}
+
+stop_server() {
+  kill "$SERVER_PID" 2>/dev/null || true
+  for _ in $(seq 1 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+}
+
+one() { # target scenario n -> prints delivery
+  local target=$1 scenario=$2 n=$3 name="$1-$2-$3"
+  if [ "$target" = sfu ]; then start_sfu "$OUT/$name.log"; else start_janus "$OUT/$name.log"; fi
+  sleep 1
+  JWT_SECRET=$SECRET "$LT" --target "$target" --url "$URL" --ip "$IP" \
+    --scenario "$scenario" -n "$n" --duration "$DURATION" --ramp-rate 25 \
+    --server-pid "$SERVER_PID" --quiet --label "$(date -u +%F)" \
+    --out "$OUT/$name.json" >>"$OUT/summary.txt" 2>>"$OUT/$name.err" || echo "$name failed" >>"$OUT/summary.txt"
+  stop_server
+  tail -1 "$OUT/summary.txt"
+}
+
+delivery_ok() { # json -> 0 when delivery >= 99.9% and nothing failed
+  python3 - "$1" <<'EOF'
+import json, sys
+try:
+    s = json.load(open(sys.argv[1]))["summary"]
+except Exception:
+    sys.exit(1)
+ok = (s.get("delivery") or 0) >= 0.999 and s["failed"] == 0 and s["refused"] == 0
+sys.exit(0 if ok else 1)
+EOF
+}
+
+for n in $FANOUT; do
+  for t in sfu janus; do one "$t" fanout "$n"; done
+done
+for n in $ROOMS; do
+  for t in sfu janus; do one "$t" room "$n"; done
+done
+one sfu churn 20 >/dev/null || true
+# The largest fan-out each holds at >= 99.9 % delivery: step up from MAX_FROM.
+if [ "$MAX_FROM" -gt 0 ]; then
+  for t in sfu janus; do
+    n=$MAX_FROM
+    while [ "$n" -le "$MAX_LIMIT" ]; do
+      one "$t" fanout "$n"
+      delivery_ok "$OUT/$t-fanout-$n.json" || break
+      n=$((n + MAX_STEP))
+    done
+  done
+fi
+python3 bench/report.py "$OUT" docs/BENCHMARKS.md
+echo "results: $OUT; report: docs/BENCHMARKS.md"
