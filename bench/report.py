@@ -171,7 +171,7 @@ def main():
     md += "## Results\n\n"
     md += section(runs, "fanout", "Fan-out: 1 publisher → N subscribers")
     md += section(runs, "room", "Room: N participants, each publishing and receiving all others")
-    md += section(runs, "churn", "Churn (rheo-sfu only): N concurrent subscribers joining and leaving")
+    md += section(runs, "churn", "Churn: one publisher, N subscriber slots joining and leaving (2 joins/s)")
     md += "### Capacity\n\n" + max_fanout(runs) + "\n"
     if a.baseline:
         base = load(a.baseline)
