@@ -11,9 +11,11 @@
 //!
 //! Video packets start with a VP8 payload descriptor (`0x10` on the first
 //! packet of a frame, `0x00` after); a frame's first packet carries a VP8
-//! frame header, a keyframe one (640x480) every `keyframe_every` frames, so
-//! an SFU that looks for keyframes finds them.
+//! frame header, a keyframe one (640x480) every `keyframe_every` frames and
+//! at the next frame after a PLI or FIR, like an encoder, so an SFU that
+//! waits for keyframes finds them.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -22,6 +24,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use tokio::sync::watch;
 use webrtc::api::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use webrtc::rtp::header::Header;
 use webrtc::rtp::packet::Packet;
 use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTPCodecType};
@@ -132,6 +136,7 @@ pub struct Publisher {
     video: Arc<TrackLocalStaticRTP>,
     audio: Arc<TrackLocalStaticRTP>,
     index: u32,
+    keyframe_wanted: Arc<AtomicBool>,
 }
 
 impl Publisher {
@@ -156,21 +161,34 @@ impl Publisher {
             format!("{stream}-audio"),
             stream.to_owned(),
         ));
-        for track in [&video, &audio] {
+        let keyframe_wanted = Arc::new(AtomicBool::new(false));
+        for (track, is_video) in [(&video, true), (&audio, false)] {
             let sender = pc
                 .add_track(track.clone() as Arc<_>)
                 .await
                 .context("add track")?;
-            // RTCP must be read for the interceptors (NACK responder) to run.
+            // RTCP must be read for the interceptors (NACK responder) to
+            // run; a PLI or FIR asks for a keyframe, as it would of an
+            // encoder (an SFU may hold a new subscriber until one comes).
+            let wanted = keyframe_wanted.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 1500];
-                while sender.read(&mut buf).await.is_ok() {}
+                while let Ok((packets, _)) = sender.read(&mut buf).await {
+                    let asks = packets.iter().any(|p| {
+                        let any = p.as_any();
+                        any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
+                    });
+                    if is_video && asks {
+                        wanted.store(true, Ordering::Relaxed);
+                    }
+                }
             });
         }
         Ok(Publisher {
             video,
             audio,
             index,
+            keyframe_wanted,
         })
     }
 
@@ -202,7 +220,8 @@ impl Publisher {
             let now = tokio::time::Instant::now();
             if now >= next_frame {
                 let ts = rtp_ts(now - start, 90_000);
-                let key = frame % cfg.keyframe_every.max(1) == 0;
+                let key = frame % cfg.keyframe_every.max(1) == 0
+                    || self.keyframe_wanted.swap(false, Ordering::Relaxed);
                 for i in 0..per_frame {
                     let payload = video_payload(&video_src, i == 0, key, size);
                     let last = i + 1 == per_frame;

@@ -178,6 +178,11 @@ impl ClientRec {
         s.joined_ns.is_some() && s.ended_ns.is_none() && !s.refused
     }
 
+    /// Whether any media packet arrived.
+    pub fn has_media(&self) -> bool {
+        lock(&self.state).first_packet_ns.is_some()
+    }
+
     /// Publisher tracks it receives media of.
     pub fn receiving(&self) -> usize {
         lock(&self.state).tracks.len()
@@ -351,6 +356,9 @@ impl Metrics {
             }
             if admitted {
                 out.admitted += 1;
+            }
+            if s.error.is_some() && !s.refused {
+                out.errored += 1;
             }
             let c_end = s.ended_ns.map(sec_of).unwrap_or(end_sec);
             let subscribes = c.role != Role::Publisher;
@@ -606,8 +614,12 @@ pub struct Summary {
     pub admitted: u64,
     /// Sessions refused by the server.
     pub refused: u64,
-    /// Sessions that failed (not refused).
+    /// Sessions that failed (not refused): never joined, or ended with an
+    /// error before any media arrived.
     pub failed: u64,
+    /// Sessions with an error of any kind (a failed subscription, no media,
+    /// a broken connection), failed or not.
+    pub errored: u64,
     /// Packets published in the window.
     pub sent_packets: u64,
     /// Packets admitted subscribers should have received in the window.

@@ -224,6 +224,7 @@ async fn session(
         .filter(|p| *p != own_id)
         .collect();
     let mut stop = ctx.stop.clone();
+    let mut offers = 0u32;
     let result = loop {
         if sub_pc.is_some() {
             for p in pending.drain(..) {
@@ -262,6 +263,7 @@ async fn session(
             }) => {
                 let Some(pc) = &sub_pc else { continue };
                 let answer = rtc::answer(&ctx.rtc, pc, &offer).await?;
+                offers += 1;
                 client
                     .send(&ClientMessage::SubscribeAnswer {
                         room_name: room_name.clone(),
@@ -291,6 +293,17 @@ async fn session(
             Some(ServerMessage::Reconnect { reason, .. }) => {
                 break Err(anyhow!("server asked to reconnect: {reason:?}"));
             }
+            // A refused or failed subscription costs that publisher's
+            // media (counted as loss), not the session: keep receiving the
+            // others, as a real client would.
+            Some(ServerMessage::Error {
+                code,
+                message,
+                request_type: Some(rt),
+                ..
+            }) if rt == "subscribe-request" && code != ErrorCode::RoomFull => {
+                rec.failed(format!("{}", ServerError(code, message)));
+            }
             Some(ServerMessage::Error { code, message, .. }) => {
                 break Err(anyhow!(ServerError(code, message)));
             }
@@ -298,6 +311,16 @@ async fn session(
         }
     };
     rec.ended();
+    if let (Some(pc), false) = (&sub_pc, rec.has_media()) {
+        // Say why, for the report: where the subscribe connection stopped.
+        rec.failed(format!(
+            "no media: subscribe PeerConnection {}, ICE {}, signaling {}, {} offers answered",
+            pc.connection_state(),
+            pc.ice_connection_state(),
+            pc.signaling_state(),
+            offers
+        ));
+    }
     let _ = tokio::time::timeout(
         Duration::from_secs(2),
         client.send(&ClientMessage::Leave {
