@@ -81,6 +81,10 @@ pub struct Cli {
     /// Maximum participants per room.
     #[arg(long, env = "MAX_PARTICIPANTS_PER_ROOM", default_value_t = 100)]
     pub max_participants_per_room: usize,
+    /// Tracks this node may forward to subscribers at once (admission
+    /// control: beyond it, subscriptions and joins get room-full); 0 = no limit.
+    #[arg(long, env = "MAX_FORWARDED_TRACKS", default_value_t = 0)]
+    pub max_forwarded_tracks: usize,
     /// Messages per second a connection may send (bursts of twice that).
     #[arg(long, env = "MESSAGE_RATE", default_value_t = 50)]
     pub message_rate: u32,
@@ -199,6 +203,8 @@ pub struct MediaSettings {
     pub relay_port: u16,
     /// Accept `.local` candidates from clients.
     pub allow_mdns_candidates: bool,
+    /// Forwarded-track budget of the node (0 = unlimited).
+    pub max_forwarded_tracks: usize,
 }
 
 /// Limits that protect the node.
@@ -387,6 +393,7 @@ impl Config {
                 ice_servers: cli.ice_servers,
                 relay_port: cli.relay_port,
                 allow_mdns_candidates: cli.allow_mdns_candidates,
+                max_forwarded_tracks: cli.max_forwarded_tracks,
             },
             node_id: cli.node_id.unwrap_or_else(random_node_id),
             limits: Limits {

@@ -72,6 +72,12 @@ struct Health {
     #[serde(rename = "nodeId")]
     node_id: String,
     cluster: crate::cluster::ClusterStatus,
+    /// Admission control: tracks forwarded to subscribers now, and the limit.
+    #[serde(rename = "forwardedTracks")]
+    forwarded_tracks: usize,
+    /// `MAX_FORWARDED_TRACKS`; 0 = no limit.
+    #[serde(rename = "forwardLimit")]
+    forward_limit: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     room: Option<RoomHealth>,
 }
@@ -163,6 +169,8 @@ pub fn routes(
                     version: env!("CARGO_PKG_VERSION"),
                     node_id: state.config.node_id.clone(),
                     cluster: state.cluster.status().await,
+                    forwarded_tracks: c.forwarded_tracks,
+                    forward_limit: c.forward_limit,
                     room,
                 })
             },

@@ -8,6 +8,7 @@ use std::time::Duration;
 use common::driver::{Driver, Options};
 use common::peer::assert_sdp_only_ip;
 use common::{media_slot, require_test_network, test_ip, TestServer};
+use signaling::ClientMessage;
 
 const MEDIA_WAIT: Duration = Duration::from_secs(20);
 
@@ -399,5 +400,113 @@ async fn repeated_subscribe_requests_never_duplicate_a_track() {
     );
     p.close().await;
     s.close().await;
+    server.stop().await;
+}
+
+/// `/health`'s admission-control counters.
+async fn forwarding(server: &TestServer) -> (u64, u64) {
+    let (status, body) = server.get("/health").await;
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("health JSON");
+    (
+        v["forwardedTracks"].as_u64().expect("forwardedTracks"),
+        v["forwardLimit"].as_u64().expect("forwardLimit"),
+    )
+}
+
+async fn wait_forwarding(server: &TestServer, want: u64) {
+    for _ in 0..100 {
+        if forwarding(server).await.0 == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "forwardedTracks never became {want}: {:?}",
+        forwarding(server).await
+    );
+}
+
+/// Admission control: with a budget of four forwarded tracks, two
+/// subscribers of one audio+video publisher use it up; a newcomer's join is
+/// refused with room-full while the admitted ones keep receiving; an
+/// unsubscribe frees two slots and the newcomer gets in and receives media;
+/// leaving releases everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarding_budget_refuses_newcomers_and_frees_on_unsubscribe() {
+    require_test_network();
+    let _slot = media_slot().await;
+    let server = TestServer::start_with(|c| c.media.max_forwarded_tracks = 4).await;
+    let room = "budget";
+    let p = Driver::join(&server, "pub", room, Options::default()).await;
+    let sub_opts = Options {
+        publish: false,
+        ..Options::default()
+    };
+    let a = Driver::join(&server, "a", room, sub_opts.clone()).await;
+    let b = Driver::join(&server, "b", room, sub_opts.clone()).await;
+    for s in [&a, &b] {
+        s.wait_new_publisher("pub", 2).await;
+        s.subscribe("pub");
+    }
+    for s in [&a, &b] {
+        for t in [&p.video_track, &p.audio_track] {
+            assert!(
+                s.subscriber.wait_for_packets(t, 50, MEDIA_WAIT).await,
+                "{} got no media on {t}: {:?}",
+                s.id,
+                s.errors()
+            );
+        }
+    }
+    assert_eq!(forwarding(&server).await, (4, 4));
+
+    // The node is at its budget: a newcomer is refused.
+    let mut c = server.connect("c").await;
+    c.send(&ClientMessage::Join {
+        room_name: room.into(),
+    })
+    .await
+    .expect("send join");
+    let e = c
+        .wait_for("join error", Duration::from_secs(10), |r| {
+            r.type_name() == "error" || r.type_name() == "joined"
+        })
+        .await
+        .expect("a reply to join");
+    assert_eq!(e.raw["code"], "room-full", "{}", e.raw);
+    assert!(
+        e.raw["message"].as_str().unwrap_or("").contains("limit"),
+        "{}",
+        e.raw
+    );
+    c.close().await;
+
+    // The admitted keep receiving meanwhile.
+    let before = b.subscriber.stats()[p.video_track.as_str()].packets;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = b.subscriber.stats()[p.video_track.as_str()].packets;
+    assert!(after > before + 10, "b stalled: {before} -> {after}");
+
+    // An unsubscribe frees two slots; the newcomer now gets in and receives.
+    a.unsubscribe("pub");
+    wait_forwarding(&server, 2).await;
+    let c = Driver::join(&server, "c", room, sub_opts).await;
+    c.wait_new_publisher("pub", 2).await;
+    c.subscribe("pub");
+    for t in [&p.video_track, &p.audio_track] {
+        assert!(
+            c.subscriber.wait_for_packets(t, 50, MEDIA_WAIT).await,
+            "c got no media on {t}: {:?}",
+            c.errors()
+        );
+    }
+    assert_eq!(forwarding(&server).await, (4, 4));
+    assert!(b.errors().is_empty() && c.errors().is_empty());
+
+    for d in [p, a, b, c] {
+        d.close().await;
+    }
+    wait_forwarding(&server, 0).await;
     server.stop().await;
 }

@@ -7,6 +7,7 @@
 //! what keeps rheomesh's races (concurrent `publish()`, the subscribe
 //! renegotiation flag) away from users. Results flow back as [`MediaEvent`]s.
 
+pub mod budget;
 mod codecs;
 mod publisher;
 pub mod sdp;
@@ -26,6 +27,7 @@ use webrtc::ice_transport::ice_server::RTCIceServer;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 
 use crate::config::MediaSettings;
+use budget::ForwardBudget;
 
 pub use publisher::PublisherHandle;
 pub use subscriber::SubscriberHandle;
@@ -120,6 +122,7 @@ pub struct MediaEngine {
     worker: Arc<Mutex<Worker>>,
     transport_config: WebRTCTransportConfig,
     allow_mdns_candidates: bool,
+    budget: Arc<ForwardBudget>,
 }
 
 impl std::fmt::Debug for MediaEngine {
@@ -162,7 +165,13 @@ impl MediaEngine {
             worker,
             transport_config,
             allow_mdns_candidates: settings.allow_mdns_candidates,
+            budget: ForwardBudget::new(settings.max_forwarded_tracks),
         }))
+    }
+
+    /// The node's budget of forwarded tracks (admission control).
+    pub fn budget(&self) -> &Arc<ForwardBudget> {
+        &self.budget
     }
 
     /// A router for a new room.
@@ -219,6 +228,7 @@ impl RoomMedia {
             config: self.engine.transport_config.clone(),
             allow_mdns: self.engine.allow_mdns_candidates,
             events,
+            budget: Arc::clone(&self.engine.budget),
         }
     }
 
@@ -246,6 +256,7 @@ pub(crate) struct ActorContext {
     config: WebRTCTransportConfig,
     allow_mdns: bool,
     events: EventSink,
+    budget: Arc<ForwardBudget>,
 }
 
 impl ActorContext {

@@ -37,6 +37,7 @@ use webrtc::peer_connection::sdp::sdp_type::RTCSdpType;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::signaling_state::RTCSignalingState;
 
+use super::budget::Slot;
 use super::sdp::{self, from_rtc_candidate, to_rtc_candidate};
 use super::{off_runtime, ActorContext, MediaEvent, SendError, INBOX};
 
@@ -178,8 +179,9 @@ struct Outstanding {
     warned: bool,
 }
 
-/// track id -> (track, rheomesh subscriber) for one publisher.
-type PublisherSubs = HashMap<String, (TrackInfo, Arc<Mutex<Subscriber>>)>;
+/// track id -> (track, rheomesh subscriber, its forwarding slot) for one
+/// publisher; dropping an entry releases the slot.
+type PublisherSubs = HashMap<String, (TrackInfo, Arc<Mutex<Subscriber>>, Slot)>;
 
 struct Actor {
     ctx: ActorContext,
@@ -297,7 +299,7 @@ impl Actor {
                     let gone: Vec<String> =
                         current.keys().filter(|id| !keep(id)).cloned().collect();
                     for id in gone {
-                        if let Some((_, s)) = current.remove(&id) {
+                        if let Some((_, s, _slot)) = current.remove(&id) {
                             s.lock().await.close().await;
                         }
                     }
@@ -413,7 +415,20 @@ impl Actor {
                         )
                         .await;
                 }
-                self.subscribe_track(&transport, publisher_id, track, request_id)
+                let Some(slot) = self.ctx.budget.try_take() else {
+                    return self
+                        .error(
+                            ErrorCode::RoomFull,
+                            format!(
+                                "this server forwards {} tracks, its limit (MAX_FORWARDED_TRACKS); try again later",
+                                self.ctx.budget.limit()
+                            ),
+                            "subscribe-request",
+                            request_id,
+                        )
+                        .await;
+                };
+                self.subscribe_track(&transport, publisher_id, track, slot, request_id)
                     .await
             }
         }
@@ -424,6 +439,7 @@ impl Actor {
         transport: &Arc<SubscribeTransport>,
         publisher_id: String,
         track: TrackInfo,
+        slot: Slot,
         request_id: Option<RequestId>,
     ) {
         let deadline = Instant::now() + TRACK_WAIT;
@@ -441,7 +457,7 @@ impl Actor {
                     self.subs
                         .entry(publisher_id.clone())
                         .or_default()
-                        .insert(track.track_id.clone(), (track, subscriber));
+                        .insert(track.track_id.clone(), (track, subscriber, slot));
                     let answer_as = if first {
                         AnswerAs::Plain
                     } else {
@@ -579,7 +595,7 @@ impl Actor {
         let tracks: Vec<TrackInfo> = self
             .subs
             .get(&publisher_id)
-            .map(|m| m.values().map(|(t, _)| t.clone()).collect())
+            .map(|m| m.values().map(|(t, _, _)| t.clone()).collect())
             .unwrap_or_default();
         self.outstanding = Some(Outstanding {
             answer_as,
@@ -789,7 +805,7 @@ impl Actor {
         let Some(tracks) = self.subs.remove(publisher_id) else {
             return;
         };
-        for (_, (_, s)) in tracks {
+        for (_, (_, s, _slot)) in tracks {
             s.lock().await.close().await;
         }
         // rheomesh cannot remove a transceiver, so the offer only tells the
@@ -803,7 +819,7 @@ impl Actor {
 
     async fn close(&mut self) {
         for (_, tracks) in self.subs.drain() {
-            for (_, (_, s)) in tracks {
+            for (_, (_, s, _slot)) in tracks {
                 s.lock().await.close().await;
             }
         }

@@ -109,6 +109,9 @@ pub enum JoinError {
     /// Node at its room limit.
     #[error("this node hosts its maximum of {0} rooms")]
     TooManyRooms(usize),
+    /// Node at its forwarding budget (admission control).
+    #[error("this server forwards {0} tracks, its limit; try again later")]
+    AtCapacity(usize),
     /// The node is shutting down.
     #[error("the server is shutting down")]
     Draining,
@@ -319,6 +322,10 @@ pub struct Counts {
     pub publishers: usize,
     /// Tracks with media.
     pub tracks: usize,
+    /// Tracks forwarded to subscribers (admission-control budget in use).
+    pub forwarded_tracks: usize,
+    /// The budget (`MAX_FORWARDED_TRACKS`, 0 = no limit).
+    pub forward_limit: usize,
 }
 
 impl Rooms {
@@ -410,6 +417,10 @@ impl Rooms {
         let old = members.get(participant_id).map(|m| m.session.session_id);
         if old.is_none() && members.len() >= self.max_participants {
             return Err(JoinError::RoomFull(self.max_participants));
+        }
+        // A newcomer would subscribe to something the node cannot forward.
+        if old.is_none() && self.engine.budget().exhausted() {
+            return Err(JoinError::AtCapacity(self.engine.budget().limit()));
         }
         // A session joining a room it is already in keeps its membership
         // (and its tracks); the others hear nothing new.
@@ -547,6 +558,8 @@ impl Rooms {
         let rooms: Vec<Arc<Room>> = self.lock().values().cloned().collect();
         let mut c = Counts {
             rooms: rooms.len(),
+            forwarded_tracks: self.engine.budget().used(),
+            forward_limit: self.engine.budget().limit(),
             ..Counts::default()
         };
         for r in rooms {

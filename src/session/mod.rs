@@ -503,7 +503,7 @@ impl Session {
             .await
             .map_err(|e| match e {
                 JoinError::Draining => reject(ErrorCode::Draining, e.to_string()),
-                JoinError::RoomFull(_) | JoinError::TooManyRooms(_) => {
+                JoinError::RoomFull(_) | JoinError::TooManyRooms(_) | JoinError::AtCapacity(_) => {
                     reject(ErrorCode::RoomFull, e.to_string())
                 }
                 // A session with no room here becomes a relay to the owner;

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use super::peer::{Candidate, PeerConfig, TestPublisher, TestSubscriber, TrackSpec};
 use super::{test_ip, Endpoint, T};
 
+#[derive(Clone)]
 pub struct Options {
     pub publish: bool,
     /// Send subscribe-prepare before subscribing.
