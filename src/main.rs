@@ -3,6 +3,10 @@
 use clap::Parser;
 use rheo_sfu::config::{Cli, Config, LogFormat};
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let config = match Config::from_cli(Cli::parse()) {
         Ok(c) => c,
