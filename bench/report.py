@@ -26,7 +26,8 @@ def load(d):
         if "summary" not in r:
             continue
         target = "sfu" if r["target"] == "rheo-sfu" else "janus"
-        runs[(target, r["scenario"], r["clients"])] = (path, r)
+        scenario = "admission" if r.get("label") == "admission" else r["scenario"]
+        runs[(target, scenario, r["clients"])] = (path, r)
     return runs
 
 
@@ -50,7 +51,9 @@ def metrics(r):
     j = s.get("join_to_first_packet_ms") or {}
     return {
         "delivery": s.get("delivery"),
-        "failed": s["failed"] + s["refused"],
+        "failed": s["failed"],
+        "errored": s.get("errored", 0),
+        "refused": s["refused"],
         "p50": d.get("p50"),
         "p99": d.get("p99"),
         "join_p99": j.get("p99"),
@@ -64,14 +67,14 @@ def metrics(r):
     }
 
 
-HEAD = ("| N | SFU | delivery | failed | delay p50 / p99 ms | join→first p99 ms "
+HEAD = ("| N | SFU | delivery | sessions failed / with errors / refused | delay p50 / p99 ms | join→first p99 ms "
         "| forwarded pkt/s | CPU % | pkts per CPU-s | RSS MB | MB per subscriber |\n"
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 
 
 def row(n, name, m):
-    return "| {} | {} | {} | {} | {} / {} | {} | {} | {} | {} | {} | {} |\n".format(
-        n, name, pct(m["delivery"]), m["failed"], f(m["p50"], "{:.2f}"), f(m["p99"], "{:.2f}"),
+    return "| {} | {} | {} | {} / {} / {} | {} / {} | {} | {} | {} | {} | {} | {} |\n".format(
+        n, name, pct(m["delivery"]), m["failed"], m["errored"], m["refused"], f(m["p50"], "{:.2f}"), f(m["p99"], "{:.2f}"),
         f(m["join_p99"], "{:.0f}"), f(m["pps"], "{:.0f}"), f(m["cpu_pct"], "{:.0f}"),
         f(m["ppcs"], "{:.0f}"), f(m["rss"]), f(m["rss_sub"], "{:.3f}"))
 
@@ -173,6 +176,17 @@ def main():
     md += section(runs, "room", "Room: N participants, each publishing and receiving all others")
     md += section(runs, "churn", "Churn: one publisher, N subscriber slots joining and leaving (2 joins/s)")
     md += "### Capacity\n\n" + max_fanout(runs) + "\n"
+    adm = [(n, r) for (t, sc, n), (_, r) in runs.items() if t == "sfu" and sc == "admission"]
+    for n, r in adm:
+        s = r["summary"]
+        subs = [c for c in r["clients_detail"] if c["role"] != "publisher"]
+        worst = min((c["delivery"] for c in subs if c["admitted"] and c["delivery"] is not None), default=None)
+        md += ("### Admission control at twice the capacity (rheo-sfu)\n\n"
+               "{} subscribers against a server with `MAX_FORWARDED_TRACKS={}`: {} admitted, {} refused "
+               "with `room-full`, {} failed; delivery to the admitted {}, worst admitted subscriber {}; "
+               "delay p99 {} ms.\n\n").format(
+            n, n, s["admitted"] - 1, s["refused"], s["failed"],
+            pct(s.get("delivery")), pct(worst), f((s.get("delay_ms") or {}).get("p99"), "{:.2f}"))
     if a.baseline:
         base = load(a.baseline)
         md += "## Before and after optimization (rheo-sfu)\n\n"

@@ -2,7 +2,11 @@
 # Side-by-side benchmark: rheo-sfu and Janus VideoRoom under the identical
 # load from the load tester, on this machine, then docs/BENCHMARKS.md.
 #
-#   bench/run.sh                 full set (fan-out 50/100/200 + max search, rooms)
+#   bench/run.sh                 full set (fan-out 50..250, then up from 300 until
+#                                delivery < 99.9 %; rooms of 4, 8, 12; churn)
+#   BENCH_TARGETS=sfu BENCH_SFU_BIN=/path/old-rheo-sfu BENCH_NO_REPORT=1 bench/run.sh
+#                                our side only, with another server build
+#   BENCH_BASELINE=bench/results/X bench/run.sh   adds a before/after table
 #   BENCH_QUICK=1 bench/run.sh   a short check of the script itself
 #
 # Everything runs inside a fresh network namespace (scripts/in-testnet.sh):
@@ -29,12 +33,15 @@ STAMP=${BENCH_STAMP:-$(date -u +%Y%m%d-%H%M%S)}
 OUT=$ROOT/bench/results/$STAMP
 mkdir -p "$OUT"
 LT=$ROOT/target/release/loadtest
-SFU=$ROOT/target/release/rheo-sfu
+# BENCH_SFU_BIN: another server binary (e.g. a build from before a change),
+# BENCH_TARGETS: which SFUs to run ("sfu janus").
+SFU=${BENCH_SFU_BIN:-$ROOT/target/release/rheo-sfu}
+TARGETS=${BENCH_TARGETS:-"sfu janus"}
 DURATION=${BENCH_DURATION:-20}
 if [ -n "${BENCH_QUICK:-}" ]; then
   FANOUT=${BENCH_FANOUT:-"5"}; ROOMS=${BENCH_ROOMS:-"3"}; MAX_FROM=0; DURATION=5
 else
-  FANOUT=${BENCH_FANOUT:-"50 100 200"}; ROOMS=${BENCH_ROOMS:-"4 8 12"}; MAX_FROM=${BENCH_MAX_FROM:-300}
+  FANOUT=${BENCH_FANOUT:-"50 100 150 200 250"}; ROOMS=${BENCH_ROOMS:-"4 8 12"}; MAX_FROM=${BENCH_MAX_FROM:-300}
 fi
 MAX_STEP=${BENCH_MAX_STEP:-100}
 MAX_LIMIT=${BENCH_MAX_LIMIT:-800}
@@ -53,7 +60,7 @@ wait_port() { # host port
 start_sfu() { # log -> sets SERVER_PID URL
   HOST=127.0.0.1 PORT=9000 JWT_SECRET=$SECRET ANNOUNCED_IPS=$IP RELAY_PORT=0 \
     MAX_PARTICIPANTS_PER_ROOM=2000 MAX_CONNECTIONS=5000 MESSAGE_RATE=1000 \
-    RUST_LOG=warn "$SFU" >"$1" 2>&1 &
+    MAX_FORWARDED_TRACKS=${FORWARD_LIMIT:-0} RUST_LOG=warn "$SFU" >"$1" 2>&1 &
   SERVER_PID=$!; PIDS+=("$SERVER_PID")
   wait_port 127.0.0.1 9000
   URL=ws://127.0.0.1:9000/ws
@@ -76,13 +83,15 @@ stop_server() {
   wait "$SERVER_PID" 2>/dev/null || true
 }
 
-one() { # target scenario n -> prints delivery
-  local target=$1 scenario=$2 n=$3 name="$1-$2-$3"
+one() { # target scenario n [label] -> prints delivery
+  local target=$1 scenario=$2 n=$3 label=${4:-$(date -u +%F)}
+  local name="$1-$2-$3"
+  [ "${4:-}" ] && name="$1-$4-$3"
   if [ "$target" = sfu ]; then start_sfu "$OUT/$name.log"; else start_janus "$OUT/$name.log"; fi
   sleep 1
   JWT_SECRET=$SECRET "$LT" --target "$target" --url "$URL" --ip "$IP" \
     --scenario "$scenario" -n "$n" --duration "$DURATION" --ramp-rate 25 \
-    --server-pid "$SERVER_PID" --quiet --label "$(date -u +%F)" \
+    --server-pid "$SERVER_PID" --quiet --label "$label" \
     --out "$OUT/$name.json" >>"$OUT/summary.txt" 2>>"$OUT/$name.err" || echo "$name failed" >>"$OUT/summary.txt"
   stop_server
   tail -1 "$OUT/summary.txt"
@@ -101,15 +110,15 @@ EOF
 }
 
 for n in $FANOUT; do
-  for t in sfu janus; do one "$t" fanout "$n"; done
+  for t in $TARGETS; do one "$t" fanout "$n"; done
 done
 for n in $ROOMS; do
-  for t in sfu janus; do one "$t" room "$n"; done
+  for t in $TARGETS; do one "$t" room "$n"; done
 done
-for t in sfu janus; do one "$t" churn 20; done
+for t in $TARGETS; do one "$t" churn 20; done
 # The largest fan-out each holds at >= 99.9 % delivery: step up from MAX_FROM.
 if [ "$MAX_FROM" -gt 0 ]; then
-  for t in sfu janus; do
+  for t in $TARGETS; do
     n=$MAX_FROM
     while [ "$n" -le "$MAX_LIMIT" ]; do
       one "$t" fanout "$n"
@@ -118,5 +127,23 @@ if [ "$MAX_FROM" -gt 0 ]; then
     done
   done
 fi
-python3 bench/report.py "$OUT" docs/BENCHMARKS.md
-echo "results: $OUT; report: docs/BENCHMARKS.md"
+# Admission control at twice the capacity: our largest fan-out at >= 99.9 %
+# (C subscribers), then 2C subscribers against a server whose forwarding
+# budget is 2C tracks (C subscribers of audio + video): the rest must be
+# refused (room-full) and the admitted must keep >= 99 % delivery.
+if [ "$MAX_FROM" -gt 0 ] && [[ " $TARGETS " == *" sfu "* ]]; then
+  cap=0
+  for f in "$OUT"/sfu-fanout-*.json; do
+    n=${f##*-}; n=${n%.json}
+    if delivery_ok "$f" && [ "$n" -gt "$cap" ]; then cap=$n; fi
+  done
+  if [ "$cap" -gt 0 ]; then
+    FORWARD_LIMIT=$((2 * cap)) one sfu fanout $((2 * cap)) admission
+  fi
+fi
+
+if [ -z "${BENCH_NO_REPORT:-}" ]; then
+  # BENCH_BASELINE: a results folder of an earlier run for the before/after table.
+  python3 bench/report.py "$OUT" docs/BENCHMARKS.md ${BENCH_BASELINE:+--baseline "$BENCH_BASELINE"}
+fi
+echo "results: $OUT"
