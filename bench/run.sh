@@ -131,7 +131,7 @@ fi
 # (C subscribers), then 2C subscribers against a server whose forwarding
 # budget is 2C tracks (C subscribers of audio + video): the rest must be
 # refused (room-full) and the admitted must keep >= 99 % delivery.
-if [ "$MAX_FROM" -gt 0 ] && [[ " $TARGETS " == *" sfu "* ]]; then
+if [ "$MAX_FROM" -gt 0 ] && [ -z "${BENCH_NO_ADMISSION:-}" ] && [[ " $TARGETS " == *" sfu "* ]]; then
   cap=0
   for f in "$OUT"/sfu-fanout-*.json; do
     n=${f##*-}; n=${n%.json}
