@@ -173,7 +173,7 @@ async fn churn_smoke_sessions_come_and_go() {
             "--ramp-rate",
             "3",
             "--duration",
-            "8",
+            "12",
         ],
     )
     .await;

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
-use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::RTCPeerConnection;
 
 use crate::janus::{JanusEvent, JanusSession};
@@ -109,28 +108,14 @@ async fn session(
         let mut pub_pc = None;
         if let Some(index) = spec.publish {
             let pc = ctx.rtc.peer().await?;
-            let publisher = Publisher::attach(&pc, index, &spec.name).await?;
-            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-            let tx = std::sync::Mutex::new(Some(tx));
-            pc.on_peer_connection_state_change(Box::new(move |s| {
-                if s == RTCPeerConnectionState::Connected {
-                    if let Some(tx) = tx.lock().ok().and_then(|mut t| t.take()) {
-                        let _ = tx.send(());
-                    }
-                }
-                Box::pin(async {})
-            }));
+            Publisher::attach(&pc, index, &spec.name)
+                .await?
+                .send_when_connected(&pc, ctx);
             let offer = rtc::offer(&pc).await?;
             let published = js.publish(room_id, &spec.name, &offer).await?;
             rtc::accept_answer(&ctx.rtc, &pc, &published.answer_sdp).await?;
             own_feed = Some(published.feed_id);
             known = published.existing_feeds;
-            let (media_cfg, metrics, stop) = (ctx.media, ctx.metrics.clone(), ctx.stop.clone());
-            tokio::spawn(async move {
-                if rx.await.is_ok() {
-                    publisher.send(media_cfg, metrics, stop).await;
-                }
-            });
             pub_pc = Some(pc);
         }
         let mut sub = None;

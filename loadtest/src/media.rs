@@ -21,8 +21,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use bytes::{BufMut, Bytes, BytesMut};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use webrtc::api::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -35,6 +36,7 @@ use webrtc::track::track_remote::TrackRemote;
 
 use crate::metrics::{ClientRec, Metrics, SourceRec};
 use crate::rtc::{PT_OPUS, PT_VP8};
+use crate::scenario::Ctx;
 
 /// Tail length in bytes.
 pub const TAIL: usize = 24;
@@ -190,6 +192,28 @@ impl Publisher {
             index,
             keyframe_wanted,
         })
+    }
+
+    /// Starts sending once `pc` is connected (media written before that
+    /// is lost, and would count as sent), until `ctx.stop`. Call it before
+    /// the offer so the connected state cannot be missed.
+    pub fn send_when_connected(self, pc: &RTCPeerConnection, ctx: &Ctx) {
+        let (tx, rx) = oneshot::channel::<()>();
+        let tx = std::sync::Mutex::new(Some(tx));
+        pc.on_peer_connection_state_change(Box::new(move |s| {
+            if s == RTCPeerConnectionState::Connected {
+                if let Some(tx) = tx.lock().ok().and_then(|mut t| t.take()) {
+                    let _ = tx.send(());
+                }
+            }
+            Box::pin(async {})
+        }));
+        let (cfg, metrics, stop) = (ctx.media, ctx.metrics.clone(), ctx.stop.clone());
+        tokio::spawn(async move {
+            if rx.await.is_ok() {
+                self.send(cfg, metrics, stop).await;
+            }
+        });
     }
 
     /// Sends until `stop` turns true or the tracks stop accepting packets.

@@ -339,12 +339,19 @@ pub async fn run(args: &Args) -> Result<Report> {
             let total = (f64::from(n) / args.ramp_rate.max(0.01)) + args.duration + 1.0;
             run.bar = bar(args.quiet, total.ceil() as u64, "churn");
             let start = metrics.now_sec();
+            let last_start = tokio::time::Instant::now()
+                + Duration::from_secs_f64((total - CHURN_TAIL_SECS).max(0.0));
             for slot in 0..n {
                 let delay = ramp_every * slot;
                 let (driver, room, ctx) = (run.driver.clone(), room.clone(), run.ctx.clone());
                 let global = stop_rx.clone();
-                run.tasks
-                    .spawn(churn_slot(driver, room, ctx, global, slot, delay, lifetime));
+                let plan = SlotPlan {
+                    slot,
+                    delay,
+                    lifetime,
+                    last_start,
+                };
+                run.tasks.spawn(churn_slot(driver, room, ctx, global, plan));
             }
             let ramp = f64::from(n) / args.ramp_rate.max(0.01);
             run.sleep_ticking(ramp).await;
@@ -442,23 +449,44 @@ async fn wait_publishing(run: &mut Run, publishers: u32) -> Result<()> {
     )
 }
 
+/// No churn session starts this close to the end of the run.
+const CHURN_TAIL_SECS: f64 = 5.0;
+
 /// One churn slot: a subscriber that joins, stays about `lifetime` seconds
 /// (±50 %), leaves, and joins again under a new name, until the run stops.
+/// When one churn slot runs.
+struct SlotPlan {
+    /// Slot number (in session names).
+    slot: u32,
+    /// Wait before the first session (ramp-up).
+    delay: Duration,
+    /// Mean session length, seconds.
+    lifetime: f64,
+    /// No session starts after this.
+    last_start: tokio::time::Instant,
+}
+
 async fn churn_slot(
     driver: Driver,
     room: String,
     ctx: Ctx,
     mut global: watch::Receiver<bool>,
-    slot: u32,
-    delay: Duration,
-    lifetime: f64,
+    plan: SlotPlan,
 ) {
+    let SlotPlan {
+        slot,
+        delay,
+        lifetime,
+        last_start,
+    } = plan;
     tokio::select! {
         _ = tokio::time::sleep(delay) => {}
         _ = global.wait_for(|s| *s) => return,
     }
     for generation in 0u32.. {
-        if *global.borrow() {
+        // A session started just before the run ends would be cut off
+        // before it could receive anything: not a failure of the SFU.
+        if *global.borrow() || tokio::time::Instant::now() >= last_start {
             return;
         }
         let (tx, rx) = watch::channel(false);

@@ -13,7 +13,6 @@ use signaling::client::{Client, ClientError, Received};
 use signaling::{CandidateInit, ClientMessage, ErrorCode, ServerMessage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use webrtc::ice_transport::ice_candidate::RTCIceCandidateInit;
-use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::RTCPeerConnection;
 
 use crate::media::{self, Publisher};
@@ -112,6 +111,17 @@ async fn expect(client: &mut Client, ty: &str, request: &str) -> Result<Received
     Ok(r)
 }
 
+/// Sends an offer message and returns the SDP `answer` of its reply.
+async fn negotiate(client: &mut Client, offer: &ClientMessage, reply: &str) -> Result<String> {
+    client.send(offer).await?;
+    let r = expect(client, reply, offer.type_name()).await?;
+    r.raw
+        .get("answer")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow!("{reply} without an answer: {}", r.raw))
+}
+
 /// An `error` from the server.
 #[derive(Debug, thiserror::Error)]
 #[error("server error {0}: {1}")]
@@ -165,17 +175,11 @@ async fn session(
         media::receive(&pc, ctx.metrics.clone(), rec.clone(), ctx.stop.clone());
         let _dc = pc.create_data_channel("prepare", None).await?;
         let offer = rtc::offer(&pc).await?;
-        client
-            .send(&ClientMessage::SubscribePrepare {
-                room_name: room_name.clone(),
-                offer,
-            })
-            .await?;
-        let r = expect(&mut client, "subscribe-prepare-answer", "subscribe-prepare").await?;
-        let answer = match r.message {
-            Some(ServerMessage::SubscribePrepareAnswer { answer, .. }) => answer,
-            _ => bail!("bad subscribe-prepare-answer"),
+        let prepare = ClientMessage::SubscribePrepare {
+            room_name: room_name.clone(),
+            offer,
         };
+        let answer = negotiate(&mut client, &prepare, "subscribe-prepare-answer").await?;
         rtc::accept_answer(&ctx.rtc, &pc, &answer).await?;
         sub_pc = Some(pc);
     }
@@ -183,36 +187,16 @@ async fn session(
     let mut pub_pc: Option<Arc<RTCPeerConnection>> = None;
     if let Some(index) = spec.publish {
         let pc = ctx.rtc.peer().await?;
-        let publisher = Publisher::attach(&pc, index, &spec.name).await?;
-        let (connected_tx, connected_rx) = tokio::sync::oneshot::channel::<()>();
-        let connected_tx = std::sync::Mutex::new(Some(connected_tx));
-        pc.on_peer_connection_state_change(Box::new(move |s| {
-            if s == RTCPeerConnectionState::Connected {
-                if let Some(tx) = connected_tx.lock().ok().and_then(|mut t| t.take()) {
-                    let _ = tx.send(());
-                }
-            }
-            Box::pin(async {})
-        }));
+        Publisher::attach(&pc, index, &spec.name)
+            .await?
+            .send_when_connected(&pc, ctx);
         let offer = rtc::offer(&pc).await?;
-        client
-            .send(&ClientMessage::PublishOffer {
-                room_name: room_name.clone(),
-                offer,
-            })
-            .await?;
-        let r = expect(&mut client, "publish-answer", "publish-offer").await?;
-        let answer = match r.message {
-            Some(ServerMessage::PublishAnswer { answer, .. }) => answer,
-            _ => bail!("bad publish-answer"),
+        let publish = ClientMessage::PublishOffer {
+            room_name: room_name.clone(),
+            offer,
         };
+        let answer = negotiate(&mut client, &publish, "publish-answer").await?;
         rtc::accept_answer(&ctx.rtc, &pc, &answer).await?;
-        let (media_cfg, metrics, stop) = (ctx.media, ctx.metrics.clone(), ctx.stop.clone());
-        tokio::spawn(async move {
-            if connected_rx.await.is_ok() {
-                publisher.send(media_cfg, metrics, stop).await;
-            }
-        });
         pub_pc = Some(pc);
     }
     rec.joined();
