@@ -32,6 +32,7 @@ SECRET=bench-secret-0123456789abcdef
 STAMP=${BENCH_STAMP:-$(date -u +%Y%m%d-%H%M%S)}
 OUT=$ROOT/bench/results/$STAMP
 mkdir -p "$OUT"
+git rev-parse --short HEAD >"$OUT/commit.txt" 2>/dev/null || true
 LT=$ROOT/target/release/loadtest
 # BENCH_SFU_BIN: another server binary (e.g. a build from before a change),
 # BENCH_TARGETS: which SFUs to run ("sfu janus").
