@@ -82,9 +82,10 @@ pub struct Cli {
     #[arg(long, env = "MAX_PARTICIPANTS_PER_ROOM", default_value_t = 100)]
     pub max_participants_per_room: usize,
     /// Tracks this node may forward to subscribers at once (admission
-    /// control: beyond it, subscriptions and joins get room-full); 0 = no limit.
-    #[arg(long, env = "MAX_FORWARDED_TRACKS", default_value_t = 0)]
-    pub max_forwarded_tracks: usize,
+    /// control: beyond it, subscriptions and joins get room-full); 0 = no
+    /// limit. Unset: FORWARDED_TRACKS_PER_CORE per available core.
+    #[arg(long, env = "MAX_FORWARDED_TRACKS")]
+    pub max_forwarded_tracks: Option<usize>,
     /// Messages per second a connection may send (bursts of twice that).
     #[arg(long, env = "MESSAGE_RATE", default_value_t = 50)]
     pub message_rate: u32,
@@ -393,7 +394,9 @@ impl Config {
                 ice_servers: cli.ice_servers,
                 relay_port: cli.relay_port,
                 allow_mdns_candidates: cli.allow_mdns_candidates,
-                max_forwarded_tracks: cli.max_forwarded_tracks,
+                max_forwarded_tracks: cli
+                    .max_forwarded_tracks
+                    .unwrap_or_else(default_forward_limit),
             },
             node_id: cli.node_id.unwrap_or_else(random_node_id),
             limits: Limits {
@@ -417,6 +420,19 @@ impl Config {
     }
 }
 
+/// Default forwarding budget per core. docs/BENCHMARKS.md: on one core
+/// left over by the load tester, 300 subscribers (600 tracks) held 100 %
+/// delivery and 500 collapsed without admission control; 400 per core keeps
+/// a margin below that on a machine of its own.
+pub const FORWARDED_TRACKS_PER_CORE: usize = 400;
+
+/// `MAX_FORWARDED_TRACKS` when unset: the per-core budget times the cores
+/// this process may use.
+pub fn default_forward_limit() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    FORWARDED_TRACKS_PER_CORE * cores
+}
+
 fn random_node_id() -> String {
     format!("node-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
 }
@@ -436,6 +452,17 @@ mod tests {
         let c = parse(&[]).unwrap();
         assert!(c.is_dev());
         assert_eq!(c.listen.port(), 9000);
+    }
+
+    #[test]
+    fn forwarding_budget_defaults_per_core_and_zero_disables() {
+        let auto = parse(&[]).unwrap().media.max_forwarded_tracks;
+        assert_eq!(auto, default_forward_limit());
+        assert!(auto >= FORWARDED_TRACKS_PER_CORE);
+        let off = parse(&["--max-forwarded-tracks", "0"]).unwrap();
+        assert_eq!(off.media.max_forwarded_tracks, 0);
+        let set = parse(&["--max-forwarded-tracks", "12"]).unwrap();
+        assert_eq!(set.media.max_forwarded_tracks, 12);
     }
 
     #[test]
