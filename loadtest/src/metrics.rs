@@ -666,6 +666,45 @@ mod tests {
         assert!(!t.mark(10 + 64 * 3));
     }
 
+    /// A fresh run in which `n` packets of source 0 were sent within one
+    /// second: the run, their tails and that second.
+    fn burst(n: usize) -> (Metrics, Vec<Tail>, usize) {
+        for _ in 0..10 {
+            let m = Metrics::new();
+            let sec = m.now_sec();
+            let src = m.source(0);
+            let tails: Vec<Tail> = (0..n).map(|_| src.next()).collect();
+            if tails.iter().all(|t| sec_of(t.sent_ns) == sec) {
+                return (m, tails, sec);
+            }
+        }
+        panic!("could not send {n} packets within one second");
+    }
+
+    #[test]
+    fn a_subscriber_that_gets_nothing_counts_as_loss() {
+        let (m, tails, sec) = burst(100);
+        let full = m.client("full".into(), Role::Subscriber, None, true);
+        let none = m.client("none".into(), Role::Subscriber, None, true);
+        let publisher = m.client("pub".into(), Role::Publisher, Some(0), false);
+        for c in [&full, &none, &publisher] {
+            c.joined();
+        }
+        for t in &tails {
+            m.received(&full, *t, t.sent_ns + 1_000_000, true);
+        }
+        // A duplicate is not a second delivery.
+        m.received(&full, tails[0], tails[0].sent_ns + 2_000_000, true);
+        let s = m.summarize(sec, sec + 1, Expect::Whole);
+        assert_eq!(s.expected_packets, 200, "{s:?}");
+        assert_eq!(s.received_packets, 100);
+        assert_eq!(s.delivery, Some(0.5));
+        assert_eq!(s.duplicates, 1);
+        let d = s.delay_ms.expect("delay measured");
+        assert!((d.p50 - 1.0).abs() < 0.01, "{d:?}");
+        assert!(!none.has_media() && full.has_media());
+    }
+
     #[test]
     fn percentiles_nearest_rank() {
         let mut v: Vec<f64> = (1..=100).map(f64::from).collect();
