@@ -294,6 +294,66 @@ async fn resubscribe_twenty_times_then_publisher_leaves() {
     server.stop().await;
 }
 
+/// A client may answer a renegotiation offer with new ICE credentials: it
+/// restarted ICE on its side. webrtc-rs does so by itself when an offer
+/// arrives before its transport has taken the previous answer's
+/// credentials, which a loaded client hits; here the client restarts
+/// explicitly. The server must take the new credentials without changing
+/// its own: applied as a `pranswer` (the renegotiation workaround), such an
+/// answer restarts the server's ICE agent, whose new credentials the client
+/// never receives, and the subscription loses all media for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answer_with_new_ice_credentials_keeps_media() {
+    require_test_network();
+    let _slot = media_slot().await;
+    let server = TestServer::start().await;
+    let room = "ice-change";
+    let p1 = Driver::join(&server, "p1", room, opts(true, true)).await;
+    let p2 = Driver::join(&server, "p2", room, opts(true, true)).await;
+    let s = Driver::join(&server, "s", room, opts(false, true)).await;
+    s.wait_new_publisher("p1", 2).await;
+    s.wait_new_publisher("p2", 2).await;
+    s.subscribe("p1");
+    assert!(
+        s.subscriber
+            .wait_for_packets(&p1.video_track, 10, MEDIA_WAIT)
+            .await,
+        "no media from p1: {:?}",
+        s.errors()
+    );
+    s.subscriber
+        .peer_connection()
+        .restart_ice()
+        .await
+        .expect("client-side ICE restart");
+    s.subscribe("p2");
+    s.wait_event("p2's second track offered", MEDIA_WAIT, |v| {
+        v["type"] == "subscribe-offer"
+            && v["publisherId"] == "p2"
+            && v["tracks"].as_array().is_some_and(|t| t.len() == 2)
+    })
+    .await;
+    // Long enough for webrtc-ice to give up on checks with credentials the
+    // other side no longer has (8 binding requests, 200 ms apart).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for t in [&p2.video_track, &p2.audio_track, &p1.video_track] {
+        let before = s.subscriber.track_stats(t).map(|t| t.packets).unwrap_or(0);
+        assert!(
+            s.subscriber
+                .wait_for_packets(t, before + 20, Duration::from_secs(5))
+                .await,
+            "no media on {t} after the client changed its ICE credentials (subscribe PeerConnection {}); errors {:?}",
+            s.subscriber.connection_state(),
+            s.errors()
+        );
+    }
+    assert!(s.errors().is_empty(), "{:?}", s.errors());
+    p1.close().await;
+    p2.close().await;
+    s.close().await;
+    server.stop().await;
+}
+
 /// The seed-001 client, verbatim shapes: `auth` message, offer as an SDP
 /// string, candidates as bare strings, numeric publisherId, no prepare.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -169,6 +169,18 @@ pub fn declare_ice_lite(sdp: &str) -> String {
     }
 }
 
+/// The ICE credentials (ufrag, pwd) of a description: the first
+/// `a=ice-ufrag` and `a=ice-pwd`, session or media level (a bundled
+/// description uses one pair throughout). `None` if either is missing.
+pub fn ice_credentials(sdp: &str) -> Option<(String, String)> {
+    let value = |attr: &str| {
+        sdp.lines()
+            .find_map(|l| l.trim().strip_prefix(attr))
+            .map(|v| v.trim().to_owned())
+    };
+    Some((value("a=ice-ufrag:")?, value("a=ice-pwd:")?))
+}
+
 struct Section {
     kind: Option<TrackKind>,
     port_zero: bool,
@@ -230,6 +242,22 @@ mod tests {
         m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:1\r\na=msid:webrtc-rs probator\r\na=sendrecv\r\n\
         m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:2\r\na=ssrc:2 msid:s a\r\na=msid:s a\r\na=sendrecv\r\n\
         m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:3\r\na=ssrc:3 cname:c\r\na=ssrc:3 msid:s v\r\na=msid:s v\r\na=sendrecv\r\n";
+
+    #[test]
+    fn ice_credentials_from_session_or_media_level() {
+        let media = "v=0\r\ns=-\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=ice-ufrag:abcd\r\n\
+            a=ice-pwd:0123456789abcdef0123\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=ice-ufrag:abcd\r\n";
+        assert_eq!(
+            ice_credentials(media),
+            Some(("abcd".to_owned(), "0123456789abcdef0123".to_owned()))
+        );
+        let session = "v=0\na=ice-ufrag:u1\na=ice-pwd:p1\nm=video 9 UDP/TLS/RTP/SAVPF 96\n";
+        assert_eq!(
+            ice_credentials(session),
+            Some(("u1".to_owned(), "p1".to_owned()))
+        );
+        assert_eq!(ice_credentials(OFFER), None);
+    }
 
     fn msids(sdp: &str) -> Vec<(usize, String)> {
         let mut n = 0;

@@ -12,6 +12,12 @@
 //!   as `answer`;
 //! - the first negotiation and ICE restarts are applied as a plain `answer`
 //!   (a `pranswer` there starts ICE in the wrong role);
+//! - so is a renegotiation answer whose ICE credentials differ from the
+//!   client's previous ones (the client restarted ICE on its side, which
+//!   webrtc-rs peers do by themselves when an offer overtakes their
+//!   transport start): webrtc-rs treats a `pranswer` with new remote
+//!   credentials like a remote offer and restarts the server's own ICE
+//!   agent, whose new credentials the client never receives;
 //! - when the server offered first (the client skipped `subscribe-prepare`),
 //!   the handler is left stuck after the first answer: the next subscription
 //!   is preceded by `restart_ice()`, whose answer clears the flag;
@@ -149,6 +155,7 @@ pub(super) fn spawn(ctx: ActorContext) -> SubscriberHandle {
         mlines: 0,
         client_offered_first: false,
         restart_hold: None,
+        client_ice: None,
     };
     tokio::spawn(actor.run(rx));
     SubscriberHandle { tx }
@@ -175,6 +182,8 @@ enum AnswerAs {
 
 struct Outstanding {
     answer_as: AnswerAs,
+    /// The publisher the offer was about (its `publisherId`).
+    publisher_id: String,
     sent_at: Instant,
     warned: bool,
 }
@@ -197,6 +206,8 @@ struct Actor {
     mlines: usize,
     /// When the restart after a server-made first offer became due.
     restart_hold: Option<Instant>,
+    /// The client's ICE credentials (ufrag, pwd) as last applied.
+    client_ice: Option<(String, String)>,
     /// The client made the first offer (`subscribe-prepare`), so the
     /// server's ICE agent is controlled for the life of the transport.
     client_offered_first: bool,
@@ -599,6 +610,7 @@ impl Actor {
             .unwrap_or_default();
         self.outstanding = Some(Outstanding {
             answer_as,
+            publisher_id: publisher_id.clone(),
             sent_at: Instant::now(),
             warned: false,
         });
@@ -639,7 +651,19 @@ impl Actor {
                 )
                 .await;
         };
-        let answer_as = outstanding.answer_as;
+        let client_ice = sdp::ice_credentials(&sdp);
+        // Answers to the first offer and to ICE restarts (applied plain)
+        // bring new client credentials by design; only a renegotiation
+        // answer that does means the client restarted on its own.
+        let client_restarted = outstanding.answer_as == AnswerAs::PranswerThenAnswer
+            && self.client_ice.is_some()
+            && client_ice != self.client_ice;
+        let answer_as = if client_restarted {
+            AnswerAs::Plain
+        } else {
+            outstanding.answer_as
+        };
+        let offer_publisher = outstanding.publisher_id.clone();
         let answer = match RTCSessionDescription::answer(sdp) {
             Ok(a) => a,
             Err(e) => {
@@ -673,6 +697,19 @@ impl Actor {
                 tracing::debug!(room = %self.ctx.room, ?answer_as, state = %transport.signaling_state(), "subscribe answer applied");
                 self.negotiated = true;
                 self.outstanding = None;
+                if client_ice.is_some() {
+                    self.client_ice = client_ice;
+                }
+                if client_restarted {
+                    // Only the client's side restarted: the server's agent
+                    // keeps its selected pair (the client's old address) and
+                    // rheomesh's negotiation handler is left stuck by the
+                    // plain answer. A server-side ICE restart settles both.
+                    tracing::debug!(room = %self.ctx.room, "the client changed its ICE credentials; restarting ICE");
+                    self.queue.push_front(Op::Restart {
+                        publisher_id: offer_publisher,
+                    });
+                }
             }
             Err(e) => {
                 let message = format!("answer rejected: {e}");
@@ -754,6 +791,7 @@ impl Actor {
                     .await
             }
         };
+        let client_ice = sdp::ice_credentials(&offer.sdp);
         let transport = self.transport(itx).await;
         let t = Arc::clone(&transport);
         let result = off_runtime(move || async move {
@@ -764,6 +802,7 @@ impl Actor {
             Ok(Ok(Ok(answer))) => {
                 self.negotiated = true;
                 self.client_offered_first = true;
+                self.client_ice = client_ice;
                 self.mlines += 1;
                 self.ctx
                     .emit(MediaEvent::SubscribePrepareAnswer {
