@@ -126,6 +126,11 @@ def plots(runs, dest):
             shutil.copy(png, os.path.join(dest, name))
             lines.append("[{} {} N={}](bench/{})".format(
                 "rheo-sfu" if t == "sfu" else "Janus", s, n, name))
+    # The folder belongs to the report: plots of runs it no longer shows go.
+    shown = {line.rsplit("/", 1)[1].rstrip(")") for line in lines}
+    for f in os.listdir(dest):
+        if f.endswith(".png") and f not in shown:
+            os.remove(os.path.join(dest, f))
     return lines
 
 
