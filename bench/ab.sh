@@ -16,19 +16,16 @@ if [ -z "${BENCH_IN_NETNS:-}" ]; then
   exec scripts/in-testnet.sh "$0" "$@"
 fi
 N=$1; shift
-IP=10.77.0.1
-SECRET=bench-secret-0123456789abcdef
+. bench/lib.sh
 OUT=bench/results/ab-$BENCH_STAMP
 mkdir -p "$OUT"
 for spec in "$@"; do
   name=${spec%%=*}; bin=${spec#*=}
-  HOST=127.0.0.1 PORT=9000 JWT_SECRET=$SECRET ANNOUNCED_IPS=$IP RELAY_PORT=0 \
-    MAX_PARTICIPANTS_PER_ROOM=2000 MAX_CONNECTIONS=5000 MESSAGE_RATE=1000 \
-    RUST_LOG=warn "$bin" >"$OUT/$name.log" 2>&1 &
-  pid=$!
-  for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/9000) 2>/dev/null && break; sleep 0.1; done
+  start_bench_sfu "$OUT/$name.log" "$bin"
+  pid=$SFU_PID
+  wait_port 127.0.0.1 9000 || true
   sleep 1
-  JWT_SECRET=$SECRET target/release/loadtest --url ws://127.0.0.1:9000/ws --ip "$IP" \
+  JWT_SECRET=$BENCH_SECRET target/release/loadtest --url ws://127.0.0.1:9000/ws --ip "$BENCH_IP" \
     --scenario fanout -n "$N" --duration "${BENCH_DURATION:-20}" --ramp-rate 25 \
     --server-pid "$pid" --quiet --label "$name" --out "$OUT/$name.json" 2>>"$OUT/$name.err" \
     | sed "s/^/$name: /" | tee -a "$OUT/summary.txt" || echo "$name: failed" | tee -a "$OUT/summary.txt"

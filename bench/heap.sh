@@ -25,15 +25,12 @@ if [ -z "${BENCH_IN_NETNS:-}" ]; then
   export BENCH_IN_NETNS=1 BENCH_STAMP=${BENCH_STAMP:-$(date -u +%Y%m%d-%H%M%S)}
   exec scripts/in-testnet.sh "$0" "$@"
 fi
-IP=10.77.0.1
-SECRET=bench-secret-0123456789abcdef
+. bench/lib.sh
 OUT=bench/results/heap-$BENCH_STAMP
 mkdir -p "$OUT"
 git rev-parse --short HEAD >"$OUT/commit.txt" 2>/dev/null || true
-HOST=127.0.0.1 PORT=9000 JWT_SECRET=$SECRET ANNOUNCED_IPS=$IP RELAY_PORT=0 \
-  MAX_PARTICIPANTS_PER_ROOM=2000 MAX_CONNECTIONS=5000 MESSAGE_RATE=1000 MAX_FORWARDED_TRACKS=0 \
-  RUST_LOG=warn heaptrack -o "$OUT/sfu" "$BIN" >"$OUT/sfu.log" 2>&1 &
-wrapper=$!
+FORWARD_LIMIT=0 start_bench_sfu "$OUT/sfu.log" heaptrack -o "$OUT/sfu" "$BIN"
+wrapper=$SFU_PID
 server=""
 for _ in $(seq 1 150); do
   server=$(pgrep -P "$wrapper" -x rheo-sfu || true)
@@ -41,7 +38,7 @@ for _ in $(seq 1 150); do
   sleep 0.2
 done
 [ -n "$server" ] || { echo "the server did not start under heaptrack" >&2; cat "$OUT/sfu.log" >&2; exit 1; }
-JWT_SECRET=$SECRET timeout 300 target/release/loadtest --url ws://127.0.0.1:9000/ws --ip "$IP" \
+JWT_SECRET=$BENCH_SECRET timeout 300 target/release/loadtest --url ws://127.0.0.1:9000/ws --ip "$BENCH_IP" \
   --scenario fanout -n "$N" --duration 15 --ramp-rate 25 --server-pid "$server" --quiet \
   --label "heap-$N" --out "$OUT/fanout-$N.json" 2>"$OUT/loadtest.err" || echo "the load run failed" >&2
 grep -E "VmHWM|VmRSS" "/proc/$server/status" | tee "$OUT/rss.txt"

@@ -27,8 +27,8 @@ if [ -z "${BENCH_IN_NETNS:-}" ]; then
   exec scripts/in-testnet.sh "$0" "$@"
 fi
 
-IP=10.77.0.1
-SECRET=bench-secret-0123456789abcdef
+. bench/lib.sh
+IP=$BENCH_IP
 STAMP=${BENCH_STAMP:-$(date -u +%Y%m%d-%H%M%S)}
 OUT=$ROOT/bench/results/$STAMP
 mkdir -p "$OUT"
@@ -50,19 +50,10 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
-wait_port() { # host port
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "nothing listens on $1:$2" >&2; return 1
-}
 
 start_sfu() { # log -> sets SERVER_PID URL
-  HOST=127.0.0.1 PORT=9000 JWT_SECRET=$SECRET ANNOUNCED_IPS=$IP RELAY_PORT=0 \
-    MAX_PARTICIPANTS_PER_ROOM=2000 MAX_CONNECTIONS=5000 MESSAGE_RATE=1000 \
-    MAX_FORWARDED_TRACKS=${FORWARD_LIMIT:-0} RUST_LOG=warn "$SFU" >"$1" 2>&1 &
-  SERVER_PID=$!; PIDS+=("$SERVER_PID")
+  FORWARD_LIMIT=${FORWARD_LIMIT:-0} start_bench_sfu "$1" "$SFU"
+  SERVER_PID=$SFU_PID; PIDS+=("$SERVER_PID")
   wait_port 127.0.0.1 9000
   URL=ws://127.0.0.1:9000/ws
 }
@@ -90,7 +81,7 @@ one() { # target scenario n [label] -> prints delivery
   [ "${4:-}" ] && name="$1-$4-$3"
   if [ "$target" = sfu ]; then start_sfu "$OUT/$name.log"; else start_janus "$OUT/$name.log"; fi
   sleep 1
-  JWT_SECRET=$SECRET "$LT" --target "$target" --url "$URL" --ip "$IP" \
+  JWT_SECRET=$BENCH_SECRET "$LT" --target "$target" --url "$URL" --ip "$IP" \
     --scenario "$scenario" -n "$n" --duration "$DURATION" --ramp-rate 25 \
     --server-pid "$SERVER_PID" --quiet --label "$label" \
     --out "$OUT/$name.json" >>"$OUT/summary.txt" 2>>"$OUT/$name.err" || echo "$name failed" >>"$OUT/summary.txt"
