@@ -115,6 +115,20 @@ fn opts(publish: bool, prepare: bool) -> Options {
     }
 }
 
+/// Publishers p1 and p2 (audio and video each) and subscriber s, all with
+/// prepared subscribe PeerConnections, once s has seen both publishers.
+async fn two_publishers_and_a_subscriber(
+    server: &TestServer,
+    room: &str,
+) -> (Driver, Driver, Driver) {
+    let p1 = Driver::join(server, "p1", room, opts(true, true)).await;
+    let p2 = Driver::join(server, "p2", room, opts(true, true)).await;
+    let s = Driver::join(server, "s", room, opts(false, true)).await;
+    s.wait_new_publisher("p1", 2).await;
+    s.wait_new_publisher("p2", 2).await;
+    (p1, p2, s)
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -219,12 +233,7 @@ async fn resubscribe_twenty_times_then_publisher_leaves() {
     require_test_network();
     let _slot = media_slot().await;
     let server = TestServer::start().await;
-    let room = "churn";
-    let p1 = Driver::join(&server, "p1", room, opts(true, true)).await;
-    let p2 = Driver::join(&server, "p2", room, opts(true, true)).await;
-    let s = Driver::join(&server, "s", room, opts(false, true)).await;
-    s.wait_new_publisher("p1", 2).await;
-    s.wait_new_publisher("p2", 2).await;
+    let (p1, p2, s) = two_publishers_and_a_subscriber(&server, "churn").await;
     let video = p1.video_track.clone();
     for cycle in 0..20 {
         let before = s
@@ -307,12 +316,7 @@ async fn answer_with_new_ice_credentials_keeps_media() {
     require_test_network();
     let _slot = media_slot().await;
     let server = TestServer::start().await;
-    let room = "ice-change";
-    let p1 = Driver::join(&server, "p1", room, opts(true, true)).await;
-    let p2 = Driver::join(&server, "p2", room, opts(true, true)).await;
-    let s = Driver::join(&server, "s", room, opts(false, true)).await;
-    s.wait_new_publisher("p1", 2).await;
-    s.wait_new_publisher("p2", 2).await;
+    let (p1, p2, s) = two_publishers_and_a_subscriber(&server, "ice-change").await;
     s.subscribe("p1");
     assert!(
         s.subscriber
