@@ -420,10 +420,10 @@ impl Config {
     }
 }
 
-/// Default forwarding budget per core. docs/BENCHMARKS.md: on one core
-/// left over by the load tester, 300 subscribers (600 tracks) held 100 %
-/// delivery and 500 collapsed without admission control; 400 per core keeps
-/// a margin below that on a machine of its own.
+/// Default forwarding budget per core. docs/BENCHMARKS.md: on 2 cores shared
+/// with the load tester, a fan-out to 500 subscribers (1000 tracks) held
+/// 100 % delivery and 600 collapsed without admission control; 400 per core
+/// keeps a margin below that.
 pub const FORWARDED_TRACKS_PER_CORE: usize = 400;
 
 /// `MAX_FORWARDED_TRACKS` when unset: the per-core budget times the cores

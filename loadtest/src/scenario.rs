@@ -452,8 +452,6 @@ async fn wait_publishing(run: &mut Run, publishers: u32) -> Result<()> {
 /// No churn session starts this close to the end of the run.
 const CHURN_TAIL_SECS: f64 = 5.0;
 
-/// One churn slot: a subscriber that joins, stays about `lifetime` seconds
-/// (±50 %), leaves, and joins again under a new name, until the run stops.
 /// When one churn slot runs.
 struct SlotPlan {
     /// Slot number (in session names).
@@ -466,6 +464,8 @@ struct SlotPlan {
     last_start: tokio::time::Instant,
 }
 
+/// One churn slot: a subscriber that joins, stays about `lifetime` seconds
+/// (±50 %), leaves, and joins again under a new name, until the run stops.
 async fn churn_slot(
     driver: Driver,
     room: String,
