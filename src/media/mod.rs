@@ -9,6 +9,7 @@
 
 pub mod budget;
 mod codecs;
+mod negotiation;
 mod publisher;
 pub mod sdp;
 mod subscriber;

@@ -5,7 +5,8 @@
 use signaling::{CandidateInit, TrackInfo, TrackKind};
 use webrtc::ice_transport::ice_candidate::RTCIceCandidateInit;
 
-/// Tracks an offer sends (m-sections with `sendonly`/`sendrecv` and an msid).
+/// Tracks an offer sends (m-sections with `sendonly`/`sendrecv` and an msid,
+/// with a port or `a=bundle-only`).
 /// Errors when an m-section sends without an msid, or a track id repeats.
 pub fn offered_tracks(sdp: &str) -> Result<Vec<TrackInfo>, String> {
     let mut tracks: Vec<TrackInfo> = Vec::new();
@@ -18,7 +19,7 @@ pub fn offered_tracks(sdp: &str) -> Result<Vec<TrackInfo>, String> {
                 .map(|d| d == "sendonly" || d == "sendrecv")
                 .unwrap_or(session_sends);
             let Some(kind) = s.kind else { return Ok(()) };
-            if !sends || s.port_zero {
+            if !sends || (s.port_zero && !s.bundle_only) {
                 return Ok(());
             }
             let Some(track_id) = s.track_id else {
@@ -46,9 +47,14 @@ pub fn offered_tracks(sdp: &str) -> Result<Vec<TrackInfo>, String> {
             section = Some(Section {
                 kind,
                 port_zero,
+                bundle_only: false,
                 direction: None,
                 track_id: None,
             });
+        } else if line == "a=bundle-only" {
+            if let Some(s) = section.as_mut() {
+                s.bundle_only = true;
+            }
         } else if let Some(dir) = direction(line) {
             match section.as_mut() {
                 Some(s) => s.direction = Some(dir),
@@ -147,6 +153,58 @@ pub fn retire_stale_tracks(sdp: &str, is_live: impl Fn(&str) -> bool) -> String 
     out
 }
 
+/// Turns the probator section of a server offer (rheomesh's bandwidth
+/// probe, msid `webrtc-rs probator`) into an `inactive` section without
+/// msid. The probe sends about 30 s of Opus frames of zeros, which a client
+/// that does not know to ignore it plays as noise. Offered `inactive`, a
+/// client answers `inactive` and fires no track event; webrtc-rs then pauses
+/// the probe's sender, so nothing is sent at all. Only the copy sent to the
+/// client changes; it must be applied to every offer (a section offered
+/// `sendonly` again would resume the sender).
+pub fn silence_probe(sdp: &str) -> String {
+    let lines: Vec<&str> = sdp.split_inclusive('\n').collect();
+    // Index of each section's m= line, and whether it is the probe.
+    let mut probe = Vec::new();
+    for line in &lines {
+        let bare = line.trim_end_matches(['\r', '\n']);
+        if bare.starts_with("m=") {
+            probe.push(false);
+        } else if let (Some(rest), Some(last)) = (bare.strip_prefix("a=msid:"), probe.last_mut()) {
+            if rest.split_ascii_whitespace().next() == Some("webrtc-rs") {
+                *last = true;
+            }
+        }
+    }
+    if !probe.contains(&true) {
+        return sdp.to_owned();
+    }
+    let mut out = String::with_capacity(sdp.len());
+    let mut section: Option<usize> = None;
+    for line in &lines {
+        if line.starts_with("m=") {
+            section = Some(section.map_or(0, |n| n + 1));
+        }
+        let bare = line.trim_end_matches(['\r', '\n']);
+        if !section.is_some_and(|n| probe[n]) {
+            out.push_str(line);
+            continue;
+        }
+        if direction(bare).is_some() {
+            out.push_str("a=inactive");
+            out.push_str(&line[bare.len()..]);
+        } else if bare.starts_with("a=msid:")
+            || bare
+                .strip_prefix("a=ssrc:")
+                .is_some_and(|rest| rest.contains(" msid:"))
+        {
+            // dropped
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
 /// Adds `a=ice-lite` to the session part of an SDP the server sends on a
 /// subscribe transport whose first offer came from the client.
 ///
@@ -183,7 +241,10 @@ pub fn ice_credentials(sdp: &str) -> Option<(String, String)> {
 
 struct Section {
     kind: Option<TrackKind>,
+    /// Port 0: rejected, unless `bundle_only` (RFC 8843 section 6: a
+    /// bundle-only section is offered with port 0 and lives in the bundle).
     port_zero: bool,
+    bundle_only: bool,
     direction: Option<&'static str>,
     track_id: Option<String>,
 }

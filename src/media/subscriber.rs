@@ -1,29 +1,16 @@
 //! Subscriber actor: owns one participant's `SubscribeTransport` in one room.
 //!
-//! rheomesh 0.8.1's subscribe side has a renegotiation flag that a
-//! load-then-store race can leave set for good (the transport then hangs on
-//! the next `subscribe()`). This actor is the workaround, and the one place
-//! that knows about it:
-//! - every call on the transport is made here, strictly one negotiation at a
-//!   time (one offer outstanding; requests queue behind it);
-//! - a renegotiation answer is applied twice: first typed `pranswer` (the flag
-//!   clears while the PeerConnection is not `stable`, so rheomesh's waiting
-//!   negotiation handler exits harmlessly), then, after [`PRANSWER_SETTLE`],
-//!   as `answer`;
-//! - the first negotiation and ICE restarts are applied as a plain `answer`
-//!   (a `pranswer` there starts ICE in the wrong role);
-//! - so is a renegotiation answer on a prepared PeerConnection whose ICE
-//!   credentials differ from the client's previous ones, followed by an ICE
-//!   restart (the client restarted ICE on its side, which
-//!   webrtc-rs peers do by themselves when an offer overtakes their
-//!   transport start): webrtc-rs treats a `pranswer` with new remote
-//!   credentials like a remote offer and restarts the server's own ICE
-//!   agent, whose new credentials the client never receives;
-//! - when the server offered first (the client skipped `subscribe-prepare`),
-//!   the handler is left stuck after the first answer: the next subscription
-//!   is preceded by `restart_ice()`, whose answer clears the flag;
-//! - anything missed is caught by a bounded `subscribe()` and recovered with
-//!   `restart_ice()`.
+//! The decisions live in [`super::negotiation`] (a pure state machine, which
+//! also says how rheomesh 0.8.1's subscribe side is driven and why); this
+//! actor turns commands into its inputs, makes every call on the transport,
+//! strictly one at a time, feeds the results back and sends what it says.
+//!
+//! What the actor adds to each SDP it sends (copies only; the transport's
+//! own descriptions are untouched):
+//! - `a=ice-lite`, so the client controls ICE ([`sdp::declare_ice_lite`]);
+//! - the probator section as `inactive` ([`sdp::silence_probe`]);
+//! - no msid on sections whose track is no longer forwarded
+//!   ([`sdp::retire_stale_tracks`]).
 //!
 //! `subscribe()` returns a future that is not `Send`; it runs through
 //! [`super::off_runtime`].
@@ -39,30 +26,23 @@ use signaling::{CandidateInit, ErrorCode, RequestId, TrackInfo};
 use tokio::sync::{mpsc, Mutex};
 use tokio::time::Instant;
 use webrtc::ice_transport::ice_candidate::RTCIceCandidate;
-use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::sdp::sdp_type::RTCSdpType;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::signaling_state::RTCSignalingState;
 
 use super::budget::Slot;
+use super::negotiation::{Action, AnswerAs, Input, Negotiation, SubscribeFailure};
 use super::sdp::{self, from_rtc_candidate, to_rtc_candidate};
 use super::{off_runtime, ActorContext, MediaEvent, SendError, INBOX};
 
-/// Wait between the `pranswer` and the `answer` of a renegotiation (the spike
-/// lost races at 20 ms under load and none at 100 ms).
+/// Wait between the `pranswer` and the `answer` of a negotiation (the spike
+/// lost races at 20 ms under load and none at 100 ms): rheomesh's waiting
+/// negotiation handler polls its flag every 10 ms.
 const PRANSWER_SETTLE: Duration = Duration::from_millis(100);
-/// A `subscribe()` that has not produced an offer by then is stuck.
-const SUBSCRIBE_TIMEOUT: Duration = Duration::from_millis(1500);
-/// How long a freshly published track may be missing from its publisher
-/// (rheomesh registers it asynchronously).
-const TRACK_WAIT: Duration = Duration::from_secs(2);
-/// Limit on m-sections of one subscribe PeerConnection: rheomesh never removes
-/// a transceiver, and answers must fit in a 64 KiB frame.
-const MAX_MLINES: usize = 48;
+/// A `subscribe()` that has not produced an offer by then is stuck. Generous:
+/// a false alarm costs an ICE restart, which some clients cannot follow.
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest wait for ICE to connect before the restart that follows a
-/// server-made first offer.
-const RESTART_HOLD: Duration = Duration::from_secs(5);
 
 enum Command {
     Subscribe {
@@ -115,9 +95,8 @@ impl SubscriberHandle {
         Ok(self.tx.try_send(Command::Unsubscribe { publisher_id })?)
     }
 
-    /// A publisher left (`None`) or announced a new track list.
+    /// A publisher in the room left (`None`) or changed its tracks.
     pub async fn publisher_changed(&self, publisher_id: String, tracks: Option<Vec<TrackInfo>>) {
-        // Server-internal event: wait for room rather than drop it.
         let _ = self
             .tx
             .send(Command::PublisherChanged {
@@ -148,221 +127,164 @@ pub(super) fn spawn(ctx: ActorContext) -> SubscriberHandle {
     let actor = Actor {
         ctx,
         transport: None,
-        negotiated: false,
-        restart_needed: false,
-        outstanding: None,
-        queue: VecDeque::new(),
-        subs: HashMap::new(),
-        mlines: 0,
-        client_offered_first: false,
-        restart_hold: None,
-        client_ice: None,
+        negotiation: Negotiation::new(),
+        forwarded: HashMap::new(),
     };
     tokio::spawn(actor.run(rx));
     SubscriberHandle { tx }
 }
 
-/// Work waiting for the single negotiation slot.
-enum Op {
-    Track {
-        publisher_id: String,
-        track: TrackInfo,
-        request_id: Option<RequestId>,
-    },
-    /// A new offer without new tracks (publisher left, or recovery).
-    Restart { publisher_id: String },
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum AnswerAs {
-    /// First negotiation or ICE restart: plain answer.
-    Plain,
-    /// Renegotiation: pranswer, settle, answer.
-    PranswerThenAnswer,
-}
-
-struct Outstanding {
-    answer_as: AnswerAs,
-    /// The publisher the offer was about (its `publisherId`).
-    publisher_id: String,
-    sent_at: Instant,
-    warned: bool,
-}
-
-/// track id -> (track, rheomesh subscriber, its forwarding slot) for one
-/// publisher; dropping an entry releases the slot.
-type PublisherSubs = HashMap<String, (TrackInfo, Arc<Mutex<Subscriber>>, Slot)>;
-
 struct Actor {
     ctx: ActorContext,
     transport: Option<Arc<SubscribeTransport>>,
-    /// A remote description has been applied once (prepare or first answer).
-    negotiated: bool,
-    /// rheomesh's negotiation handler is stuck: restart ICE before the next subscribe.
-    restart_needed: bool,
-    outstanding: Option<Outstanding>,
-    queue: VecDeque<Op>,
-    /// publisher id -> track id -> (kind, rheomesh subscriber)
-    subs: HashMap<String, PublisherSubs>,
-    mlines: usize,
-    /// When the restart after a server-made first offer became due.
-    restart_hold: Option<Instant>,
-    /// The client's ICE credentials (ufrag, pwd) as last applied.
-    client_ice: Option<(String, String)>,
-    /// The client made the first offer (`subscribe-prepare`), so the
-    /// server's ICE agent is controlled for the life of the transport.
-    client_offered_first: bool,
+    negotiation: Negotiation,
+    /// track id -> its rheomesh subscriber and forwarding slot; dropping an
+    /// entry releases the slot.
+    forwarded: HashMap<String, (Arc<Mutex<Subscriber>>, Slot)>,
 }
 
 impl Actor {
     async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         let (itx, mut irx) = mpsc::unbounded_channel::<CandidateInit>();
         loop {
-            let holding = self.holding_restart();
-            if self.outstanding.is_none() && !holding {
-                if let Some(op) = self.queue.pop_front() {
-                    self.start(op, &itx).await;
-                    continue;
-                }
-            }
-            let warn_at = self
-                .outstanding
-                .as_ref()
-                .filter(|o| !o.warned)
-                .map(|o| o.sent_at + Duration::from_secs(15));
+            let deadline = self.negotiation.deadline().map(Instant::from_std);
             tokio::select! {
                 cmd = rx.recv() => match cmd {
-                    Some(cmd) => self.handle(cmd, &itx).await,
+                    Some(cmd) => self.command(cmd, &itx).await,
                     None => break,
                 },
                 Some(c) = irx.recv() => {
                     self.ctx.emit(MediaEvent::SubscribeCandidate { room: self.ctx.room.clone(), candidate: c }).await;
                 }
-                // Re-check the held ICE restart (commands keep flowing meanwhile).
-                _ = tokio::time::sleep(Duration::from_millis(50)), if holding && !self.queue.is_empty() => {}
-                _ = sleep_until_opt(warn_at) => {
-                    if let Some(o) = self.outstanding.as_mut() {
-                        o.warned = true;
-                    }
-                    tracing::warn!(room = %self.ctx.room, "client has not answered the subscribe offer for 15 s; further subscriptions wait");
-                }
+                _ = sleep_until_opt(deadline) => self.feed(Input::Tick, &itx).await,
             }
         }
         self.close().await;
     }
 
-    async fn handle(&mut self, cmd: Command, itx: &mpsc::UnboundedSender<CandidateInit>) {
-        match cmd {
+    async fn command(&mut self, cmd: Command, itx: &mpsc::UnboundedSender<CandidateInit>) {
+        let input = match cmd {
             Command::Subscribe {
                 publisher_id,
                 tracks,
                 request_id,
-            } => {
-                let mut request_id = request_id;
-                let new: Vec<TrackInfo> = tracks
-                    .into_iter()
-                    .filter(|t| !self.wants(&publisher_id, &t.track_id))
-                    .collect();
-                if new.is_empty() {
-                    // Nothing to add: answer with the current state, no renegotiation.
-                    return self
-                        .error(
-                            ErrorCode::BadRequest,
-                            format!("already subscribed to every track of {publisher_id}"),
-                            "subscribe-request",
-                            request_id,
-                        )
-                        .await;
-                }
-                for track in new {
-                    self.queue.push_back(Op::Track {
-                        publisher_id: publisher_id.clone(),
-                        track,
-                        request_id: request_id.take(),
-                    });
-                }
-            }
-            Command::Unsubscribe { publisher_id } => {
-                self.drop_publisher(&publisher_id, false).await
-            }
+            } => Input::Subscribe {
+                publisher_id,
+                tracks,
+                request_id,
+            },
+            Command::Unsubscribe { publisher_id } => Input::Unsubscribe { publisher_id },
             Command::PublisherChanged {
                 publisher_id,
-                tracks: None,
-            } => self.drop_publisher(&publisher_id, true).await,
-            Command::PublisherChanged {
+                tracks,
+            } => Input::PublisherChanged {
                 publisher_id,
-                tracks: Some(tracks),
-            } => {
-                // Only publishers this participant subscribed to are
-                // followed, including those whose first track still waits
-                // in the queue (a publisher's tracks are announced one by
-                // one, so the second often arrives while the first is queued).
-                let queued =
-                    |op: &Op| matches!(op, Op::Track { publisher_id: p, .. } if *p == publisher_id);
-                if !self.subs.contains_key(&publisher_id) && !self.queue.iter().any(queued) {
-                    return;
-                }
-                let keep = |id: &str| tracks.iter().any(|t| t.track_id == id);
-                self.queue.retain(|op| {
-                    !matches!(op, Op::Track { publisher_id: p, track, .. }
-                        if *p == publisher_id && !keep(&track.track_id))
-                });
-                if let Some(current) = self.subs.get_mut(&publisher_id) {
-                    let gone: Vec<String> =
-                        current.keys().filter(|id| !keep(id)).cloned().collect();
-                    for id in gone {
-                        if let Some((_, s, _slot)) = current.remove(&id) {
-                            s.lock().await.close().await;
-                        }
-                    }
-                }
-                for track in tracks.iter() {
-                    if !self.wants(&publisher_id, &track.track_id) {
-                        self.queue.push_back(Op::Track {
-                            publisher_id: publisher_id.clone(),
-                            track: track.clone(),
-                            request_id: None,
-                        });
-                    }
+                tracks,
+            },
+            Command::Answer { sdp, request_id } => Input::Answer {
+                ice: sdp::ice_credentials(&sdp),
+                sdp,
+                request_id,
+            },
+            Command::Prepare { sdp, request_id } => Input::Prepare {
+                ice: sdp::ice_credentials(&sdp),
+                offer: sdp,
+                request_id,
+            },
+            Command::Candidate(c) => return self.candidate(c, itx).await,
+        };
+        self.feed(input, itx).await;
+    }
+
+    /// Feeds one input and runs what comes out; results of library calls
+    /// go back in until the machine waits for the client or the clock.
+    async fn feed(&mut self, input: Input, itx: &mpsc::UnboundedSender<CandidateInit>) {
+        let mut inputs = VecDeque::from([input]);
+        while let Some(input) = inputs.pop_front() {
+            let actions = self.negotiation.handle(Instant::now().into_std(), input);
+            for action in actions {
+                if let Some(result) = self.execute(action, itx).await {
+                    inputs.push_back(result);
                 }
             }
-            Command::Answer { sdp, request_id } => self.answer(sdp, request_id).await,
-            Command::Candidate(c) => self.candidate(c, itx).await,
-            Command::Prepare { sdp, request_id } => self.prepare(sdp, request_id, itx).await,
         }
     }
 
-    /// The ICE restart that follows the first answer of a server-offered
-    /// transport waits until ICE has connected (at most [`RESTART_HOLD`]):
-    /// restarting while the first connectivity checks still run left the
-    /// webrtc-rs peer's PeerConnection failing for good (seen in about one
-    /// six-person room in five, always a subscriber that skipped
-    /// `subscribe-prepare`).
-    fn holding_restart(&self) -> bool {
-        let Some(since) = self.restart_hold else {
-            return false;
-        };
-        self.restart_needed
-            && since.elapsed() < RESTART_HOLD
-            && self
-                .transport
-                .as_ref()
-                .is_some_and(|t| t.connection_state() != RTCPeerConnectionState::Connected)
-    }
-
-    /// The track is subscribed, or queued to be. Adding it twice would put
-    /// two m-sections with the same msid in one offer, which browsers
-    /// refuse ("Duplicate a=msid lines"): a client that sends
-    /// `subscribe-request` on every `new-publisher` asks again for tracks
-    /// still waiting in the queue.
-    fn wants(&self, publisher_id: &str, track_id: &str) -> bool {
-        self.subs
-            .get(publisher_id)
-            .is_some_and(|m| m.contains_key(track_id))
-            || self.queue.iter().any(|op| {
-                matches!(op, Op::Track { publisher_id: p, track, .. }
-                    if p == publisher_id && track.track_id == track_id)
-            })
+    async fn execute(
+        &mut self,
+        action: Action,
+        itx: &mpsc::UnboundedSender<CandidateInit>,
+    ) -> Option<Input> {
+        match action {
+            Action::Subscribe {
+                publisher_id: _,
+                track,
+            } => Some(self.subscribe(track, itx).await),
+            Action::Prepare { offer } => Some(self.prepare(offer, itx).await),
+            Action::ApplyAnswer { sdp, how } => Some(self.apply_answer(sdp, how).await),
+            Action::RestartIce { cause } => {
+                tracing::warn!(room = %self.ctx.room, ?cause, "restarting ICE of a subscribe transport");
+                Some(self.restart(itx).await)
+            }
+            Action::SendOffer {
+                publisher_id,
+                offer,
+                tracks,
+                request_id,
+            } => {
+                let negotiation = &self.negotiation;
+                let offer = sdp::retire_stale_tracks(&offer, |id| negotiation.is_live(id));
+                let offer = sdp::declare_ice_lite(&sdp::silence_probe(&offer));
+                tracing::debug!(room = %self.ctx.room, publisher = %publisher_id, tracks = tracks.len(), mlines = self.negotiation.mlines(), prepared = self.negotiation.prepared(), "subscribe offer");
+                self.ctx
+                    .emit(MediaEvent::SubscribeOffer {
+                        room: self.ctx.room.clone(),
+                        publisher_id,
+                        offer,
+                        tracks,
+                        request_id,
+                    })
+                    .await;
+                None
+            }
+            Action::SendPrepareAnswer { answer, request_id } => {
+                self.ctx
+                    .emit(MediaEvent::SubscribePrepareAnswer {
+                        room: self.ctx.room.clone(),
+                        answer: sdp::declare_ice_lite(&answer),
+                        request_id,
+                    })
+                    .await;
+                None
+            }
+            Action::CloseTracks { track_ids, .. } => {
+                for id in track_ids {
+                    if let Some((s, _slot)) = self.forwarded.remove(&id) {
+                        s.lock().await.close().await;
+                    }
+                }
+                None
+            }
+            Action::Reset => {
+                self.close().await;
+                None
+            }
+            Action::Error {
+                code,
+                message,
+                request_type,
+                request_id,
+            } => {
+                self.ctx
+                    .error(request_type, code, message, request_id)
+                    .await;
+                None
+            }
+            Action::Warn(message) => {
+                tracing::warn!(room = %self.ctx.room, "{message}");
+                None
+            }
+        }
     }
 
     async fn transport(
@@ -392,298 +314,97 @@ impl Actor {
         transport
     }
 
-    /// Starts the next negotiation.
-    async fn start(&mut self, op: Op, itx: &mpsc::UnboundedSender<CandidateInit>) {
-        let transport = self.transport(itx).await;
-        if self.restart_needed {
-            // Put the op back; the restart goes first.
-            let publisher_id = match &op {
-                Op::Track { publisher_id, .. } | Op::Restart { publisher_id } => {
-                    publisher_id.clone()
-                }
-            };
-            if !matches!(op, Op::Restart { .. }) {
-                self.queue.push_front(op);
-            }
-            self.restart_needed = false;
-            return self.restart(&transport, publisher_id, None).await;
-        }
-        match op {
-            Op::Restart { publisher_id } => self.restart(&transport, publisher_id, None).await,
-            Op::Track {
-                publisher_id,
-                track,
-                request_id,
-            } => {
-                if self.mlines >= MAX_MLINES {
-                    return self
-                        .error(
-                            ErrorCode::RoomFull,
-                            format!(
-                                "this subscribe connection carries {MAX_MLINES} media sections, the limit; reconnect to start a fresh one"
-                            ),
-                            "subscribe-request",
-                            request_id,
-                        )
-                        .await;
-                }
-                let Some(slot) = self.ctx.budget.try_take() else {
-                    return self
-                        .error(
-                            ErrorCode::RoomFull,
-                            format!(
-                                "this server forwards {} tracks, its limit (MAX_FORWARDED_TRACKS); try again later",
-                                self.ctx.budget.limit()
-                            ),
-                            "subscribe-request",
-                            request_id,
-                        )
-                        .await;
-                };
-                self.subscribe_track(&transport, publisher_id, track, slot, request_id)
-                    .await
-            }
-        }
-    }
-
-    async fn subscribe_track(
+    async fn subscribe(
         &mut self,
-        transport: &Arc<SubscribeTransport>,
-        publisher_id: String,
         track: TrackInfo,
-        slot: Slot,
-        request_id: Option<RequestId>,
-    ) {
-        let deadline = Instant::now() + TRACK_WAIT;
-        loop {
-            let t = Arc::clone(transport);
-            let id = track.track_id.clone();
-            let result = off_runtime(move || async move {
-                tokio::time::timeout(SUBSCRIBE_TIMEOUT, t.subscribe(id)).await
-            })
-            .await;
-            match result {
-                Ok(Ok(Ok((subscriber, offer)))) => {
-                    let first = !self.negotiated;
-                    self.mlines += if first { 2 } else { 1 };
-                    self.subs
-                        .entry(publisher_id.clone())
-                        .or_default()
-                        .insert(track.track_id.clone(), (track, subscriber, slot));
-                    let answer_as = if first {
-                        AnswerAs::Plain
-                    } else {
-                        AnswerAs::PranswerThenAnswer
-                    };
-                    if first {
-                        // Server offered first: rheomesh's negotiation handler
-                        // will be stuck once this answer is applied.
-                        self.restart_needed = true;
-                        self.restart_hold = Some(Instant::now());
-                    }
-                    return self
-                        .send_offer(publisher_id, offer.sdp, answer_as, request_id)
-                        .await;
-                }
-                Ok(Ok(Err(e))) => {
-                    let msg = e.to_string();
-                    let missing = msg.contains("not found") || msg.contains("does not have track");
-                    if missing && Instant::now() < deadline {
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                    let code = if missing {
-                        ErrorCode::NotFound
-                    } else {
-                        ErrorCode::Internal
-                    };
-                    return self
-                        .error(
-                            code,
-                            format!("subscribe to track {}: {msg}", track.track_id),
-                            "subscribe-request",
-                            request_id,
-                        )
-                        .await;
-                }
-                Ok(Err(_elapsed)) => {
-                    // Stuck renegotiation flag: recover with an ICE restart,
-                    // then retry this track.
-                    tracing::warn!(room = %self.ctx.room, track = %track.track_id, state = %transport.signaling_state(), "subscribe() stuck; restarting ICE");
-                    self.queue.push_front(Op::Track {
-                        publisher_id: publisher_id.clone(),
-                        track,
-                        request_id,
-                    });
-                    return self.restart(transport, publisher_id, None).await;
-                }
-                Err(e) => {
-                    return self
-                        .error(
-                            ErrorCode::Internal,
-                            format!("subscribe failed inside the media library: {e}"),
-                            "subscribe-request",
-                            request_id,
-                        )
-                        .await;
-                }
-            }
-        }
-    }
-
-    async fn restart(
-        &mut self,
-        transport: &Arc<SubscribeTransport>,
-        publisher_id: String,
-        request_id: Option<RequestId>,
-    ) {
-        // restart_ice() needs a connection that has started.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while transport.connection_state() == RTCPeerConnectionState::New
-            && Instant::now() < deadline
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        // webrtc-ice refuses a restart while its gathering flag still reads
-        // "gathering" (it is set after the gathering-complete event fires);
-        // retry briefly.
-        let mut attempt = 0;
-        let result = loop {
-            let t = Arc::clone(transport);
-            let r = off_runtime(move || async move {
-                tokio::time::timeout(CALL_TIMEOUT, t.restart_ice()).await
-            })
-            .await;
-            attempt += 1;
-            match &r {
-                Ok(Ok(Err(e))) if attempt < 10 && e.to_string().contains("gathering") => {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                _ => break r,
-            }
+        itx: &mpsc::UnboundedSender<CandidateInit>,
+    ) -> Input {
+        let Some(slot) = self.ctx.budget.try_take() else {
+            return Input::SubscribeFailed(SubscribeFailure::Budget(format!(
+                "this server forwards {} tracks, its limit (MAX_FORWARDED_TRACKS); try again later",
+                self.ctx.budget.limit()
+            )));
         };
+        let transport = self.transport(itx).await;
+        let id = track.track_id.clone();
+        let result = off_runtime(move || async move {
+            tokio::time::timeout(SUBSCRIBE_TIMEOUT, transport.subscribe(id)).await
+        })
+        .await;
         match result {
-            Ok(Ok(Ok(offer))) => {
-                self.send_offer(publisher_id, offer.sdp, AnswerAs::Plain, request_id)
-                    .await
+            Ok(Ok(Ok((subscriber, offer)))) => {
+                self.forwarded.insert(track.track_id, (subscriber, slot));
+                Input::Subscribed { offer: offer.sdp }
             }
             Ok(Ok(Err(e))) => {
-                self.error(
-                    ErrorCode::Internal,
-                    format!("ICE restart failed: {e}"),
-                    "subscribe-request",
-                    request_id,
-                )
-                .await
+                let msg = e.to_string();
+                if msg.contains("not found") || msg.contains("does not have track") {
+                    Input::SubscribeFailed(SubscribeFailure::Missing(msg))
+                } else {
+                    Input::SubscribeFailed(SubscribeFailure::Other(msg))
+                }
             }
-            Ok(Err(_)) => {
-                self.error(
-                    ErrorCode::Internal,
-                    "ICE restart timed out".to_owned(),
-                    "subscribe-request",
-                    request_id,
-                )
-                .await
+            Ok(Err(_elapsed)) => {
+                tracing::warn!(room = %self.ctx.room, track = %track.track_id, "subscribe() stuck");
+                Input::SubscribeFailed(SubscribeFailure::Stuck)
             }
-            Err(e) => {
-                self.error(
-                    ErrorCode::Internal,
-                    format!("ICE restart: {e}"),
-                    "subscribe-request",
-                    request_id,
-                )
-                .await
-            }
+            Err(e) => Input::SubscribeFailed(SubscribeFailure::Other(format!(
+                "inside the media library: {e}"
+            ))),
         }
     }
 
-    async fn send_offer(
+    async fn prepare(
         &mut self,
-        publisher_id: String,
         offer: String,
-        answer_as: AnswerAs,
-        request_id: Option<RequestId>,
-    ) {
-        let tracks: Vec<TrackInfo> = self
-            .subs
-            .get(&publisher_id)
-            .map(|m| m.values().map(|(t, _, _)| t.clone()).collect())
-            .unwrap_or_default();
-        self.outstanding = Some(Outstanding {
-            answer_as,
-            publisher_id: publisher_id.clone(),
-            sent_at: Instant::now(),
-            warned: false,
-        });
-        tracing::debug!(
-            room = %self.ctx.room,
-            publisher = %publisher_id,
-            tracks = tracks.len(),
-            mlines = self.mlines,
-            ?answer_as,
-            "subscribe offer"
-        );
-        let mut offer = sdp::retire_stale_tracks(&offer, |track_id| {
-            self.subs.values().any(|m| m.contains_key(track_id))
-        });
-        if self.client_offered_first {
-            offer = sdp::declare_ice_lite(&offer);
+        itx: &mpsc::UnboundedSender<CandidateInit>,
+    ) -> Input {
+        let offer = match RTCSessionDescription::offer(offer) {
+            Ok(o) => o,
+            Err(e) => {
+                return Input::PrepareFailed {
+                    message: format!("invalid SDP offer: {e}"),
+                    internal: false,
+                }
+            }
+        };
+        let transport = self.transport(itx).await;
+        let result = off_runtime(move || async move {
+            tokio::time::timeout(CALL_TIMEOUT, transport.get_answer(offer)).await
+        })
+        .await;
+        match result {
+            Ok(Ok(Ok(answer))) => Input::Prepared { answer: answer.sdp },
+            Ok(Ok(Err(e))) => Input::PrepareFailed {
+                message: format!("offer rejected: {e}"),
+                internal: false,
+            },
+            Ok(Err(_)) | Err(_) => Input::PrepareFailed {
+                message: "subscribe-prepare failed".to_owned(),
+                internal: true,
+            },
         }
-        self.ctx
-            .emit(MediaEvent::SubscribeOffer {
-                room: self.ctx.room.clone(),
-                publisher_id,
-                offer,
-                tracks,
-                request_id,
-            })
-            .await;
     }
 
-    async fn answer(&mut self, sdp: String, request_id: Option<RequestId>) {
-        let (Some(outstanding), Some(transport)) = (&self.outstanding, self.transport.clone())
-        else {
-            return self
-                .error(
-                    ErrorCode::BadRequest,
-                    "no subscribe offer is waiting for an answer".to_owned(),
-                    "subscribe-answer",
-                    request_id,
-                )
-                .await;
+    async fn apply_answer(&mut self, sdp: String, how: AnswerAs) -> Input {
+        let Some(transport) = self.transport.clone() else {
+            // An answer is only fed with an offer outstanding, which needs
+            // a transport; say so rather than panic.
+            return Input::AnswerFailed {
+                message: "no subscribe transport".to_owned(),
+                offer_outstanding: false,
+            };
         };
-        let client_ice = sdp::ice_credentials(&sdp);
-        // Answers to the first offer and to ICE restarts (applied plain)
-        // bring new client credentials by design; only a renegotiation
-        // answer that does means the client restarted on its own. Handled on
-        // prepared PeerConnections (browsers, the load tester), where it was
-        // seen and tested; a server-offered one keeps the previous
-        // behaviour (see the known issue in tests/media.rs).
-        let client_restarted = self.client_offered_first
-            && outstanding.answer_as == AnswerAs::PranswerThenAnswer
-            && self.client_ice.is_some()
-            && client_ice != self.client_ice;
-        let answer_as = if client_restarted {
-            AnswerAs::Plain
-        } else {
-            outstanding.answer_as
-        };
-        let offer_publisher = outstanding.publisher_id.clone();
         let answer = match RTCSessionDescription::answer(sdp) {
             Ok(a) => a,
             Err(e) => {
-                // Keep the offer outstanding: the client may send a valid answer.
-                return self
-                    .error(
-                        ErrorCode::BadRequest,
-                        format!("invalid SDP answer: {e}"),
-                        "subscribe-answer",
-                        request_id,
-                    )
-                    .await;
+                return Input::AnswerFailed {
+                    message: format!("invalid SDP answer: {e}"),
+                    offer_outstanding: true,
+                }
             }
         };
-        let result = match answer_as {
+        let result = match how {
             AnswerAs::Plain => transport.set_answer(answer).await,
             AnswerAs::PranswerThenAnswer => {
                 let mut pranswer = answer.clone();
@@ -699,53 +420,39 @@ impl Actor {
         };
         match result {
             Ok(()) => {
-                tracing::debug!(room = %self.ctx.room, ?answer_as, state = %transport.signaling_state(), "subscribe answer applied");
-                self.negotiated = true;
-                self.outstanding = None;
-                if client_ice.is_some() {
-                    self.client_ice = client_ice;
-                }
-                if client_restarted {
-                    // Only the client's side restarted: the server's agent
-                    // keeps its selected pair (the client's old address) and
-                    // rheomesh's negotiation handler is left stuck by the
-                    // plain answer. A server-side ICE restart, right away,
-                    // settles both. (Holding it until ICE connects, as after
-                    // a server-made first offer, did worse at fan-out 400:
-                    // stalled subscribe() calls and restarts timing out.)
-                    tracing::debug!(room = %self.ctx.room, "the client changed its ICE credentials; restarting ICE");
-                    self.queue.push_front(Op::Restart {
-                        publisher_id: offer_publisher,
-                    });
-                }
+                tracing::debug!(room = %self.ctx.room, ?how, state = %transport.signaling_state(), "subscribe answer applied");
+                Input::AnswerApplied
             }
-            Err(e) => {
-                let message = format!("answer rejected: {e}");
-                if transport.signaling_state() == RTCSignalingState::HaveLocalOffer {
-                    // The offer is still outstanding; let the client retry.
-                    return self
-                        .error(
-                            ErrorCode::BadRequest,
-                            message,
-                            "subscribe-answer",
-                            request_id,
-                        )
-                        .await;
-                }
-                // Half-applied: recover with a fresh offer.
-                self.outstanding = None;
-                self.restart_needed = true;
-                self.queue.push_front(Op::Restart {
-                    publisher_id: String::new(),
-                });
-                self.error(
-                    ErrorCode::BadRequest,
-                    message,
-                    "subscribe-answer",
-                    request_id,
-                )
-                .await;
+            Err(e) => Input::AnswerFailed {
+                message: e.to_string(),
+                offer_outstanding: transport.signaling_state() == RTCSignalingState::HaveLocalOffer,
+            },
+        }
+    }
+
+    async fn restart(&mut self, itx: &mpsc::UnboundedSender<CandidateInit>) -> Input {
+        let transport = self.transport(itx).await;
+        let result = off_runtime(move || async move {
+            tokio::time::timeout(CALL_TIMEOUT, transport.restart_ice()).await
+        })
+        .await;
+        match result {
+            Ok(Ok(Ok(offer))) => Input::Restarted { offer: offer.sdp },
+            Ok(Ok(Err(e))) => {
+                let message = e.to_string();
+                // webrtc-ice refuses while its gathering flag still reads
+                // "gathering"; rheomesh refuses before the connection started.
+                let retry = message.contains("gathering") || message.contains("not correct");
+                Input::RestartFailed { message, retry }
             }
+            Ok(Err(_)) => Input::RestartFailed {
+                message: "timed out".to_owned(),
+                retry: false,
+            },
+            Err(e) => Input::RestartFailed {
+                message: e.to_string(),
+                retry: false,
+            },
         }
     }
 
@@ -760,137 +467,24 @@ impl Actor {
         }
         let transport = self.transport(itx).await;
         if let Err(e) = transport.add_ice_candidate(to_rtc_candidate(&c)).await {
-            self.error(
-                ErrorCode::BadRequest,
-                format!("candidate rejected: {e}"),
-                "subscribe-ice-candidate",
-                None,
-            )
-            .await;
-        }
-    }
-
-    async fn prepare(
-        &mut self,
-        sdp: String,
-        request_id: Option<RequestId>,
-        itx: &mpsc::UnboundedSender<CandidateInit>,
-    ) {
-        if self.negotiated || self.outstanding.is_some() || !self.subs.is_empty() {
-            return self
+            self.ctx
                 .error(
+                    "subscribe-ice-candidate",
                     ErrorCode::BadRequest,
-                    "subscribe-prepare must come before the first subscription".to_owned(),
-                    "subscribe-prepare",
-                    request_id,
+                    format!("candidate rejected: {e}"),
+                    None,
                 )
                 .await;
-        }
-        let offer = match RTCSessionDescription::offer(sdp) {
-            Ok(o) => o,
-            Err(e) => {
-                return self
-                    .error(
-                        ErrorCode::BadRequest,
-                        format!("invalid SDP offer: {e}"),
-                        "subscribe-prepare",
-                        request_id,
-                    )
-                    .await
-            }
-        };
-        let client_ice = sdp::ice_credentials(&offer.sdp);
-        let transport = self.transport(itx).await;
-        let t = Arc::clone(&transport);
-        let result = off_runtime(move || async move {
-            tokio::time::timeout(CALL_TIMEOUT, t.get_answer(offer)).await
-        })
-        .await;
-        match result {
-            Ok(Ok(Ok(answer))) => {
-                self.negotiated = true;
-                self.client_offered_first = true;
-                self.client_ice = client_ice;
-                self.mlines += 1;
-                self.ctx
-                    .emit(MediaEvent::SubscribePrepareAnswer {
-                        room: self.ctx.room.clone(),
-                        answer: sdp::declare_ice_lite(&answer.sdp),
-                        request_id,
-                    })
-                    .await;
-            }
-            Ok(Ok(Err(e))) => {
-                // A rejected offer may leave the transport half-negotiated.
-                self.close().await;
-                self.error(
-                    ErrorCode::BadRequest,
-                    format!("offer rejected: {e}"),
-                    "subscribe-prepare",
-                    request_id,
-                )
-                .await
-            }
-            Ok(Err(_)) | Err(_) => {
-                self.close().await;
-                self.error(
-                    ErrorCode::Internal,
-                    "subscribe-prepare failed".to_owned(),
-                    "subscribe-prepare",
-                    request_id,
-                )
-                .await
-            }
-        }
-    }
-
-    /// Stops forwarding a publisher; on `renegotiate` (the publisher left)
-    /// the client gets a fresh offer.
-    async fn drop_publisher(&mut self, publisher_id: &str, renegotiate: bool) {
-        self.queue
-            .retain(|op| !matches!(op, Op::Track { publisher_id: p, .. } if p == publisher_id));
-        let Some(tracks) = self.subs.remove(publisher_id) else {
-            return;
-        };
-        for (_, (_, s, _slot)) in tracks {
-            s.lock().await.close().await;
-        }
-        // rheomesh cannot remove a transceiver, so the offer only tells the
-        // client that the PeerConnection changed; the tracks go silent.
-        if renegotiate && self.negotiated {
-            self.queue.push_back(Op::Restart {
-                publisher_id: publisher_id.to_owned(),
-            });
         }
     }
 
     async fn close(&mut self) {
-        for (_, tracks) in self.subs.drain() {
-            for (_, (_, s, _slot)) in tracks {
-                s.lock().await.close().await;
-            }
+        for (_, (s, _slot)) in self.forwarded.drain() {
+            s.lock().await.close().await;
         }
         if let Some(t) = self.transport.take() {
             let _ = t.close().await;
         }
-        self.negotiated = false;
-        self.outstanding = None;
-        self.restart_needed = false;
-        self.mlines = 0;
-        self.client_offered_first = false;
-        self.restart_hold = None;
-    }
-
-    async fn error(
-        &self,
-        code: ErrorCode,
-        message: String,
-        request_type: &'static str,
-        request_id: Option<RequestId>,
-    ) {
-        self.ctx
-            .error(request_type, code, message, request_id)
-            .await
     }
 }
 

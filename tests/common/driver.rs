@@ -310,6 +310,41 @@ impl Driver {
         .await
     }
 
+    /// The server's ICE ufrags across this client's subscribe SDP (prepare
+    /// answer and every offer), in order, without repeats: more than one
+    /// means the server changed its ICE credentials (restarted ICE).
+    pub fn server_subscribe_ufrags(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for e in self.events() {
+            let sdp = match e.raw["type"].as_str() {
+                Some("subscribe-offer") => e.raw["offer"].as_str(),
+                Some("subscribe-prepare-answer") => e.raw["answer"].as_str(),
+                _ => None,
+            };
+            let ufrag = sdp.and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:"))
+                    .map(str::to_owned)
+            });
+            if let Some(u) = ufrag {
+                if out.last() != Some(&u) {
+                    out.push(u);
+                }
+            }
+        }
+        out
+    }
+
+    /// Asserts the server never changed its subscribe ICE credentials.
+    pub fn assert_no_server_ice_restart(&self) {
+        let u = self.server_subscribe_ufrags();
+        assert!(
+            u.len() <= 1,
+            "{}: the server restarted ICE: ufrags {u:?}",
+            self.id
+        );
+    }
+
     /// No error events so far (returns them for the assertion message).
     pub fn errors(&self) -> Vec<String> {
         self.events_of("error")

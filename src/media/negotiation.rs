@@ -1,0 +1,778 @@
+//! The negotiation of one subscribe PeerConnection, as a pure state machine.
+//!
+//! No I/O and no clock: the subscriber actor ([`super::subscriber`]) feeds in
+//! client messages, the results of media-library calls and the time
+//! (`now`), and executes the [`Action`]s that come out, in order. At most
+//! one media-library call is in flight and at most one offer is outstanding;
+//! everything else waits in a queue.
+//!
+//! How rheomesh 0.8.1's subscribe side is driven (the evidence is in
+//! `ARCHITECTURE.md` and the README's rheomesh table):
+//! - `subscribe()` adds one track and makes an offer; its negotiation-needed
+//!   handler, which waits for the answer, would then make a second offer of
+//!   its own and hang the transport. Every answer to a server offer is
+//!   therefore applied twice, first typed `pranswer` (the handler wakes, sees
+//!   a non-stable state and exits), then as `answer`
+//!   ([`AnswerAs::PranswerThenAnswer`]). This holds for the first
+//!   negotiation too: webrtc-rs treats that `pranswer` like a remote offer
+//!   and starts ICE controlled, and every subscribe offer declares
+//!   `a=ice-lite`, so the client (a full agent) controls. Roles agree, no
+//!   ICE restart is ever needed to unstick the transport, and clients
+//!   without ICE-restart support (aiortc, GStreamer) work.
+//! - The server restarts ICE only when the client restarted (a
+//!   renegotiation answer with new ICE credentials: the answer is applied
+//!   plain, then the server restarts once), or when a media-library call is
+//!   stuck or an answer was half applied (the transport is broken).
+//! - A publisher leaving or a track going away never renegotiates: rheomesh
+//!   cannot remove a transceiver, so an offer would change nothing the
+//!   client can see; the forwarded track goes silent and `publisher-left`
+//!   tells the client.
+//! - One offer per track: rheomesh makes offers only in `subscribe()`, one
+//!   track each (its `Track` handles are crate-private, so tracks cannot be
+//!   added first and offered together).
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use signaling::{ErrorCode, RequestId, TrackInfo};
+
+/// How long a freshly published track may be missing from its publisher
+/// (rheomesh registers it asynchronously).
+pub const TRACK_WAIT: Duration = Duration::from_secs(2);
+/// Pause between two tries of a track that is not there yet.
+pub const TRACK_RETRY: Duration = Duration::from_millis(100);
+/// Limit on m-sections of one subscribe PeerConnection: rheomesh never
+/// removes a transceiver, and answers must fit in a 64 KiB frame.
+pub const MAX_MLINES: usize = 48;
+/// When an outstanding offer without answer is worth a warning.
+pub const ANSWER_WARN: Duration = Duration::from_secs(15);
+/// Pause between tries of an ICE restart that the library refused for now
+/// (still gathering, or the connection has not started).
+pub const RESTART_RETRY: Duration = Duration::from_millis(200);
+/// Tries of one ICE restart.
+pub const RESTART_TRIES: u32 = 25;
+
+/// How a client answer is applied to the transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerAs {
+    /// As `answer` (ICE restarts, and answers that bring new client ICE
+    /// credentials).
+    Plain,
+    /// As `pranswer`, a pause, then as `answer` (every other negotiation).
+    PranswerThenAnswer,
+}
+
+/// Why the server restarts ICE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartCause {
+    /// The client answered a renegotiation with new ICE credentials.
+    ClientRestarted,
+    /// A `subscribe()` call did not return: the transport is stuck.
+    Stuck,
+    /// An answer was rejected after part of it was applied.
+    HalfApplied,
+}
+
+/// Why a `subscribe()` call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubscribeFailure {
+    /// The publisher does not have the track (yet).
+    Missing(String),
+    /// The node forwards as many tracks as it may.
+    Budget(String),
+    /// The call did not return in time.
+    Stuck,
+    /// Anything else.
+    Other(String),
+}
+
+/// What happens to the state machine.
+#[derive(Debug)]
+pub enum Input {
+    /// `subscribe-request`: these tracks of a publisher.
+    Subscribe {
+        publisher_id: String,
+        tracks: Vec<TrackInfo>,
+        request_id: Option<RequestId>,
+    },
+    /// `unsubscribe`.
+    Unsubscribe { publisher_id: String },
+    /// The publisher left (`None`) or its tracks changed (complete list).
+    PublisherChanged {
+        publisher_id: String,
+        tracks: Option<Vec<TrackInfo>>,
+    },
+    /// `subscribe-prepare`: the client's own offer.
+    Prepare {
+        offer: String,
+        ice: Option<(String, String)>,
+        request_id: Option<RequestId>,
+    },
+    /// `subscribe-answer`, with the answer's ICE credentials.
+    Answer {
+        sdp: String,
+        ice: Option<(String, String)>,
+        request_id: Option<RequestId>,
+    },
+    /// [`Action::Subscribe`] made this offer.
+    Subscribed { offer: String },
+    /// [`Action::Subscribe`] failed.
+    SubscribeFailed(SubscribeFailure),
+    /// [`Action::Prepare`] made this answer.
+    Prepared { answer: String },
+    /// [`Action::Prepare`] failed (`internal`: not the offer's fault).
+    PrepareFailed { message: String, internal: bool },
+    /// [`Action::ApplyAnswer`] succeeded.
+    AnswerApplied,
+    /// [`Action::ApplyAnswer`] failed; `offer_outstanding`: nothing was
+    /// applied, the offer still waits for an answer.
+    AnswerFailed {
+        message: String,
+        offer_outstanding: bool,
+    },
+    /// [`Action::RestartIce`] made this offer.
+    Restarted { offer: String },
+    /// [`Action::RestartIce`] failed; `retry`: the library refused for now.
+    RestartFailed { message: String, retry: bool },
+    /// Time passed (see [`Negotiation::deadline`]).
+    Tick,
+}
+
+/// What the actor does, in order.
+#[derive(Debug, PartialEq)]
+pub enum Action {
+    /// Call `subscribe(track)`; answer with `Subscribed` / `SubscribeFailed`.
+    Subscribe {
+        publisher_id: String,
+        track: TrackInfo,
+    },
+    /// Apply the client's offer and make an answer; `Prepared` / `PrepareFailed`.
+    Prepare { offer: String },
+    /// Apply an answer; `AnswerApplied` / `AnswerFailed`.
+    ApplyAnswer { sdp: String, how: AnswerAs },
+    /// Restart ICE and make an offer; `Restarted` / `RestartFailed`.
+    RestartIce { cause: RestartCause },
+    /// Send a `subscribe-offer`.
+    SendOffer {
+        publisher_id: String,
+        offer: String,
+        tracks: Vec<TrackInfo>,
+        request_id: Option<RequestId>,
+    },
+    /// Send the `subscribe-prepare-answer`.
+    SendPrepareAnswer {
+        answer: String,
+        request_id: Option<RequestId>,
+    },
+    /// Stop forwarding these tracks (close their rheomesh subscribers).
+    CloseTracks {
+        publisher_id: String,
+        track_ids: Vec<String>,
+    },
+    /// Close the transport and every subscription; the next request starts
+    /// a fresh one.
+    Reset,
+    /// Send an `error`.
+    Error {
+        code: ErrorCode,
+        message: String,
+        request_type: &'static str,
+        request_id: Option<RequestId>,
+    },
+    /// Log a warning (the client is slow to answer).
+    Warn(String),
+}
+
+/// Work waiting for the negotiation slot.
+#[derive(Debug, Clone)]
+enum Op {
+    Track {
+        publisher_id: String,
+        track: TrackInfo,
+        request_id: Option<RequestId>,
+        /// When the first try started (for [`TRACK_WAIT`]).
+        first_try: Option<Instant>,
+    },
+    Restart {
+        cause: RestartCause,
+        tries: u32,
+    },
+}
+
+/// The library call in flight, with what its result needs.
+#[derive(Debug)]
+enum Call {
+    Subscribe(Op),
+    Prepare {
+        request_id: Option<RequestId>,
+    },
+    Answer {
+        request_id: Option<RequestId>,
+        ice: Option<(String, String)>,
+        restart_after: bool,
+    },
+    Restart(Op),
+}
+
+#[derive(Debug)]
+enum OfferKind {
+    Track,
+    Restart,
+}
+
+#[derive(Debug)]
+struct Outstanding {
+    kind: OfferKind,
+    sent_at: Instant,
+    warned: bool,
+}
+
+/// The negotiation state of one subscribe PeerConnection.
+#[derive(Debug, Default)]
+pub struct Negotiation {
+    /// A remote description has been applied (prepare or first answer).
+    negotiated: bool,
+    /// The client made the first offer (`subscribe-prepare`).
+    prepared: bool,
+    /// The client's ICE credentials as last applied.
+    client_ice: Option<(String, String)>,
+    call: Option<Call>,
+    outstanding: Option<Outstanding>,
+    queue: VecDeque<Op>,
+    /// A queued op may not start before then (retry pause).
+    not_before: Option<Instant>,
+    /// publisher id -> its forwarded tracks.
+    subs: HashMap<String, Vec<TrackInfo>>,
+    mlines: usize,
+    /// The publisher whose track the last offer carried.
+    offer_publisher: Option<String>,
+}
+
+impl Negotiation {
+    /// A fresh PeerConnection (no transport yet).
+    pub fn new() -> Negotiation {
+        Negotiation::default()
+    }
+
+    /// Whether the track is forwarded to this PeerConnection now.
+    pub fn is_live(&self, track_id: &str) -> bool {
+        self.subs
+            .values()
+            .any(|ts| ts.iter().any(|t| t.track_id == track_id))
+    }
+
+    /// The client made the first offer (`subscribe-prepare`).
+    pub fn prepared(&self) -> bool {
+        self.prepared
+    }
+
+    /// Media sections the PeerConnection carries (rheomesh never removes one).
+    pub fn mlines(&self) -> usize {
+        self.mlines
+    }
+
+    /// When the actor should send a [`Input::Tick`], if ever.
+    pub fn deadline(&self) -> Option<Instant> {
+        let warn = self
+            .outstanding
+            .as_ref()
+            .filter(|o| !o.warned)
+            .map(|o| o.sent_at + ANSWER_WARN);
+        let retry = if self.call.is_none() && self.outstanding.is_none() && !self.queue.is_empty() {
+            self.not_before
+        } else {
+            None
+        };
+        match (warn, retry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Feeds one input; returns what to do, in order.
+    pub fn handle(&mut self, now: Instant, input: Input) -> Vec<Action> {
+        let mut out = Vec::new();
+        match input {
+            Input::Subscribe {
+                publisher_id,
+                tracks,
+                request_id,
+            } => self.subscribe(publisher_id, tracks, request_id, &mut out),
+            Input::Unsubscribe { publisher_id } => self.drop_publisher(&publisher_id, &mut out),
+            Input::PublisherChanged {
+                publisher_id,
+                tracks: None,
+            } => self.drop_publisher(&publisher_id, &mut out),
+            Input::PublisherChanged {
+                publisher_id,
+                tracks: Some(tracks),
+            } => self.publisher_changed(publisher_id, tracks, &mut out),
+            Input::Prepare {
+                offer,
+                ice,
+                request_id,
+            } => self.prepare(offer, ice, request_id, &mut out),
+            Input::Answer {
+                sdp,
+                ice,
+                request_id,
+            } => self.answer(sdp, ice, request_id, &mut out),
+            Input::Tick => {
+                if let Some(o) = self.outstanding.as_mut() {
+                    if !o.warned && now >= o.sent_at + ANSWER_WARN {
+                        o.warned = true;
+                        out.push(Action::Warn(format!(
+                            "the client has not answered the subscribe offer for {} s; further subscriptions wait",
+                            ANSWER_WARN.as_secs()
+                        )));
+                    }
+                }
+            }
+            result => self.result(now, result, &mut out),
+        }
+        self.pump(now, &mut out);
+        out
+    }
+
+    fn subscribe(
+        &mut self,
+        publisher_id: String,
+        tracks: Vec<TrackInfo>,
+        request_id: Option<RequestId>,
+        out: &mut Vec<Action>,
+    ) {
+        let new: Vec<TrackInfo> = tracks
+            .into_iter()
+            .filter(|t| !self.wants(&publisher_id, &t.track_id))
+            .collect();
+        if new.is_empty() {
+            out.push(Action::Error {
+                code: ErrorCode::BadRequest,
+                message: format!("already subscribed to every track of {publisher_id}"),
+                request_type: "subscribe-request",
+                request_id,
+            });
+            return;
+        }
+        let mut request_id = request_id;
+        for track in new {
+            self.queue.push_back(Op::Track {
+                publisher_id: publisher_id.clone(),
+                track,
+                request_id: request_id.take(),
+                first_try: None,
+            });
+        }
+    }
+
+    /// Unsubscribe, or the publisher left: its tracks stop, nothing is
+    /// renegotiated (see the module comment).
+    fn drop_publisher(&mut self, publisher_id: &str, out: &mut Vec<Action>) {
+        self.queue
+            .retain(|op| !matches!(op, Op::Track { publisher_id: p, .. } if p == publisher_id));
+        if let Some(tracks) = self.subs.remove(publisher_id) {
+            out.push(Action::CloseTracks {
+                publisher_id: publisher_id.to_owned(),
+                track_ids: tracks.into_iter().map(|t| t.track_id).collect(),
+            });
+        }
+    }
+
+    /// Only publishers this participant subscribed to are followed,
+    /// including those whose first track still waits in the queue (tracks
+    /// are announced one by one, so the second often comes while the first
+    /// is queued).
+    fn publisher_changed(
+        &mut self,
+        publisher_id: String,
+        tracks: Vec<TrackInfo>,
+        out: &mut Vec<Action>,
+    ) {
+        let queued = self
+            .queue
+            .iter()
+            .any(|op| matches!(op, Op::Track { publisher_id: p, .. } if *p == publisher_id))
+            || matches!(&self.call, Some(Call::Subscribe(Op::Track { publisher_id: p, .. })) if *p == publisher_id);
+        if !self.subs.contains_key(&publisher_id) && !queued {
+            return;
+        }
+        let keep = |id: &str| tracks.iter().any(|t| t.track_id == id);
+        self.queue.retain(|op| {
+            !matches!(op, Op::Track { publisher_id: p, track, .. }
+                if *p == publisher_id && !keep(&track.track_id))
+        });
+        if let Some(current) = self.subs.get_mut(&publisher_id) {
+            let gone: Vec<String> = current
+                .iter()
+                .filter(|t| !keep(&t.track_id))
+                .map(|t| t.track_id.clone())
+                .collect();
+            current.retain(|t| keep(&t.track_id));
+            if !gone.is_empty() {
+                out.push(Action::CloseTracks {
+                    publisher_id: publisher_id.clone(),
+                    track_ids: gone,
+                });
+            }
+        }
+        for track in tracks {
+            if !self.wants(&publisher_id, &track.track_id) {
+                self.queue.push_back(Op::Track {
+                    publisher_id: publisher_id.clone(),
+                    track,
+                    request_id: None,
+                    first_try: None,
+                });
+            }
+        }
+    }
+
+    fn prepare(
+        &mut self,
+        offer: String,
+        ice: Option<(String, String)>,
+        request_id: Option<RequestId>,
+        out: &mut Vec<Action>,
+    ) {
+        if self.negotiated
+            || self.call.is_some()
+            || self.outstanding.is_some()
+            || !self.subs.is_empty()
+            || !self.queue.is_empty()
+        {
+            out.push(Action::Error {
+                code: ErrorCode::BadRequest,
+                message: "subscribe-prepare must come before the first subscription".to_owned(),
+                request_type: "subscribe-prepare",
+                request_id,
+            });
+            return;
+        }
+        self.client_ice = ice;
+        self.call = Some(Call::Prepare { request_id });
+        out.push(Action::Prepare { offer });
+    }
+
+    fn answer(
+        &mut self,
+        sdp: String,
+        ice: Option<(String, String)>,
+        request_id: Option<RequestId>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(outstanding) = &self.outstanding else {
+            out.push(Action::Error {
+                code: ErrorCode::BadRequest,
+                message: "no subscribe offer is waiting for an answer".to_owned(),
+                request_type: "subscribe-answer",
+                request_id,
+            });
+            return;
+        };
+        if self.call.is_some() {
+            // Unreachable while an offer is outstanding (no call starts
+            // then); refuse rather than run two calls at once.
+            out.push(Action::Error {
+                code: ErrorCode::BadRequest,
+                message: "the previous answer is still being applied".to_owned(),
+                request_type: "subscribe-answer",
+                request_id,
+            });
+            return;
+        }
+        // New client credentials in an answer to a renegotiation mean the
+        // client restarted ICE on its side (webrtc-rs does so by itself when
+        // an offer overtakes its transport start). A `pranswer` would make
+        // webrtc-rs restart the server's agent with credentials the client
+        // never gets: apply it plain, then restart the server's side once.
+        let client_restarted = matches!(outstanding.kind, OfferKind::Track)
+            && self.client_ice.is_some()
+            && ice.is_some()
+            && ice != self.client_ice;
+        let how = match outstanding.kind {
+            OfferKind::Restart => AnswerAs::Plain,
+            OfferKind::Track if client_restarted => AnswerAs::Plain,
+            OfferKind::Track => AnswerAs::PranswerThenAnswer,
+        };
+        self.call = Some(Call::Answer {
+            request_id,
+            ice,
+            restart_after: client_restarted,
+        });
+        out.push(Action::ApplyAnswer { sdp, how });
+    }
+
+    fn result(&mut self, now: Instant, input: Input, out: &mut Vec<Action>) {
+        let Some(call) = self.call.take() else {
+            // A result nobody waits for (cannot happen: the actor feeds
+            // results of the actions it ran).
+            return;
+        };
+        match (call, input) {
+            (Call::Subscribe(op), Input::Subscribed { offer }) => {
+                let Op::Track {
+                    publisher_id,
+                    track,
+                    request_id,
+                    ..
+                } = op
+                else {
+                    return;
+                };
+                self.mlines += if self.negotiated { 1 } else { 2 };
+                let tracks = self.subs.entry(publisher_id.clone()).or_default();
+                tracks.push(track);
+                let tracks = tracks.clone();
+                self.offer(now, OfferKind::Track, publisher_id.clone());
+                out.push(Action::SendOffer {
+                    publisher_id,
+                    offer,
+                    tracks,
+                    request_id,
+                });
+            }
+            (Call::Subscribe(op), Input::SubscribeFailed(failure)) => {
+                let Op::Track {
+                    publisher_id,
+                    track,
+                    request_id,
+                    first_try,
+                } = op
+                else {
+                    return;
+                };
+                let started = first_try.unwrap_or(now);
+                let (code, message) = match failure {
+                    SubscribeFailure::Missing(_) if now < started + TRACK_WAIT => {
+                        self.queue.push_front(Op::Track {
+                            publisher_id,
+                            track,
+                            request_id,
+                            first_try: Some(started),
+                        });
+                        self.not_before = Some(now + TRACK_RETRY);
+                        return;
+                    }
+                    SubscribeFailure::Stuck => {
+                        // Retry the track after an ICE restart, whose plain
+                        // answer clears rheomesh's negotiation flag.
+                        self.queue.push_front(Op::Track {
+                            publisher_id,
+                            track,
+                            request_id,
+                            first_try,
+                        });
+                        self.queue.push_front(Op::Restart {
+                            cause: RestartCause::Stuck,
+                            tries: 0,
+                        });
+                        return;
+                    }
+                    SubscribeFailure::Missing(m) => (
+                        ErrorCode::NotFound,
+                        format!("subscribe to track {}: {m}", track.track_id),
+                    ),
+                    SubscribeFailure::Budget(m) => (ErrorCode::RoomFull, m),
+                    SubscribeFailure::Other(m) => (
+                        ErrorCode::Internal,
+                        format!("subscribe to track {}: {m}", track.track_id),
+                    ),
+                };
+                out.push(Action::Error {
+                    code,
+                    message,
+                    request_type: "subscribe-request",
+                    request_id,
+                });
+            }
+            (Call::Prepare { request_id }, Input::Prepared { answer }) => {
+                self.negotiated = true;
+                self.prepared = true;
+                self.mlines += 1;
+                out.push(Action::SendPrepareAnswer { answer, request_id });
+            }
+            (Call::Prepare { request_id }, Input::PrepareFailed { message, internal }) => {
+                // A rejected offer may leave the transport half-negotiated.
+                self.reset();
+                out.push(Action::Reset);
+                out.push(Action::Error {
+                    code: if internal {
+                        ErrorCode::Internal
+                    } else {
+                        ErrorCode::BadRequest
+                    },
+                    message,
+                    request_type: "subscribe-prepare",
+                    request_id,
+                });
+            }
+            (
+                Call::Answer {
+                    ice, restart_after, ..
+                },
+                Input::AnswerApplied,
+            ) => {
+                self.negotiated = true;
+                self.outstanding = None;
+                if ice.is_some() {
+                    self.client_ice = ice;
+                }
+                if restart_after {
+                    self.queue.push_front(Op::Restart {
+                        cause: RestartCause::ClientRestarted,
+                        tries: 0,
+                    });
+                }
+            }
+            (
+                Call::Answer { request_id, .. },
+                Input::AnswerFailed {
+                    message,
+                    offer_outstanding,
+                },
+            ) => {
+                if !offer_outstanding {
+                    // Half applied: recover with a fresh offer.
+                    self.outstanding = None;
+                    self.queue.push_front(Op::Restart {
+                        cause: RestartCause::HalfApplied,
+                        tries: 0,
+                    });
+                }
+                out.push(Action::Error {
+                    code: ErrorCode::BadRequest,
+                    message: format!("answer rejected: {message}"),
+                    request_type: "subscribe-answer",
+                    request_id,
+                });
+            }
+            (Call::Restart(_), Input::Restarted { offer }) => {
+                let publisher_id = self.last_publisher();
+                let tracks = self.subs.get(&publisher_id).cloned().unwrap_or_default();
+                self.offer(now, OfferKind::Restart, publisher_id.clone());
+                out.push(Action::SendOffer {
+                    publisher_id,
+                    offer,
+                    tracks,
+                    request_id: None,
+                });
+            }
+            (Call::Restart(op), Input::RestartFailed { message, retry }) => {
+                let Op::Restart { cause, tries } = op else {
+                    return;
+                };
+                if retry && tries + 1 < RESTART_TRIES {
+                    self.queue.push_front(Op::Restart {
+                        cause,
+                        tries: tries + 1,
+                    });
+                    self.not_before = Some(now + RESTART_RETRY);
+                    return;
+                }
+                out.push(Action::Error {
+                    code: ErrorCode::Internal,
+                    message: format!("ICE restart failed: {message}"),
+                    request_type: "subscribe-request",
+                    request_id: None,
+                });
+            }
+            (call, input) => {
+                // A result of another call than the one in flight: a bug in
+                // the actor. Keep the call and say so.
+                out.push(Action::Warn(format!(
+                    "negotiation: unexpected {input:?} while waiting for {call:?}"
+                )));
+                self.call = Some(call);
+            }
+        }
+    }
+
+    /// Starts the next queued op if the slot is free.
+    fn pump(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.call.is_some() || self.outstanding.is_some() {
+            return;
+        }
+        if self.not_before.is_some_and(|t| now < t) {
+            return;
+        }
+        self.not_before = None;
+        while let Some(op) = self.queue.pop_front() {
+            match op {
+                Op::Track {
+                    publisher_id,
+                    track,
+                    request_id,
+                    first_try,
+                } => {
+                    if self.mlines >= MAX_MLINES {
+                        out.push(Action::Error {
+                            code: ErrorCode::RoomFull,
+                            message: format!(
+                                "this subscribe connection carries {MAX_MLINES} media sections, the limit; reconnect to start a fresh one"
+                            ),
+                            request_type: "subscribe-request",
+                            request_id,
+                        });
+                        continue;
+                    }
+                    out.push(Action::Subscribe {
+                        publisher_id: publisher_id.clone(),
+                        track: track.clone(),
+                    });
+                    self.call = Some(Call::Subscribe(Op::Track {
+                        publisher_id,
+                        track,
+                        request_id,
+                        first_try: Some(first_try.unwrap_or(now)),
+                    }));
+                    return;
+                }
+                Op::Restart { cause, tries } => {
+                    out.push(Action::RestartIce { cause });
+                    self.call = Some(Call::Restart(Op::Restart { cause, tries }));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn offer(&mut self, now: Instant, kind: OfferKind, publisher_id: String) {
+        self.outstanding = Some(Outstanding {
+            kind,
+            sent_at: now,
+            warned: false,
+        });
+        self.offer_publisher = Some(publisher_id);
+    }
+
+    /// The publisher a restart offer names: the one of the last offer, or
+    /// any subscribed one.
+    fn last_publisher(&self) -> String {
+        self.offer_publisher
+            .clone()
+            .or_else(|| self.subs.keys().next().cloned())
+            .unwrap_or_default()
+    }
+
+    /// The track is subscribed, being subscribed, or queued to be. Adding it
+    /// twice would put two m-sections with the same msid in one offer, which
+    /// browsers refuse ("Duplicate a=msid lines").
+    fn wants(&self, publisher_id: &str, track_id: &str) -> bool {
+        let is = |op: &Op| {
+            matches!(op, Op::Track { publisher_id: p, track, .. }
+                if p == publisher_id && track.track_id == track_id)
+        };
+        self.subs
+            .get(publisher_id)
+            .is_some_and(|ts| ts.iter().any(|t| t.track_id == track_id))
+            || self.queue.iter().any(is)
+            || matches!(&self.call, Some(Call::Subscribe(op)) if is(op))
+    }
+
+    fn reset(&mut self) {
+        *self = Negotiation::default();
+    }
+}
+
+#[cfg(test)]
+mod tests;
