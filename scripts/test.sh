@@ -32,6 +32,21 @@ command -v cargo >/dev/null 2>&1 || { echo "cargo not found: install Rust (https
 node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)' ||
   { echo "Node.js 18 or newer is needed for the web tests (found $(node --version))" >&2; exit 1; }
 
+# aiortc (tests/interop.rs): an independent WebRTC stack without ICE
+# restarts, in a venv of its own, pinned; made here, outside the namespace,
+# because it needs PyPI.
+venv=target/interop-venv
+if ! "$venv/bin/python" -c 'import aiortc, websockets' >/dev/null 2>&1; then
+  command -v python3 >/dev/null 2>&1 || { echo "python3 not found: install Python 3.10 or newer" >&2; exit 1; }
+  python3 -m venv "$venv" 2>/dev/null || {
+    sudo=(); [ "$(id -u)" = 0 ] || sudo=(sudo)
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+    python3 -m venv "$venv"
+  }
+  "$venv/bin/pip" install -q --disable-pip-version-check aiortc==1.16.0 websockets==15.0.1
+fi
+export INTEROP_PYTHON="$PWD/$venv/bin/python"
+
 cargo fetch --locked
 cargo build --workspace --all-targets --locked
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
