@@ -439,4 +439,128 @@ mod tests {
             "candidate:1 1 udp 1 10.0.0.1 5000 typ host"
         )));
     }
+
+    /// Real offers, captured from each stack (Chromium 156, Firefox ESR 153,
+    /// GStreamer 1.22 webrtcbin, aiortc 1.16) with a camera and a microphone.
+    fn real(name: &str) -> &'static str {
+        match name {
+            "chromium-default" => include_str!("testdata/offer-chromium-default.sdp"),
+            "chromium-mixed-directions" => {
+                include_str!("testdata/offer-chromium-mixed-directions.sdp")
+            }
+            "chromium-added-later" => include_str!("testdata/offer-chromium-added-later.sdp"),
+            "firefox-default" => include_str!("testdata/offer-firefox-default.sdp"),
+            "firefox-max-bundle" => include_str!("testdata/offer-firefox-max-bundle.sdp"),
+            "firefox-mixed-directions" => {
+                include_str!("testdata/offer-firefox-mixed-directions.sdp")
+            }
+            "gstreamer" => include_str!("testdata/offer-gstreamer.sdp"),
+            "aiortc" => include_str!("testdata/offer-aiortc.sdp"),
+            other => panic!("no fixture {other}"),
+        }
+    }
+
+    fn kinds(sdp: &str) -> Vec<(String, TrackKind)> {
+        offered_tracks(sdp)
+            .expect("a valid offer")
+            .into_iter()
+            .map(|t| (t.track_id, t.kind))
+            .collect()
+    }
+
+    fn audio_video(sdp: &str) -> (String, String) {
+        let k = kinds(sdp);
+        assert_eq!(k.len(), 2, "{k:?}");
+        let audio = k.iter().find(|(_, kind)| *kind == TrackKind::Audio);
+        let video = k.iter().find(|(_, kind)| *kind == TrackKind::Video);
+        (
+            audio.expect("an audio track").0.clone(),
+            video.expect("a video track").0.clone(),
+        )
+    }
+
+    #[test]
+    fn every_real_camera_offer_publishes_audio_and_video() {
+        for name in [
+            "chromium-default",
+            "chromium-added-later",
+            "firefox-default",
+            "firefox-max-bundle",
+            "gstreamer",
+            "aiortc",
+        ] {
+            let (a, v) = audio_video(real(name));
+            assert_ne!(a, v, "{name}");
+        }
+    }
+
+    #[test]
+    fn bundle_only_sections_are_published() {
+        // Firefox with bundlePolicy max-bundle: the video section has port 0
+        // and a=bundle-only (RFC 8843); it is live, inside the bundle.
+        let ff = real("firefox-max-bundle");
+        assert!(ff.contains("m=video 0 ") && ff.contains("a=bundle-only"));
+        let (_, v) = audio_video(ff);
+        assert_eq!(v, "{e57d7426-26c3-49da-b2e0-64f907b827dd}");
+        // GStreamer webrtcbin's default (max-bundle): the audio section is
+        // bundle-only, and its msid is only in a=ssrc lines.
+        let gst = real("gstreamer");
+        assert!(gst.contains("m=audio 0 ") && gst.contains("a=bundle-only"));
+        assert_eq!(
+            audio_video(gst),
+            (
+                "webrtctransceiver1".to_owned(),
+                "webrtctransceiver0".to_owned()
+            )
+        );
+    }
+
+    #[test]
+    fn rejected_port_zero_section_is_not_published() {
+        // The same Firefox section without a=bundle-only is a rejected one.
+        let rejected = real("firefox-max-bundle").replace("a=bundle-only\r\n", "");
+        let k = kinds(&rejected);
+        assert_eq!(k.len(), 1, "{k:?}");
+        assert_eq!(k[0].1, TrackKind::Audio);
+    }
+
+    #[test]
+    fn recvonly_and_inactive_sections_mixed_in_are_skipped() {
+        // recvonly video, sendonly audio, inactive audio, sendrecv video, in
+        // that order; Firefox makes the last two bundle-only.
+        for name in ["chromium-mixed-directions", "firefox-mixed-directions"] {
+            let k = kinds(real(name));
+            assert_eq!(
+                k.iter().map(|(_, kind)| *kind).collect::<Vec<_>>(),
+                vec![TrackKind::Audio, TrackKind::Video],
+                "{name}: {k:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn probe_section_goes_inactive_without_msid() {
+        let offer = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+            m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=sendrecv\r\na=msid:s1 t1\r\n\
+            a=ssrc:1 cname:x\r\na=ssrc:1 msid:s1 t1\r\n\
+            m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:1\r\na=sendrecv\r\na=msid:webrtc-rs probator\r\n\
+            a=ssrc:2 cname:webrtc-rs\r\na=ssrc:2 msid:webrtc-rs probator\r\n";
+        let out = silence_probe(offer);
+        let probe = &out[out.find("a=mid:1").unwrap()..];
+        assert!(probe.contains("a=inactive\r\n"), "{out}");
+        assert!(
+            !probe.contains("sendrecv") && !probe.contains("msid"),
+            "{out}"
+        );
+        assert!(probe.contains("a=ssrc:2 cname:webrtc-rs\r\n"));
+        // The track section is untouched, and so is an offer without probe.
+        assert_eq!(
+            &out[..out.find("a=mid:1").unwrap()],
+            &offer[..offer.find("a=mid:1").unwrap()]
+        );
+        let plain = real("chromium-default");
+        assert_eq!(silence_probe(plain), plain);
+        // Idempotent (applied to every offer).
+        assert_eq!(silence_probe(&out), out);
+    }
 }
