@@ -252,6 +252,9 @@ pub enum ReconnectReason {
     OwnerLost,
     /// The room moved to another node.
     RoomMoved,
+    /// The server lost a track this client publishes (a fault in the media
+    /// library); publishing again on a new PeerConnection recovers it.
+    MediaLost,
 }
 
 /// Error codes of PROTOCOL.md.
@@ -522,3 +525,28 @@ impl ServerMessage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct RequestId(pub Value);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnect_reasons_are_kebab_case() {
+        for (reason, text) in [
+            (ReconnectReason::Draining, "draining"),
+            (ReconnectReason::OwnerLost, "owner-lost"),
+            (ReconnectReason::RoomMoved, "room-moved"),
+            (ReconnectReason::MediaLost, "media-lost"),
+        ] {
+            let json = ServerMessage::Reconnect {
+                reason,
+                retry_after_ms: 200,
+            }
+            .to_json(None);
+            let v: Value = serde_json::from_str(&json).expect("valid JSON");
+            assert_eq!(v["type"], "reconnect");
+            assert_eq!(v["reason"], text);
+            assert_eq!(v["retryAfterMs"], 200);
+        }
+    }
+}

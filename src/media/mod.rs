@@ -71,6 +71,14 @@ pub enum MediaEvent {
         /// Live tracks.
         tracks: Vec<TrackInfo>,
     },
+    /// A published track died inside the media library (it is announced no
+    /// more); the client has to publish again on a new PeerConnection.
+    PublishLost {
+        /// Room.
+        room: String,
+        /// The lost track.
+        track_id: String,
+    },
     /// Offer of the subscribe PeerConnection.
     SubscribeOffer {
         /// Room.

@@ -23,6 +23,8 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// bounded, because concurrent calls on one transport can lose a track.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
 const STATE_POLL: Duration = Duration::from_secs(1);
+/// How long a published track may take to appear in the router.
+const ROUTER_WAIT: Duration = Duration::from_secs(3);
 
 enum Command {
     Offer {
@@ -64,6 +66,7 @@ pub(super) fn spawn(ctx: ActorContext) -> PublisherHandle {
         offered: Vec::new(),
         arrived: HashMap::new(),
         announced: Vec::new(),
+        watched: HashMap::new(),
     };
     tokio::spawn(actor.run(rx));
     PublisherHandle { tx }
@@ -78,6 +81,38 @@ struct Actor {
     arrived: HashMap<String, TrackKind>,
     /// What the session was last told.
     announced: Vec<TrackInfo>,
+    /// Tracks handed to rheomesh (`publish()` returned), watched in the router.
+    watched: HashMap<String, Watched>,
+}
+
+/// A published track as seen in the router.
+#[derive(Debug, Clone, Copy)]
+struct Watched {
+    since: tokio::time::Instant,
+    seen: bool,
+}
+
+/// The watched tracks that are lost: seen in the router and gone from it,
+/// or never there [`ROUTER_WAIT`] after `publish()` returned. Two faults end
+/// here: webrtc-rs 0.17 closing the stream of a track whose first RTP came
+/// before its receiver started (the "failed Simulcast probing" warning), and
+/// rheomesh's publisher task panicking on its relay UDP port. Updates `seen`.
+fn lost_tracks(
+    watched: &mut HashMap<String, Watched>,
+    in_router: &[String],
+    now: tokio::time::Instant,
+) -> Vec<String> {
+    let mut lost = Vec::new();
+    for (id, w) in watched.iter_mut() {
+        let there = in_router.iter().any(|r| r == id);
+        if there {
+            w.seen = true;
+        } else if w.seen || now.duration_since(w.since) >= ROUTER_WAIT {
+            lost.push(id.clone());
+        }
+    }
+    lost.sort();
+    lost
 }
 
 impl Actor {
@@ -232,7 +267,15 @@ impl Actor {
         };
         // Drain rheomesh's publish channel for this track, one at a time.
         match tokio::time::timeout(PUBLISH_TIMEOUT, transport.publish(id.clone())).await {
-            Ok(Ok(_publisher)) => {}
+            Ok(Ok(_publisher)) => {
+                self.watched.insert(
+                    id.clone(),
+                    Watched {
+                        since: tokio::time::Instant::now(),
+                        seen: false,
+                    },
+                );
+            }
             Ok(Err(e)) => tracing::warn!(room = %self.ctx.room, track = %id, "publish: {e}"),
             Err(_) => tracing::warn!(room = %self.ctx.room, track = %id, "publish timed out"),
         }
@@ -269,7 +312,29 @@ impl Actor {
             tracing::info!(room = %self.ctx.room, %state, "publish connection ended");
             self.close_transport().await;
             self.announce().await;
+            return;
         }
+        if state != RTCPeerConnectionState::Connected || self.watched.is_empty() {
+            return;
+        }
+        // Only tracks the latest offer still sends are expected.
+        let offered = &self.offered;
+        self.watched
+            .retain(|id, _| offered.iter().any(|t| &t.track_id == id));
+        let in_router = self.ctx.router.lock().await.publisher_ids();
+        let lost = lost_tracks(&mut self.watched, &in_router, tokio::time::Instant::now());
+        for track_id in lost {
+            tracing::warn!(room = %self.ctx.room, track = %track_id, "published track is gone from the router");
+            self.watched.remove(&track_id);
+            self.arrived.remove(&track_id);
+            self.ctx
+                .emit(MediaEvent::PublishLost {
+                    room: self.ctx.room.clone(),
+                    track_id,
+                })
+                .await;
+        }
+        self.announce().await;
     }
 
     async fn close_transport(&mut self) {
@@ -280,11 +345,71 @@ impl Actor {
         }
         self.offered.clear();
         self.arrived.clear();
+        self.watched.clear();
     }
 
     async fn error(&self, code: ErrorCode, message: String, request_id: Option<RequestId>) {
         self.ctx
             .error("publish-offer", code, message, request_id)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::time::Instant;
+
+    fn watch(ids: &[&str], at: Instant) -> HashMap<String, Watched> {
+        ids.iter()
+            .map(|id| {
+                (
+                    (*id).to_owned(),
+                    Watched {
+                        since: at,
+                        seen: false,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn ids(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_track_in_the_router_is_not_lost() {
+        let t0 = Instant::now();
+        let mut w = watch(&["a", "v"], t0);
+        assert!(lost_tracks(&mut w, &ids(&["a", "v", "other"]), t0).is_empty());
+        assert!(w.values().all(|w| w.seen));
+        assert!(lost_tracks(&mut w, &ids(&["a", "v"]), t0 + Duration::from_secs(60)).is_empty());
+    }
+
+    #[test]
+    fn a_track_that_leaves_the_router_is_lost_at_once() {
+        let t0 = Instant::now();
+        let mut w = watch(&["a", "v"], t0);
+        lost_tracks(&mut w, &ids(&["a", "v"]), t0);
+        let lost = lost_tracks(&mut w, &ids(&["a"]), t0 + Duration::from_millis(10));
+        assert_eq!(lost, ids(&["v"]));
+    }
+
+    #[test]
+    fn a_track_that_never_reaches_the_router_is_lost_after_the_wait() {
+        let t0 = Instant::now();
+        let mut w = watch(&["v"], t0);
+        assert!(lost_tracks(&mut w, &[], t0 + ROUTER_WAIT - Duration::from_millis(1)).is_empty());
+        assert_eq!(lost_tracks(&mut w, &[], t0 + ROUTER_WAIT), ids(&["v"]));
+    }
+
+    #[test]
+    fn a_late_arrival_within_the_wait_is_fine() {
+        let t0 = Instant::now();
+        let mut w = watch(&["v"], t0);
+        assert!(lost_tracks(&mut w, &[], t0 + Duration::from_secs(1)).is_empty());
+        assert!(lost_tracks(&mut w, &ids(&["v"]), t0 + Duration::from_secs(2)).is_empty());
+        assert!(lost_tracks(&mut w, &ids(&["v"]), t0 + Duration::from_secs(30)).is_empty());
     }
 }

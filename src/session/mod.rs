@@ -758,6 +758,7 @@ impl Session {
             MediaEvent::PublishAnswer { room, .. }
             | MediaEvent::PublishCandidate { room, .. }
             | MediaEvent::PublishTracks { room, .. }
+            | MediaEvent::PublishLost { room, .. }
             | MediaEvent::SubscribeOffer { room, .. }
             | MediaEvent::SubscribeCandidate { room, .. }
             | MediaEvent::SubscribePrepareAnswer { room, .. }
@@ -784,6 +785,20 @@ impl Session {
                 },
                 None,
             ),
+            MediaEvent::PublishLost { track_id, .. } => {
+                // Nothing on this side can revive the track: a fresh publish
+                // PeerConnection can. Clients that follow `reconnect` (the
+                // web library) do that by themselves; the socket stays open
+                // for those that do not.
+                tracing::warn!(room = %room, track = %track_id, "published track lost; asking the client to reconnect");
+                self.send(
+                    ServerMessage::Reconnect {
+                        reason: ReconnectReason::MediaLost,
+                        retry_after_ms: 200,
+                    },
+                    None,
+                );
+            }
             MediaEvent::PublishTracks { tracks, .. } => {
                 if rs.publisher.is_some() {
                     let pid = self.grants().participant_id.clone();
