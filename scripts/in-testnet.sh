@@ -11,7 +11,8 @@ else
   sandbox=(unshare --user --map-root-user --net)
 fi
 # Chromium ignores loopback interfaces for ICE, hence a veth pair rather than
-# an extra address on lo (webrtc-rs would accept either).
+# an extra address on lo (webrtc-rs would accept either); Firefox also needs
+# a default route (added on the veth, which leads nowhere).
 # shellcheck disable=SC2016
 exec "${sandbox[@]}" -- sh -c '
   set -e
@@ -21,6 +22,9 @@ exec "${sandbox[@]}" -- sh -c '
   ip addr add 10.77.0.2/24 dev v1
   ip link set v0 up
   ip link set v1 up
+  # Firefox gathers no ICE candidate without a default route. The veth has
+  # no way out of the namespace, so nothing leaves through it.
+  ip route add default dev v0
   sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 2>/dev/null || true
   exec "$@"
 ' sh "$@"

@@ -18,6 +18,8 @@ command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 [ -x /usr/lib/chromium/chromium ] || missing+=(chromium)
+# Firefox ESR for the interop browser test (tests/browser/interop.test.mjs).
+[ -x /usr/bin/firefox-esr ] || missing+=(firefox-esr)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 # Text in the load tester's PNG plots (tests/loadtest.rs).
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)

@@ -14,12 +14,14 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium } from 'playwright-core';
+import puppeteer from 'puppeteer-core';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const repoRoot = path.resolve(here, '..', '..');
 export const artifactsDir = path.join(repoRoot, 'artifacts', 'browser');
 export const TEST_IP = '10.77.0.1';
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/lib/chromium/chromium';
+const FIREFOX = process.env.FIREFOX_BIN || '/usr/bin/firefox-esr';
 const SERVER_BIN = process.env.SFU_BIN || path.join(repoRoot, 'target', 'debug', 'rheo-sfu');
 
 /** Addresses allowed on this host: loopback and the namespace's 10.77.0.0/24. */
@@ -142,6 +144,52 @@ export async function launchBrowser() {
       '--disable-features=WebRtcHideLocalIpsWithMdns',
     ],
   });
+}
+
+/**
+ * Debian's Firefox ESR, headless, driven over WebDriver BiDi by
+ * puppeteer-core: fake camera and microphone, host candidates with their
+ * real addresses. It gathers no ICE candidate without a default route;
+ * scripts/in-testnet.sh adds one on the veth (nothing leaves through it).
+ */
+export async function launchFirefox() {
+  if (!existsSync(FIREFOX)) {
+    throw new Error(`Firefox not found at ${FIREFOX}: install Debian's \`firefox-esr\` package (scripts/test.sh does)`);
+  }
+  return puppeteer.launch({
+    browser: 'firefox',
+    executablePath: FIREFOX,
+    headless: true,
+    extraPrefsFirefox: {
+      'media.navigator.streams.fake': true,
+      'media.navigator.permission.disabled': true,
+      'media.peerconnection.ice.obfuscate_host_addresses': false,
+      'media.peerconnection.ice.default_address_only': false,
+      'media.autoplay.default': 0,
+      'media.autoplay.blocking_policy': 0,
+      'network.captive-portal-service.enabled': false,
+      'network.connectivity-service.enabled': false,
+      'app.update.enabled': false,
+      'browser.safebrowsing.malware.enabled': false,
+      'browser.safebrowsing.phishing.enabled': false,
+    },
+  });
+}
+
+/** A new Firefox page in its own user context, console collected. */
+export async function newFirefoxPage(browser, label) {
+  const context = await browser.createBrowserContext();
+  const page = await context.newPage();
+  await page.setViewport({ width: 1280, height: 720 });
+  page.consoleLines = [];
+  page.on('console', (m) => {
+    const line = `[${label}] ${m.type()}: ${m.text()}`;
+    page.consoleLines.push(line);
+    if (page.consoleLines.length > 500) page.consoleLines.shift();
+    if (process.env.BROWSER_LOG) console.log(line);
+  });
+  page.on('pageerror', (e) => page.consoleLines.push(`[${label}] pageerror: ${e.message}`));
+  return page;
 }
 
 /** A new page in its own browser context, console errors collected. */

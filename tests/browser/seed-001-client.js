@@ -5,13 +5,15 @@
 // subscribe-prepare), trickle ICE both ways. The publisher sends candidates
 // as RTCIceCandidateInit objects, the subscriber as bare strings (both forms
 // are in the contract). It is kept deliberately plain: no library.
-window.seedClient = async function seedClient({ url, token, room, publish }) {
+// `config` (optional, tests only) is passed to both RTCPeerConnections, e.g.
+// `{ bundlePolicy: 'max-bundle' }`; the flow itself does not change.
+window.seedClient = async function seedClient({ url, token, room, publish, config }) {
   const ws = new WebSocket(url);
   const log = (window.seedLog = []);
   const send = (msg) => ws.send(JSON.stringify(msg));
   window.seedSend = send;
-  const pubPc = publish ? new RTCPeerConnection() : null;
-  const subPc = new RTCPeerConnection();
+  const pubPc = publish ? new RTCPeerConnection(config) : null;
+  const subPc = new RTCPeerConnection(config);
   window.seedPcs = { pubPc, subPc };
   window.seedVideo = document.createElement('video');
   window.seedVideo.autoplay = true;
@@ -66,6 +68,7 @@ window.seedClient = async function seedClient({ url, token, room, publish }) {
         send({ type: 'subscribe-request', roomName: room, publisherId: msg.publisherId });
         break;
       case 'subscribe-offer':
+        (window.seedOfferUfrags = window.seedOfferUfrags || []).push((/a=ice-ufrag:(\S+)/.exec(msg.offer) || [])[1]);
         await subPc.setRemoteDescription({ type: 'offer', sdp: msg.offer });
         await subPc.setLocalDescription(await subPc.createAnswer());
         send({ type: 'subscribe-answer', roomName: room, publisherId: msg.publisherId, answer: subPc.localDescription.sdp });

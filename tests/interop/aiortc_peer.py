@@ -9,6 +9,7 @@ Prints one JSON object per line on stdout: {"event": ...}. Bounded in time by
 
   aiortc_peer.py subscribe --url WS --token T --room R --publisher 42 [--cycles 20]
   aiortc_peer.py publish   --url WS --token T --room R --seconds 30
+  aiortc_peer.py room      --url WS --token T --room R --seconds 60
 """
 
 import argparse
@@ -237,9 +238,85 @@ async def publish(args):
         await pc.close()
 
 
+async def room(args):
+    """Publish camera-like tracks and subscribe to every other publisher
+    that appears (seed-001 style: one subscribe-request per publisher)."""
+    pub = RTCPeerConnection()
+    audio, video = AudioStreamTrack(), VideoStreamTrack()
+    pub.addTrack(audio)
+    pub.addTrack(video)
+    sub = RTCPeerConnection()
+    names = {}
+    offers = []
+    asked = set()
+    emit("tracks", audio=audio.id, video=video.id)
+
+    @sub.on("track")
+    def on_track(track):
+        async def drain():
+            try:
+                while True:
+                    await track.recv()
+            except Exception:  # noqa: BLE001 - the track ended
+                return
+
+        asyncio.ensure_future(drain())
+
+    async with websockets.connect(args.url, max_size=2**20) as ws:
+        send = lambda m: ws.send(json.dumps(m))  # noqa: E731
+        await send({"type": "auth", "token": args.token})
+        deadline = time.monotonic() + args.seconds
+        me = None
+        last_report = 0.0
+        while time.monotonic() < deadline:
+            if time.monotonic() - last_report > 0.5:
+                last_report = time.monotonic()
+                emit("stats", inbound=await inbound(sub, names), offers=offers)
+            try:
+                raw = await asyncio.wait_for(ws.recv(), timeout=0.5)
+            except asyncio.TimeoutError:
+                continue
+            msg = json.loads(raw)
+            t = msg.get("type")
+            if t == "auth-ok":
+                me = msg["participantId"]
+                emit("auth-ok", participantId=me)
+                await pub.setLocalDescription(await pub.createOffer())
+                await send({"type": "publish-offer", "roomName": args.room, "offer": pub.localDescription.sdp})
+            elif t in ("joined", "new-publisher"):
+                pubs = msg.get("publishers", []) if t == "joined" else [msg]
+                for p in pubs:
+                    pid = str(p.get("publisherId"))
+                    if pid != me and pid not in asked and p.get("tracks"):
+                        asked.add(pid)
+                        await send({"type": "subscribe-request", "roomName": args.room, "publisherId": pid})
+            elif t == "publisher-left":
+                asked.discard(str(msg.get("publisherId")))
+            elif t == "publish-answer":
+                await pub.setRemoteDescription(RTCSessionDescription(sdp=msg["answer"], type="answer"))
+                emit("published")
+            elif t == "publish-ice-candidate":
+                await add_candidate(pub, msg)
+            elif t == "subscribe-offer":
+                offers.append(ufrag(msg["offer"]))
+                names.clear()
+                names.update(msids(msg["offer"]))
+                await sub.setRemoteDescription(RTCSessionDescription(sdp=msg["offer"], type="offer"))
+                await sub.setLocalDescription(await sub.createAnswer())
+                await send({"type": "subscribe-answer", "roomName": args.room,
+                            "publisherId": msg.get("publisherId"), "answer": sub.localDescription.sdp})
+            elif t == "subscribe-ice-candidate":
+                await add_candidate(sub, msg)
+            elif t == "error":
+                emit("error", message=msg.get("message"), code=msg.get("code"), requestType=msg.get("requestType"))
+        emit("done", inbound=await inbound(sub, names), offers=offers)
+        await pub.close()
+        await sub.close()
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["subscribe", "publish"])
+    p.add_argument("mode", choices=["subscribe", "publish", "room"])
     p.add_argument("--url", required=True)
     p.add_argument("--token", required=True)
     p.add_argument("--room", required=True)
@@ -247,7 +324,8 @@ def main():
     p.add_argument("--cycles", type=int, default=0)
     p.add_argument("--seconds", type=float, default=30)
     args = p.parse_args()
-    asyncio.run(subscribe(args) if args.mode == "subscribe" else publish(args))
+    run = {"subscribe": subscribe, "publish": publish, "room": room}[args.mode]
+    asyncio.run(run(args))
 
 
 if __name__ == "__main__":
