@@ -80,7 +80,12 @@ async fn fanout_one_publisher_three_subscribers() {
             s.id
         );
         for e in s.events_of("subscribe-offer") {
-            assert_sdp_only_ip(e.raw["offer"].as_str().unwrap(), test_ip());
+            let offer = e.raw["offer"].as_str().unwrap();
+            assert_sdp_only_ip(offer, test_ip());
+            // Subscribers negotiate no header extension but the MID.
+            for l in offer.lines().filter(|l| l.starts_with("a=extmap:")) {
+                assert!(l.ends_with("urn:ietf:params:rtp-hdrext:sdes:mid"), "{l}");
+            }
         }
         assert!(s.subscriber.dropped_remote_candidates().is_empty());
     }

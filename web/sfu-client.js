@@ -19,12 +19,13 @@
 // With autoSubscribe (default) every publisher is subscribed; reconnects re-publish the same
 // local tracks and re-subscribe by themselves: listening to `track` events is enough.
 //
-// The probator track: the server's media library (webrtc-rs) may add an audio
-// m-line with msid `webrtc-rs probator` to the first offer of a subscribe
-// PeerConnection that was not prepared, for bandwidth probing. It carries no
-// publisher's media; this library never exposes it (isProbator()). We normally
-// prepare the subscribe PeerConnection (`subscribe-prepare` with one data
-// channel), in which case the server does not add it at all.
+// The probator track: the server's media library (webrtc-rs) adds an audio
+// m-line of its own (msid `webrtc-rs probator`) to the first offer of a
+// subscribe PeerConnection that was not prepared. The server offers it
+// `inactive` without msid, so no track event fires for it; isProbator() still
+// filters it for older servers. We normally prepare the subscribe
+// PeerConnection (`subscribe-prepare` with one data channel), in which case
+// the server does not add it at all.
 //
 // Why remote tracks are mapped via mid + msid of the offer: a remote
 // MediaStreamTrack's `id` is chosen by the receiving browser and, per the
@@ -36,19 +37,12 @@
 // and `subscribe-offer.tracks`) maps that track id to its publisher. So:
 // ontrack → transceiver.mid → parseMsids(last applied offer) → trackId → publisherId.
 //
-// Firefox/Safari RTP header extensions: rheomesh forwards RTP packets with the
-// publisher's header-extension ids unchanged, while the server's subscribe
-// offers number the extensions after Chrome's default extmap table (rheomesh
-// rewrites them; see README, media/codecs.rs). A Chrome publisher's packets
-// therefore read right for every subscriber, but a Firefox or Safari publisher
-// may number some extensions (audio level, abs-send-time, transport-cc, mid,
-// toffset, ...) differently, and its subscribers can then misread them (wrong
-// audio level, confused bandwidth estimation, unknown-mid drops). This library
-// does NOTHING about it yet: it does not rewrite `a=extmap` lines in any SDP
-// (rewriting the publisher's offer to Chrome's ids would be one fix, a server
-// that rewrites ids while forwarding another; neither is done). Mixed-browser
-// rooms are therefore not guaranteed to work; Chromium-only rooms are what is
-// tested.
+// RTP header extensions: rheomesh forwards RTP packets with the publisher's
+// header-extension ids unchanged, and browsers number extensions differently.
+// The server therefore offers subscribers no header extension but the MID
+// (which it writes into every forwarded packet at the subscriber's id): the
+// publisher's other ids are unknown to the subscriber and ignored. Mixed
+// Chromium/Firefox/aiortc rooms are tested (tests/browser/interop.test.mjs).
 //
 // The API is described in docs/CLIENT.md. Options `MediaStreamImpl`, `timers`,
 // `now`, `pingIntervalMs`, `idleTimeoutMs` exist for tests. `joined` is

@@ -121,6 +121,10 @@ pub struct Args {
     /// No PNG.
     #[arg(long)]
     pub no_plot: bool,
+    /// Subscribers skip `subscribe-prepare`: the server offers first (the
+    /// seed-001 flow).
+    #[arg(long)]
+    pub no_prepare: bool,
     /// Free text stored in the results and the plot title.
     #[arg(long)]
     pub label: Option<String>,

@@ -28,6 +28,9 @@ pub struct Ctx {
     pub media: MediaConfig,
     /// Turns true when this participant should leave.
     pub stop: watch::Receiver<bool>,
+    /// Subscribers prepare their subscribe PeerConnection (`subscribe-prepare`)
+    /// instead of letting the server offer first (the seed-001 flow).
+    pub prepare: bool,
 }
 
 /// One participant.
@@ -249,6 +252,7 @@ pub async fn run(args: &Args) -> Result<Report> {
             metrics: metrics.clone(),
             media,
             stop: stop_rx.clone(),
+            prepare: !args.no_prepare,
         },
         tasks: JoinSet::new(),
         bar: bar(args.quiet, 1, "start"),

@@ -173,14 +173,16 @@ async fn session(
     if spec.subscribe {
         let pc = ctx.rtc.peer().await?;
         media::receive(&pc, ctx.metrics.clone(), rec.clone(), ctx.stop.clone());
-        let _dc = pc.create_data_channel("prepare", None).await?;
-        let offer = rtc::offer(&pc).await?;
-        let prepare = ClientMessage::SubscribePrepare {
-            room_name: room_name.clone(),
-            offer,
-        };
-        let answer = negotiate(&mut client, &prepare, "subscribe-prepare-answer").await?;
-        rtc::accept_answer(&ctx.rtc, &pc, &answer).await?;
+        if ctx.prepare {
+            let _dc = pc.create_data_channel("prepare", None).await?;
+            let offer = rtc::offer(&pc).await?;
+            let prepare = ClientMessage::SubscribePrepare {
+                room_name: room_name.clone(),
+                offer,
+            };
+            let answer = negotiate(&mut client, &prepare, "subscribe-prepare-answer").await?;
+            rtc::accept_answer(&ctx.rtc, &pc, &answer).await?;
+        }
         sub_pc = Some(pc);
     }
 

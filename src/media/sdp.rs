@@ -205,6 +205,37 @@ pub fn silence_probe(sdp: &str) -> String {
     out
 }
 
+/// The RTP header extension a subscriber may negotiate: the MID, which
+/// webrtc-rs writes into every forwarded packet at the id this subscriber
+/// negotiated.
+const MID_EXTENSION: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+
+/// Removes every `a=extmap` of a server subscribe offer except the MID's.
+///
+/// Why: forwarded packets keep their publisher's header extensions under the
+/// publisher's ids (Chromium, Firefox, Safari, aiortc and GStreamer number
+/// them differently), while the offer would declare rheomesh's own table, so
+/// a subscriber would read, say, Firefox's MID (id 3) as transport-cc. With
+/// only the MID negotiated, every other id in a forwarded packet is one the
+/// subscriber never negotiated and ignores (RFC 8285 section 4.2), whatever
+/// the publisher's table. Nothing is lost: transport-cc and abs-send-time
+/// carry the publisher's sequence numbers and send times, which no
+/// subscriber can use, and rheomesh drops the subscribers' TWCC and REMB
+/// feedback anyway (it forwards only PLI). Publishers still negotiate
+/// transport-cc and get the server's feedback.
+pub fn only_mid_extension(sdp: &str) -> String {
+    sdp.split_inclusive('\n')
+        .filter(|line| {
+            let bare = line.trim_end_matches(['\r', '\n']);
+            match bare.strip_prefix("a=extmap:") {
+                // a=extmap:<id>[/<direction>] <uri> [<attributes>]
+                Some(rest) => rest.split_ascii_whitespace().nth(1) == Some(MID_EXTENSION),
+                None => true,
+            }
+        })
+        .collect()
+}
+
 /// Adds `a=ice-lite` to the session part of an SDP the server sends on a
 /// subscribe transport whose first offer came from the client.
 ///
@@ -562,5 +593,31 @@ mod tests {
         assert_eq!(silence_probe(plain), plain);
         // Idempotent (applied to every offer).
         assert_eq!(silence_probe(&out), out);
+    }
+
+    #[test]
+    fn subscribe_offers_keep_only_the_mid_extension() {
+        let offer = "v=0\r\ns=-\r\na=extmap-allow-mixed\r\n\
+            m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n\
+            a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n\
+            a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time\r\n\
+            a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r\n\
+            a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\n\
+            a=sendrecv\r\n\
+            m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\n\
+            a=extmap:4/sendonly urn:ietf:params:rtp-hdrext:sdes:mid\r\n\
+            a=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\n\
+            a=extmap:14 urn:ietf:params:rtp-hdrext:toffset\r\n";
+        let out = only_mid_extension(offer);
+        let extmaps: Vec<&str> = out.lines().filter(|l| l.starts_with("a=extmap:")).collect();
+        assert_eq!(
+            extmaps,
+            vec![
+                "a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid",
+                "a=extmap:4/sendonly urn:ietf:params:rtp-hdrext:sdes:mid"
+            ]
+        );
+        assert!(out.contains("a=extmap-allow-mixed\r\n") && out.contains("a=mid:1\r\n"));
+        assert_eq!(only_mid_extension(&out), out);
     }
 }

@@ -8,6 +8,7 @@
 //! What the actor adds to each SDP it sends (copies only; the transport's
 //! own descriptions are untouched):
 //! - `a=ice-lite`, so the client controls ICE ([`sdp::declare_ice_lite`]);
+//! - no header extension but the MID ([`sdp::only_mid_extension`]);
 //! - the probator section as `inactive` ([`sdp::silence_probe`]);
 //! - no msid on sections whose track is no longer forwarded
 //!   ([`sdp::retire_stale_tracks`]).
@@ -234,6 +235,7 @@ impl Actor {
             } => {
                 let negotiation = &self.negotiation;
                 let offer = sdp::retire_stale_tracks(&offer, |id| negotiation.is_live(id));
+                let offer = sdp::only_mid_extension(&offer);
                 let offer = sdp::declare_ice_lite(&sdp::silence_probe(&offer));
                 tracing::debug!(room = %self.ctx.room, publisher = %publisher_id, tracks = tracks.len(), mlines = self.negotiation.mlines(), prepared = self.negotiation.prepared(), "subscribe offer");
                 self.ctx
