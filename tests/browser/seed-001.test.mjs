@@ -29,6 +29,7 @@ test('the seed-001 snippet publishes and a second snippet page subscribes', asyn
   const browser = await launchBrowser();
   try {
     const pub = await openSeed(browser, server, 'seed-pub', true);
+    const subStarted = Date.now();
     const sub = await openSeed(browser, server, 'seed-sub', false);
     const inbound = () => sub.evaluate(async () => {
       const stats = await window.seedPcs.subPc.getStats();
@@ -43,7 +44,8 @@ test('the seed-001 snippet publishes and a second snippet page subscribes', asyn
       const video = r.out.some((s) => s.kind === 'video' && s.framesDecoded > 0 && s.frameWidth > 0);
       const audio = r.out.some((s) => s.kind === 'audio' && s.packetsReceived > 0);
       return video && audio && r.videoWidth > 0 && r;
-    }, { timeoutMs: 45_000, describe: async () => ({ sub: await inbound(), pubLog: await pub.evaluate(() => window.seedLog), console: [...pub.consoleLines, ...sub.consoleLines].slice(-20) }) });
+    }, { timeoutMs: 45_000, intervalMs: 50, describe: async () => ({ sub: await inbound(), pubLog: await pub.evaluate(() => window.seedLog), console: [...pub.consoleLines, ...sub.consoleLines].slice(-20) }) });
+    console.log(`# seed-001 subscriber page: video decoded and audio received ${Date.now() - subStarted} ms after it opened`);
     assert.ok(!got.log.some((l) => String(l).startsWith("failed")), `snippet steps failed: ${got.log} ${await sub.evaluate(() => JSON.stringify(window.seedFailedSdp))}`);
     const pubLog = await pub.evaluate(() => window.seedLog);
     assert.ok(pubLog.includes('publish-answer'), `publisher log: ${pubLog}`);
