@@ -105,20 +105,20 @@ fn packets(v: &Value, track: &str) -> u64 {
     v["inbound"][track].as_u64().unwrap_or(0)
 }
 
-/// The seed-001 flow with aiortc as the subscriber: both tracks of a
-/// webrtc-rs publisher arrive, the server's ICE credentials never change,
-/// the probator never shows up as a track, and 20 unsubscribe/subscribe
-/// cycles on the one PeerConnection each bring the media back.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn aiortc_subscriber_seed_flow_and_twenty_cycles() {
+/// aiortc as the subscriber of a webrtc-rs publisher: both tracks arrive,
+/// the server's ICE credentials never change, the probator never shows up as
+/// a track, and `cycles` unsubscribe/subscribe cycles on the one
+/// PeerConnection each bring the media back on fresh sections. `prepare`:
+/// the client offers first (`subscribe-prepare`), else the seed-001 flow.
+async fn aiortc_subscriber(room: &str, prepare: bool, cycles: u32) {
     require_test_network();
     let _slot = media_slot().await;
     let server = TestServer::start().await;
-    let room = "aiortc-sub";
     let publisher = Driver::join(&server, "42", room, Options::default()).await;
     let token = server.user_token("7");
     let url = server.ws_url();
-    let mut peer = Aiortc::spawn(&[
+    let cycles_arg = cycles.to_string();
+    let mut args = vec![
         "subscribe",
         "--url",
         &url,
@@ -129,10 +129,14 @@ async fn aiortc_subscriber_seed_flow_and_twenty_cycles() {
         "--publisher",
         "42",
         "--cycles",
-        "20",
+        &cycles_arg,
         "--seconds",
         "250",
-    ]);
+    ];
+    if prepare {
+        args.push("--prepare");
+    }
+    let mut peer = Aiortc::spawn(&args);
     let (video, audio) = (publisher.video_track.clone(), publisher.audio_track.clone());
     let media = peer
         .wait("media on both tracks", Duration::from_secs(30), |v| {
@@ -144,7 +148,7 @@ async fn aiortc_subscriber_seed_flow_and_twenty_cycles() {
         "{media}"
     );
     let last = peer
-        .wait("20 cycles", Duration::from_secs(200), |v| {
+        .wait("the cycles", Duration::from_secs(200), |v| {
             v["event"] == "cycles-done" || (v["event"] == "cycle" && v["ok"] == false)
         })
         .await;
@@ -159,19 +163,21 @@ async fn aiortc_subscriber_seed_flow_and_twenty_cycles() {
         .iter()
         .filter_map(|c| c["seconds"].as_f64())
         .collect();
-    println!("aiortc: 20 unsubscribe/subscribe cycles, seconds each: {secs:?}");
-    let offers: Vec<&str> = peer
-        .of("offer")
+    println!("aiortc ({room}): {cycles} unsubscribe/subscribe cycles, seconds each: {secs:?}");
+    let mut ufrags: Vec<&str> = peer
+        .of("prepared")
         .iter()
         .filter_map(|v| v["ufrag"].as_str())
         .collect();
+    ufrags.extend(peer.of("offer").iter().filter_map(|v| v["ufrag"].as_str()));
+    let want = 2 * (cycles as usize + 1) + usize::from(prepare);
     assert!(
-        offers.len() >= 42,
-        "two offers per subscription: {offers:?}"
+        ufrags.len() >= want,
+        "two offers per subscription: {ufrags:?}"
     );
     assert!(
-        offers.iter().all(|u| *u == offers[0]),
-        "the server changed its ICE credentials: {offers:?}"
+        ufrags.iter().all(|u| *u == ufrags[0]),
+        "the server changed its ICE credentials: {ufrags:?}"
     );
     let errors = peer.of("error");
     // Every resubscription races its own unsubscribe at most; nothing else.
@@ -190,6 +196,18 @@ async fn aiortc_subscriber_seed_flow_and_twenty_cycles() {
         "a track other than the publisher's reached aiortc (the probator?): {tracks:?}"
     );
     server.stop().await;
+}
+
+/// The seed-001 flow (the server offers first), with 20 cycles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aiortc_subscriber_seed_flow_and_twenty_cycles() {
+    aiortc_subscriber("aiortc-seed", false, 20).await;
+}
+
+/// The prepared flow (`subscribe-prepare` with one data channel).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aiortc_subscriber_prepared_flow() {
+    aiortc_subscriber("aiortc-prepared", true, 5).await;
 }
 
 /// aiortc publishes (its own encoder, its own SDP and header-extension ids);

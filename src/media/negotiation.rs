@@ -346,12 +346,13 @@ impl Negotiation {
             .filter(|t| !self.wants(&publisher_id, &t.track_id))
             .collect();
         if new.is_empty() {
-            out.push(Action::Error {
-                code: ErrorCode::BadRequest,
-                message: format!("already subscribed to every track of {publisher_id}"),
-                request_type: "subscribe-request",
+            error(
+                out,
+                ErrorCode::BadRequest,
+                format!("already subscribed to every track of {publisher_id}"),
+                "subscribe-request",
                 request_id,
-            });
+            );
             return;
         }
         let mut request_id = request_id;
@@ -440,12 +441,13 @@ impl Negotiation {
             || !self.subs.is_empty()
             || !self.queue.is_empty()
         {
-            out.push(Action::Error {
-                code: ErrorCode::BadRequest,
-                message: "subscribe-prepare must come before the first subscription".to_owned(),
-                request_type: "subscribe-prepare",
+            error(
+                out,
+                ErrorCode::BadRequest,
+                "subscribe-prepare must come before the first subscription".to_owned(),
+                "subscribe-prepare",
                 request_id,
-            });
+            );
             return;
         }
         self.client_ice = ice;
@@ -461,23 +463,25 @@ impl Negotiation {
         out: &mut Vec<Action>,
     ) {
         let Some(outstanding) = &self.outstanding else {
-            out.push(Action::Error {
-                code: ErrorCode::BadRequest,
-                message: "no subscribe offer is waiting for an answer".to_owned(),
-                request_type: "subscribe-answer",
+            error(
+                out,
+                ErrorCode::BadRequest,
+                "no subscribe offer is waiting for an answer".to_owned(),
+                "subscribe-answer",
                 request_id,
-            });
+            );
             return;
         };
         if self.call.is_some() {
             // Unreachable while an offer is outstanding (no call starts
             // then); refuse rather than run two calls at once.
-            out.push(Action::Error {
-                code: ErrorCode::BadRequest,
-                message: "the previous answer is still being applied".to_owned(),
-                request_type: "subscribe-answer",
+            error(
+                out,
+                ErrorCode::BadRequest,
+                "the previous answer is still being applied".to_owned(),
+                "subscribe-answer",
                 request_id,
-            });
+            );
             return;
         }
         // New client credentials in an answer to a renegotiation mean the
@@ -578,12 +582,7 @@ impl Negotiation {
                         format!("subscribe to track {}: {m}", track.track_id),
                     ),
                 };
-                out.push(Action::Error {
-                    code,
-                    message,
-                    request_type: "subscribe-request",
-                    request_id,
-                });
+                error(out, code, message, "subscribe-request", request_id);
             }
             (Call::Prepare { request_id }, Input::Prepared { answer }) => {
                 self.negotiated = true;
@@ -595,16 +594,12 @@ impl Negotiation {
                 // A rejected offer may leave the transport half-negotiated.
                 self.reset();
                 out.push(Action::Reset);
-                out.push(Action::Error {
-                    code: if internal {
-                        ErrorCode::Internal
-                    } else {
-                        ErrorCode::BadRequest
-                    },
-                    message,
-                    request_type: "subscribe-prepare",
-                    request_id,
-                });
+                let code = if internal {
+                    ErrorCode::Internal
+                } else {
+                    ErrorCode::BadRequest
+                };
+                error(out, code, message, "subscribe-prepare", request_id);
             }
             (
                 Call::Answer {
@@ -639,12 +634,13 @@ impl Negotiation {
                         tries: 0,
                     });
                 }
-                out.push(Action::Error {
-                    code: ErrorCode::BadRequest,
-                    message: format!("answer rejected: {message}"),
-                    request_type: "subscribe-answer",
+                error(
+                    out,
+                    ErrorCode::BadRequest,
+                    format!("answer rejected: {message}"),
+                    "subscribe-answer",
                     request_id,
-                });
+                );
             }
             (Call::Restart(_), Input::Restarted { offer }) => {
                 let publisher_id = self.last_publisher();
@@ -669,12 +665,13 @@ impl Negotiation {
                     self.not_before = Some(now + RESTART_RETRY);
                     return;
                 }
-                out.push(Action::Error {
-                    code: ErrorCode::Internal,
-                    message: format!("ICE restart failed: {message}"),
-                    request_type: "subscribe-request",
-                    request_id: None,
-                });
+                error(
+                    out,
+                    ErrorCode::Internal,
+                    format!("ICE restart failed: {message}"),
+                    "subscribe-request",
+                    None,
+                );
             }
             (call, input) => {
                 // A result of another call than the one in flight: a bug in
@@ -705,14 +702,9 @@ impl Negotiation {
                     first_try,
                 } => {
                     if self.mlines >= MAX_MLINES {
-                        out.push(Action::Error {
-                            code: ErrorCode::RoomFull,
-                            message: format!(
+                        error(out, ErrorCode::RoomFull, format!(
                                 "this subscribe connection carries {MAX_MLINES} media sections, the limit; reconnect to start a fresh one"
-                            ),
-                            request_type: "subscribe-request",
-                            request_id,
-                        });
+                            ), "subscribe-request", request_id);
                         continue;
                     }
                     out.push(Action::Subscribe {
@@ -772,6 +764,22 @@ impl Negotiation {
     fn reset(&mut self) {
         *self = Negotiation::default();
     }
+}
+
+/// Adds an `error` action.
+fn error(
+    out: &mut Vec<Action>,
+    code: ErrorCode,
+    message: String,
+    request_type: &'static str,
+    request_id: Option<RequestId>,
+) {
+    out.push(Action::Error {
+        code,
+        message,
+        request_type,
+        request_id,
+    });
 }
 
 #[cfg(test)]

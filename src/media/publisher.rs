@@ -25,6 +25,9 @@ const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
 const STATE_POLL: Duration = Duration::from_secs(1);
 /// How long a published track may take to appear in the router.
 const ROUTER_WAIT: Duration = Duration::from_secs(3);
+/// How long an offered track may take to deliver its first RTP once the
+/// publish PeerConnection is connected.
+const ARRIVE_WAIT: Duration = Duration::from_secs(5);
 
 enum Command {
     Offer {
@@ -67,6 +70,8 @@ pub(super) fn spawn(ctx: ActorContext) -> PublisherHandle {
         arrived: HashMap::new(),
         announced: Vec::new(),
         watched: HashMap::new(),
+        connected_since: None,
+        reported: Vec::new(),
     };
     tokio::spawn(actor.run(rx));
     PublisherHandle { tx }
@@ -83,6 +88,35 @@ struct Actor {
     announced: Vec<TrackInfo>,
     /// Tracks handed to rheomesh (`publish()` returned), watched in the router.
     watched: HashMap<String, Watched>,
+    /// Since when the publish PeerConnection is connected (for [`ARRIVE_WAIT`]).
+    connected_since: Option<tokio::time::Instant>,
+    /// Offered tracks already reported as never arrived (once per offer).
+    reported: Vec<String>,
+}
+
+/// Offered tracks that never delivered RTP: `ARRIVE_WAIT` after the
+/// PeerConnection connected, webrtc-rs has not fired `on_track` for them.
+/// That is the other face of the webrtc-rs race in [`lost_tracks`]: when the
+/// stream closes before the receiver's first read, `on_track` never fires
+/// ("Could not determine PayloadType" in the log). A client whose offered
+/// sender has no track (`replaceTrack(null)`) sends nothing and lands here
+/// too; it is reported once per offer.
+fn never_arrived(
+    offered: &[TrackInfo],
+    arrived: &HashMap<String, TrackKind>,
+    reported: &[String],
+    connected_since: Option<tokio::time::Instant>,
+    now: tokio::time::Instant,
+) -> Vec<String> {
+    match connected_since {
+        Some(since) if now.duration_since(since) >= ARRIVE_WAIT => offered
+            .iter()
+            .map(|t| &t.track_id)
+            .filter(|id| !arrived.contains_key(*id) && !reported.contains(id))
+            .cloned()
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// A published track as seen in the router.
@@ -200,6 +234,9 @@ impl Actor {
         match result {
             Ok(Ok(answer)) => {
                 self.offered = offered;
+                // The arrival wait restarts with every applied offer.
+                self.reported.clear();
+                self.connected_since = None;
                 self.ctx
                     .emit(MediaEvent::PublishAnswer {
                         room: self.ctx.room.clone(),
@@ -314,7 +351,28 @@ impl Actor {
             self.announce().await;
             return;
         }
-        if state != RTCPeerConnectionState::Connected || self.watched.is_empty() {
+        if state != RTCPeerConnectionState::Connected {
+            return;
+        }
+        let now = tokio::time::Instant::now();
+        let since = *self.connected_since.get_or_insert(now);
+        for track_id in never_arrived(
+            &self.offered,
+            &self.arrived,
+            &self.reported,
+            Some(since),
+            now,
+        ) {
+            tracing::warn!(room = %self.ctx.room, track = %track_id, "offered track never delivered media");
+            self.reported.push(track_id.clone());
+            self.ctx
+                .emit(MediaEvent::PublishLost {
+                    room: self.ctx.room.clone(),
+                    track_id,
+                })
+                .await;
+        }
+        if self.watched.is_empty() {
             return;
         }
         // Only tracks the latest offer still sends are expected.
@@ -346,6 +404,8 @@ impl Actor {
         self.offered.clear();
         self.arrived.clear();
         self.watched.clear();
+        self.connected_since = None;
+        self.reported.clear();
     }
 
     async fn error(&self, code: ErrorCode, message: String, request_id: Option<RequestId>) {
@@ -402,6 +462,45 @@ mod tests {
         let mut w = watch(&["v"], t0);
         assert!(lost_tracks(&mut w, &[], t0 + ROUTER_WAIT - Duration::from_millis(1)).is_empty());
         assert_eq!(lost_tracks(&mut w, &[], t0 + ROUTER_WAIT), ids(&["v"]));
+    }
+
+    fn offered(ids: &[&str]) -> Vec<TrackInfo> {
+        ids.iter()
+            .map(|id| TrackInfo {
+                track_id: (*id).to_owned(),
+                kind: TrackKind::Video,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_offered_track_without_media_is_reported_once_after_the_wait() {
+        let t0 = Instant::now();
+        let offer = offered(&["a", "v"]);
+        let mut arrived = HashMap::new();
+        arrived.insert("a".to_owned(), TrackKind::Audio);
+        // Not connected yet, or connected less than the wait: nothing.
+        assert!(never_arrived(&offer, &arrived, &[], None, t0 + ARRIVE_WAIT).is_empty());
+        assert!(
+            never_arrived(&offer, &arrived, &[], Some(t0), t0 + Duration::from_secs(4)).is_empty()
+        );
+        // After the wait: the track that never arrived.
+        assert_eq!(
+            never_arrived(&offer, &arrived, &[], Some(t0), t0 + ARRIVE_WAIT),
+            ids(&["v"])
+        );
+        // Once only.
+        assert!(never_arrived(
+            &offer,
+            &arrived,
+            &ids(&["v"]),
+            Some(t0),
+            t0 + ARRIVE_WAIT * 3
+        )
+        .is_empty());
+        // Everything arrived: nothing.
+        arrived.insert("v".to_owned(), TrackKind::Video);
+        assert!(never_arrived(&offer, &arrived, &[], Some(t0), t0 + ARRIVE_WAIT * 3).is_empty());
     }
 
     #[test]

@@ -88,6 +88,73 @@ pub fn offered_tracks(sdp: &str) -> Result<Vec<TrackInfo>, String> {
     Ok(tracks)
 }
 
+/// The lines of an SDP (each with its line ending), each with the index of
+/// the m-section it belongs to (`None` for the session part).
+fn lines_by_section(sdp: &str) -> Vec<(Option<usize>, &str)> {
+    let mut section: Option<usize> = None;
+    sdp.split_inclusive('\n')
+        .map(|line| {
+            if line.starts_with("m=") {
+                section = Some(section.map_or(0, |n| n + 1));
+            }
+            (section, line)
+        })
+        .collect()
+}
+
+/// The `a=msid` (stream id, track id) of every m-section, in order.
+fn section_msids(lines: &[(Option<usize>, &str)]) -> Vec<Option<(String, String)>> {
+    let mut msids: Vec<Option<(String, String)>> = Vec::new();
+    for (section, line) in lines {
+        let Some(n) = *section else { continue };
+        if msids.len() <= n {
+            msids.resize(n + 1, None);
+        }
+        if let Some(rest) = line.trim_end_matches(['\r', '\n']).strip_prefix("a=msid:") {
+            let mut parts = rest.split_ascii_whitespace();
+            if let (Some(stream), Some(track)) = (parts.next(), parts.next()) {
+                msids[n] = Some((stream.to_owned(), track.to_owned()));
+            }
+        }
+    }
+    msids
+}
+
+/// A line that names a section's msid: `a=msid:` or an `a=ssrc:` msid,
+/// mslabel or label attribute.
+fn is_msid_line(bare: &str) -> bool {
+    bare.starts_with("a=msid:")
+        || bare.strip_prefix("a=ssrc:").is_some_and(|rest| {
+            rest.split_once(' ').is_some_and(|(_, attr)| {
+                attr.starts_with("msid:")
+                    || attr.starts_with("mslabel:")
+                    || attr.starts_with("label:")
+            })
+        })
+}
+
+/// Rewrites the lines of the flagged m-sections: `edit` returns the line to
+/// keep (without line ending) or `None` to drop it.
+fn rewrite_sections(
+    lines: &[(Option<usize>, &str)],
+    flagged: &[bool],
+    edit: impl Fn(&str) -> Option<String>,
+) -> String {
+    let mut out = String::new();
+    for (section, line) in lines {
+        if !section.is_some_and(|n| flagged.get(n).copied().unwrap_or(false)) {
+            out.push_str(line);
+            continue;
+        }
+        let bare = line.trim_end_matches(['\r', '\n']);
+        if let Some(kept) = edit(bare) {
+            out.push_str(&kept);
+            out.push_str(&line[bare.len()..]);
+        }
+    }
+    out
+}
+
 /// Removes the msid of every m-section of a server offer whose track is no
 /// longer forwarded (`is_live` says no) or is carried again by a later
 /// m-section. rheomesh never removes a transceiver, so after an unsubscribe
@@ -98,21 +165,8 @@ pub fn offered_tracks(sdp: &str) -> Result<Vec<TrackInfo>, String> {
 /// changes, and msid is not negotiated). The probator (stream `webrtc-rs`)
 /// is left alone.
 pub fn retire_stale_tracks(sdp: &str, is_live: impl Fn(&str) -> bool) -> String {
-    // (stream id, track id) of every m-section; the session part has none.
-    let lines: Vec<&str> = sdp.split_inclusive('\n').collect();
-    let mut sections: Vec<Option<(String, String)>> = Vec::new();
-    for line in &lines {
-        let line = line.trim_end_matches(['\r', '\n']);
-        if line.starts_with("m=") {
-            sections.push(None);
-        } else if let (Some(rest), Some(last)) = (line.strip_prefix("a=msid:"), sections.last_mut())
-        {
-            let mut parts = rest.split_ascii_whitespace();
-            if let (Some(stream), Some(track)) = (parts.next(), parts.next()) {
-                *last = Some((stream.to_owned(), track.to_owned()));
-            }
-        }
-    }
+    let lines = lines_by_section(sdp);
+    let sections = section_msids(&lines);
     let stale: Vec<bool> = sections
         .iter()
         .enumerate()
@@ -130,27 +184,9 @@ pub fn retire_stale_tracks(sdp: &str, is_live: impl Fn(&str) -> bool) -> String 
     if !stale.contains(&true) {
         return sdp.to_owned();
     }
-    let mut out = String::with_capacity(sdp.len());
-    let mut section: Option<usize> = None;
-    for line in &lines {
-        if line.starts_with("m=") {
-            section = Some(section.map_or(0, |n| n + 1));
-        }
-        let in_stale = section.is_some_and(|n| stale[n]);
-        let bare = line.trim_end_matches(['\r', '\n']);
-        let is_msid = bare.starts_with("a=msid:")
-            || bare.strip_prefix("a=ssrc:").is_some_and(|rest| {
-                rest.split_once(' ').is_some_and(|(_, attr)| {
-                    attr.starts_with("msid:")
-                        || attr.starts_with("mslabel:")
-                        || attr.starts_with("label:")
-                })
-            });
-        if !(in_stale && is_msid) {
-            out.push_str(line);
-        }
-    }
-    out
+    rewrite_sections(&lines, &stale, |bare| {
+        (!is_msid_line(bare)).then(|| bare.to_owned())
+    })
 }
 
 /// Turns the probator section of a server offer (rheomesh's bandwidth
@@ -162,47 +198,23 @@ pub fn retire_stale_tracks(sdp: &str, is_live: impl Fn(&str) -> bool) -> String 
 /// client changes; it must be applied to every offer (a section offered
 /// `sendonly` again would resume the sender).
 pub fn silence_probe(sdp: &str) -> String {
-    let lines: Vec<&str> = sdp.split_inclusive('\n').collect();
-    // Index of each section's m= line, and whether it is the probe.
-    let mut probe = Vec::new();
-    for line in &lines {
-        let bare = line.trim_end_matches(['\r', '\n']);
-        if bare.starts_with("m=") {
-            probe.push(false);
-        } else if let (Some(rest), Some(last)) = (bare.strip_prefix("a=msid:"), probe.last_mut()) {
-            if rest.split_ascii_whitespace().next() == Some("webrtc-rs") {
-                *last = true;
-            }
-        }
-    }
+    let lines = lines_by_section(sdp);
+    let probe: Vec<bool> = section_msids(&lines)
+        .iter()
+        .map(|m| m.as_ref().is_some_and(|(stream, _)| stream == "webrtc-rs"))
+        .collect();
     if !probe.contains(&true) {
         return sdp.to_owned();
     }
-    let mut out = String::with_capacity(sdp.len());
-    let mut section: Option<usize> = None;
-    for line in &lines {
-        if line.starts_with("m=") {
-            section = Some(section.map_or(0, |n| n + 1));
-        }
-        let bare = line.trim_end_matches(['\r', '\n']);
-        if !section.is_some_and(|n| probe[n]) {
-            out.push_str(line);
-            continue;
-        }
+    rewrite_sections(&lines, &probe, |bare| {
         if direction(bare).is_some() {
-            out.push_str("a=inactive");
-            out.push_str(&line[bare.len()..]);
-        } else if bare.starts_with("a=msid:")
-            || bare
-                .strip_prefix("a=ssrc:")
-                .is_some_and(|rest| rest.contains(" msid:"))
-        {
-            // dropped
+            Some("a=inactive".to_owned())
+        } else if is_msid_line(bare) {
+            None
         } else {
-            out.push_str(line);
+            Some(bare.to_owned())
         }
-    }
-    out
+    })
 }
 
 /// The RTP header extension a subscriber may negotiate: the MID, which

@@ -181,6 +181,11 @@ export async function newFirefoxPage(browser, label) {
   const context = await browser.createBrowserContext();
   const page = await context.newPage();
   await page.setViewport({ width: 1280, height: 720 });
+  return collectConsole(page, label);
+}
+
+/** Keeps the page's last 500 console lines (and page errors) in `page.consoleLines`. */
+function collectConsole(page, label) {
   page.consoleLines = [];
   page.on('console', (m) => {
     const line = `[${label}] ${m.type()}: ${m.text()}`;
@@ -195,16 +200,7 @@ export async function newFirefoxPage(browser, label) {
 /** A new page in its own browser context, console errors collected. */
 export async function newPage(browser, label) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 720 } });
-  const page = await context.newPage();
-  page.consoleLines = [];
-  page.on('console', (m) => {
-    const line = `[${label}] ${m.type()}: ${m.text()}`;
-    page.consoleLines.push(line);
-    if (page.consoleLines.length > 500) page.consoleLines.shift();
-    if (process.env.BROWSER_LOG) console.log(line);
-  });
-  page.on('pageerror', (e) => page.consoleLines.push(`[${label}] pageerror: ${e.message}`));
-  return page;
+  return collectConsole(await context.newPage(), label);
 }
 
 /**

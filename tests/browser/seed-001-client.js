@@ -5,11 +5,17 @@
 // subscribe-prepare), trickle ICE both ways. The publisher sends candidates
 // as RTCIceCandidateInit objects, the subscriber as bare strings (both forms
 // are in the contract). It is kept deliberately plain: no library.
+// One addition to the plain snippet, which the protocol asks of every client:
+// on `reconnect` it closes everything and starts over after `retryAfterMs`
+// (at most 3 times).
+//
 // `config` (optional, tests only) is passed to both RTCPeerConnections, e.g.
-// `{ bundlePolicy: 'max-bundle' }`; the flow itself does not change.
-window.seedClient = async function seedClient({ url, token, room, publish, config }) {
+// `{ bundlePolicy: 'max-bundle' }`, and `videoFirst` adds the camera before
+// the microphone; the flow itself does not change.
+window.seedClient = async function seedClient({ url, token, room, publish, config, videoFirst }) {
   const ws = new WebSocket(url);
   const log = (window.seedLog = []);
+  window.seedOfferUfrags = []; // per PeerConnection: a reconnect starts a new one
   const send = (msg) => ws.send(JSON.stringify(msg));
   window.seedSend = send;
   const pubPc = publish ? new RTCPeerConnection(config) : null;
@@ -48,7 +54,9 @@ window.seedClient = async function seedClient({ url, token, room, publish, confi
       case 'auth-ok':
         if (pubPc) {
           const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
-          stream.getTracks().forEach((t) => pubPc.addTrack(t, stream));
+          const tracks = stream.getTracks();
+          if (videoFirst) tracks.sort((a, b) => (a.kind === b.kind ? 0 : a.kind === 'video' ? -1 : 1));
+          tracks.forEach((t) => pubPc.addTrack(t, stream));
           await pubPc.setLocalDescription(await pubPc.createOffer());
           send({ type: 'publish-offer', roomName: room, offer: pubPc.localDescription.sdp });
         } else {
@@ -75,6 +83,15 @@ window.seedClient = async function seedClient({ url, token, room, publish, confi
         break;
       case 'subscribe-ice-candidate':
         await subPc.addIceCandidate(msg.candidate);
+        break;
+      case 'reconnect':
+        window.seedReconnects = (window.seedReconnects || 0) + 1;
+        if (window.seedReconnects > 3) break;
+        ws.onmessage = null;
+        ws.close();
+        if (pubPc) pubPc.close();
+        subPc.close();
+        setTimeout(() => window.seedClient({ url, token, room, publish, config, videoFirst }), msg.retryAfterMs || 500);
         break;
       default:
         break;

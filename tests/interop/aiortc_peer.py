@@ -7,7 +7,7 @@ it only works if the server never needs one.
 Prints one JSON object per line on stdout: {"event": ...}. Bounded in time by
 --seconds; exits by itself.
 
-  aiortc_peer.py subscribe --url WS --token T --room R --publisher 42 [--cycles 20]
+  aiortc_peer.py subscribe --url WS --token T --room R --publisher 42 [--cycles 20] [--prepare]
   aiortc_peer.py publish   --url WS --token T --room R --seconds 30
   aiortc_peer.py room      --url WS --token T --room R --seconds 60
 """
@@ -28,6 +28,28 @@ def emit(event, **fields):
     fields["event"] = event
     sys.stdout.write(json.dumps(fields) + "\n")
     sys.stdout.flush()
+
+
+def drain(track):
+    """Reads (decodes) a remote track until it ends, as a player would."""
+
+    async def run():
+        try:
+            while True:
+                await track.recv()
+        except Exception:  # noqa: BLE001 - the track ended
+            return
+
+    asyncio.ensure_future(run())
+
+
+async def connect(args):
+    """The signaling socket, authenticated with the `auth` message, and a
+    function that sends one JSON message on it."""
+    ws = await websockets.connect(args.url, max_size=2**20)
+    send = lambda m: ws.send(json.dumps(m))  # noqa: E731
+    await send({"type": "auth", "token": args.token})
+    return ws, send
 
 
 def ufrag(sdp):
@@ -109,24 +131,19 @@ async def subscribe(args):
         name = names.get(mid, "?")
         tracks[name] = track.kind
         emit("track", id=name, mid=mid, kind=track.kind)
+        drain(track)
 
-        async def drain():
-            try:
-                while True:
-                    await track.recv()
-            except Exception:  # noqa: BLE001 - the track ended
-                return
-
-        asyncio.ensure_future(drain())
-
-    async with websockets.connect(args.url, max_size=2**20) as ws:
-        send = lambda m: ws.send(json.dumps(m))  # noqa: E731
-        await send({"type": "auth", "token": args.token})
+    ws, send = await connect(args)
+    async with ws:
         publisher = int(args.publisher) if args.publisher.isdigit() else args.publisher
         deadline = time.monotonic() + args.seconds
         subscribed = False
         cycle_task = None
         stop = asyncio.Event()
+        # With --prepare the client offers first (one data channel) and
+        # subscribes once the server's answer is applied.
+        ready = not args.prepare
+        seen_publisher = False
 
         async def cycles():
             # First media on every subscribed track, then unsubscribe /
@@ -175,9 +192,23 @@ async def subscribe(args):
                 t = msg.get("type")
                 if t == "auth-ok":
                     await send({"type": "join", "roomName": args.room})
+                    if args.prepare:
+                        pc.createDataChannel("prepare")
+                        await pc.setLocalDescription(await pc.createOffer())
+                        await send({"type": "subscribe-prepare", "roomName": args.room, "offer": pc.localDescription.sdp})
+                elif t == "subscribe-prepare-answer":
+                    offers.append(ufrag(msg["answer"]))
+                    emit("prepared", ufrag=offers[-1])
+                    await pc.setRemoteDescription(RTCSessionDescription(sdp=msg["answer"], type="answer"))
+                    ready = True
+                    if seen_publisher and not subscribed:
+                        subscribed = True
+                        await send({"type": "subscribe-request", "roomName": args.room, "publisherId": publisher})
                 elif t in ("joined", "new-publisher"):
                     pubs = msg.get("publishers", []) if t == "joined" else [msg]
-                    if not subscribed and any(str(p.get("publisherId")) == str(args.publisher) for p in pubs):
+                    if any(str(p.get("publisherId")) == str(args.publisher) for p in pubs):
+                        seen_publisher = True
+                    if ready and seen_publisher and not subscribed:
                         subscribed = True
                         await send({"type": "subscribe-request", "roomName": args.room, "publisherId": publisher})
                 elif t == "subscribe-offer":
@@ -193,7 +224,7 @@ async def subscribe(args):
                         "publisherId": msg.get("publisherId"),
                         "answer": pc.localDescription.sdp,
                     })
-                    if args.cycles and cycle_task is None and len(offers) >= 2:
+                    if args.cycles and cycle_task is None and len(offers) >= (3 if args.prepare else 2):
                         cycle_task = asyncio.ensure_future(cycles())
                 elif t == "subscribe-ice-candidate":
                     await add_candidate(pc, msg)
@@ -213,9 +244,8 @@ async def publish(args):
     pc.addTrack(audio)
     pc.addTrack(video)
     emit("tracks", audio=audio.id, video=video.id)
-    async with websockets.connect(args.url, max_size=2**20) as ws:
-        send = lambda m: ws.send(json.dumps(m))  # noqa: E731
-        await send({"type": "auth", "token": args.token})
+    ws, send = await connect(args)
+    async with ws:
         deadline = time.monotonic() + args.seconds
         while time.monotonic() < deadline:
             try:
@@ -251,20 +281,10 @@ async def room(args):
     asked = set()
     emit("tracks", audio=audio.id, video=video.id)
 
-    @sub.on("track")
-    def on_track(track):
-        async def drain():
-            try:
-                while True:
-                    await track.recv()
-            except Exception:  # noqa: BLE001 - the track ended
-                return
+    sub.on("track", drain)
 
-        asyncio.ensure_future(drain())
-
-    async with websockets.connect(args.url, max_size=2**20) as ws:
-        send = lambda m: ws.send(json.dumps(m))  # noqa: E731
-        await send({"type": "auth", "token": args.token})
+    ws, send = await connect(args)
+    async with ws:
         deadline = time.monotonic() + args.seconds
         me = None
         last_report = 0.0
@@ -322,6 +342,7 @@ def main():
     p.add_argument("--room", required=True)
     p.add_argument("--publisher", default="")
     p.add_argument("--cycles", type=int, default=0)
+    p.add_argument("--prepare", action="store_true", help="subscribe-prepare first (the client offers first)")
     p.add_argument("--seconds", type=float, default=30)
     args = p.parse_args()
     run = {"subscribe": subscribe, "publish": publish, "room": room}[args.mode]
