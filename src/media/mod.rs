@@ -71,13 +71,13 @@ pub enum MediaEvent {
         /// Live tracks.
         tracks: Vec<TrackInfo>,
     },
-    /// A published track died inside the media library (it is announced no
-    /// more); the client has to publish again on a new PeerConnection.
+    /// Published tracks died inside the media library (they are announced
+    /// no more); the client has to publish again on a new PeerConnection.
     PublishLost {
         /// Room.
         room: String,
-        /// The lost track.
-        track_id: String,
+        /// The lost tracks (all found in one check).
+        track_ids: Vec<String>,
     },
     /// Offer of the subscribe PeerConnection.
     SubscribeOffer {

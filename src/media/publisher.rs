@@ -356,6 +356,7 @@ impl Actor {
         }
         let now = tokio::time::Instant::now();
         let since = *self.connected_since.get_or_insert(now);
+        let mut lost = Vec::new();
         for track_id in never_arrived(
             &self.offered,
             &self.arrived,
@@ -365,33 +366,31 @@ impl Actor {
         ) {
             tracing::warn!(room = %self.ctx.room, track = %track_id, "offered track never delivered media");
             self.reported.push(track_id.clone());
-            self.ctx
-                .emit(MediaEvent::PublishLost {
-                    room: self.ctx.room.clone(),
-                    track_id,
-                })
-                .await;
+            lost.push(track_id);
         }
-        if self.watched.is_empty() {
+        if !self.watched.is_empty() {
+            // Only tracks the latest offer still sends are expected.
+            let offered = &self.offered;
+            self.watched
+                .retain(|id, _| offered.iter().any(|t| &t.track_id == id));
+            let in_router = self.ctx.router.lock().await.publisher_ids();
+            for track_id in lost_tracks(&mut self.watched, &in_router, now) {
+                tracing::warn!(room = %self.ctx.room, track = %track_id, "published track is gone from the router");
+                self.watched.remove(&track_id);
+                self.arrived.remove(&track_id);
+                lost.push(track_id);
+            }
+        }
+        if lost.is_empty() {
             return;
         }
-        // Only tracks the latest offer still sends are expected.
-        let offered = &self.offered;
-        self.watched
-            .retain(|id, _| offered.iter().any(|t| &t.track_id == id));
-        let in_router = self.ctx.router.lock().await.publisher_ids();
-        let lost = lost_tracks(&mut self.watched, &in_router, tokio::time::Instant::now());
-        for track_id in lost {
-            tracing::warn!(room = %self.ctx.room, track = %track_id, "published track is gone from the router");
-            self.watched.remove(&track_id);
-            self.arrived.remove(&track_id);
-            self.ctx
-                .emit(MediaEvent::PublishLost {
-                    room: self.ctx.room.clone(),
-                    track_id,
-                })
-                .await;
-        }
+        // One event for all of them: the client is asked to reconnect once.
+        self.ctx
+            .emit(MediaEvent::PublishLost {
+                room: self.ctx.room.clone(),
+                track_ids: lost,
+            })
+            .await;
         self.announce().await;
     }
 

@@ -88,6 +88,9 @@ pub fn offered_tracks(sdp: &str) -> Result<Vec<TrackInfo>, String> {
     Ok(tracks)
 }
 
+/// The msid stream id of rheomesh's bandwidth probe (track id `probator`).
+const PROBE_STREAM: &str = "webrtc-rs";
+
 /// The lines of an SDP (each with its line ending), each with the index of
 /// the m-section it belongs to (`None` for the session part).
 fn lines_by_section(sdp: &str) -> Vec<(Option<usize>, &str)> {
@@ -171,7 +174,7 @@ pub fn retire_stale_tracks(sdp: &str, is_live: impl Fn(&str) -> bool) -> String 
         .iter()
         .enumerate()
         .map(|(n, msid)| match msid {
-            Some((stream, _)) if stream == "webrtc-rs" => false,
+            Some((stream, _)) if stream == PROBE_STREAM => false,
             Some((_, track)) => {
                 !is_live(track)
                     || sections[n + 1..]
@@ -201,7 +204,7 @@ pub fn silence_probe(sdp: &str) -> String {
     let lines = lines_by_section(sdp);
     let probe: Vec<bool> = section_msids(&lines)
         .iter()
-        .map(|m| m.as_ref().is_some_and(|(stream, _)| stream == "webrtc-rs"))
+        .map(|m| m.as_ref().is_some_and(|(stream, _)| stream == PROBE_STREAM))
         .collect();
     if !probe.contains(&true) {
         return sdp.to_owned();

@@ -785,12 +785,12 @@ impl Session {
                 },
                 None,
             ),
-            MediaEvent::PublishLost { track_id, .. } => {
+            MediaEvent::PublishLost { track_ids, .. } => {
                 // Nothing on this side can revive the track: a fresh publish
                 // PeerConnection can. Clients that follow `reconnect` (the
                 // web library) do that by themselves; the socket stays open
                 // for those that do not.
-                tracing::warn!(room = %room, track = %track_id, "published track lost; asking the client to reconnect");
+                tracing::warn!(room = %room, tracks = ?track_ids, "published tracks lost; asking the client to reconnect");
                 self.send(
                     ServerMessage::Reconnect {
                         reason: ReconnectReason::MediaLost,
