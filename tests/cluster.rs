@@ -38,16 +38,7 @@ async fn join(c: &mut Client, room: &str) -> Value {
 /// connected through `node`.
 async fn call(node: &NodeProcess, room: &str) -> (Driver, Driver) {
     let p = Driver::join(node, "pub", room, Options::default()).await;
-    let s = Driver::join(
-        node,
-        "sub",
-        room,
-        Options {
-            publish: false,
-            ..Options::default()
-        },
-    )
-    .await;
+    let s = Driver::join(node, "sub", room, Options::subscriber()).await;
     s.wait_new_publisher("pub", 2).await;
     s.subscribe("pub");
     (p, s)

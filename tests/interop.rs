@@ -40,11 +40,17 @@ struct Aiortc {
 }
 
 impl Aiortc {
-    fn spawn(args: &[&str]) -> Aiortc {
+    /// Starts the peer in `mode` as `user` in `room` of `server`, with
+    /// the mode's own arguments after.
+    fn spawn(server: &TestServer, mode: &str, user: &str, room: &str, extra: &[&str]) -> Aiortc {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/aiortc_peer.py");
         let mut child = Command::new(python())
             .arg(script)
-            .args(args)
+            .arg(mode)
+            .args(["--url", &server.ws_url()])
+            .args(["--token", &server.user_token(user)])
+            .args(["--room", room])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -115,17 +121,8 @@ async fn aiortc_subscriber(room: &str, prepare: bool, cycles: u32) {
     let _slot = media_slot().await;
     let server = TestServer::start().await;
     let publisher = Driver::join(&server, "42", room, Options::default()).await;
-    let token = server.user_token("7");
-    let url = server.ws_url();
     let cycles_arg = cycles.to_string();
     let mut args = vec![
-        "subscribe",
-        "--url",
-        &url,
-        "--token",
-        &token,
-        "--room",
-        room,
         "--publisher",
         "42",
         "--cycles",
@@ -136,7 +133,7 @@ async fn aiortc_subscriber(room: &str, prepare: bool, cycles: u32) {
     if prepare {
         args.push("--prepare");
     }
-    let mut peer = Aiortc::spawn(&args);
+    let mut peer = Aiortc::spawn(&server, "subscribe", "7", room, &args);
     let (video, audio) = (publisher.video_track.clone(), publisher.audio_track.clone());
     let media = peer
         .wait("media on both tracks", Duration::from_secs(30), |v| {
@@ -218,19 +215,7 @@ async fn aiortc_publisher_reaches_a_webrtc_rs_subscriber() {
     let _slot = media_slot().await;
     let server = TestServer::start().await;
     let room = "aiortc-pub";
-    let token = server.user_token("99");
-    let url = server.ws_url();
-    let mut peer = Aiortc::spawn(&[
-        "publish",
-        "--url",
-        &url,
-        "--token",
-        &token,
-        "--room",
-        room,
-        "--seconds",
-        "40",
-    ]);
+    let mut peer = Aiortc::spawn(&server, "publish", "99", room, &["--seconds", "40"]);
     let ids = peer
         .wait("track ids", Duration::from_secs(10), |v| {
             v["event"] == "tracks"
@@ -244,16 +229,7 @@ async fn aiortc_publisher_reaches_a_webrtc_rs_subscriber() {
         v["event"] == "published"
     })
     .await;
-    let sub = Driver::join(
-        &server,
-        "sub",
-        room,
-        Options {
-            publish: false,
-            ..Options::default()
-        },
-    )
-    .await;
+    let sub = Driver::join(&server, "sub", room, Options::subscriber()).await;
     sub.wait_new_publisher("99", 2).await;
     sub.subscribe("99");
     for t in [&audio, &video] {

@@ -407,16 +407,7 @@ async fn repeated_subscribe_requests_never_duplicate_a_track() {
     let server = TestServer::start().await;
     let room = "dup";
     let p = Driver::join(&server, "pub", room, Options::default()).await;
-    let s = Driver::join(
-        &server,
-        "sub",
-        room,
-        Options {
-            publish: false,
-            ..Options::default()
-        },
-    )
-    .await;
+    let s = Driver::join(&server, "sub", room, Options::subscriber()).await;
     s.wait_new_publisher("pub", 2).await;
     for _ in 0..3 {
         s.subscribe("pub");
@@ -488,10 +479,7 @@ async fn forwarding_budget_refuses_newcomers_and_frees_on_unsubscribe() {
     let server = TestServer::start_with(|c| c.media.max_forwarded_tracks = 4).await;
     let room = "budget";
     let p = Driver::join(&server, "pub", room, Options::default()).await;
-    let sub_opts = Options {
-        publish: false,
-        ..Options::default()
-    };
+    let sub_opts = Options::subscriber();
     let a = Driver::join(&server, "a", room, sub_opts.clone()).await;
     let b = Driver::join(&server, "b", room, sub_opts.clone()).await;
     for s in [&a, &b] {

@@ -24,6 +24,16 @@ pub struct Options {
     pub auth_message: bool,
 }
 
+impl Options {
+    /// A participant that only subscribes (prepared, like the web library).
+    pub fn subscriber() -> Options {
+        Options {
+            publish: false,
+            ..Options::default()
+        }
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         Options {

@@ -52,6 +52,18 @@ async def connect(args):
     return ws, send
 
 
+async def answer_offer(pc, send, room, msg, names, offers):
+    """Answers a subscribe-offer on `pc`; records its ufrag in `offers` and
+    the msid of each of its sections in `names`."""
+    offers.append(ufrag(msg["offer"]))
+    names.clear()
+    names.update(msids(msg["offer"]))
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=msg["offer"], type="offer"))
+    await pc.setLocalDescription(await pc.createAnswer())
+    await send({"type": "subscribe-answer", "roomName": room,
+                "publisherId": msg.get("publisherId"), "answer": pc.localDescription.sdp})
+
+
 def ufrag(sdp):
     for line in sdp.splitlines():
         if line.startswith("a=ice-ufrag:"):
@@ -212,18 +224,8 @@ async def subscribe(args):
                         subscribed = True
                         await send({"type": "subscribe-request", "roomName": args.room, "publisherId": publisher})
                 elif t == "subscribe-offer":
-                    offers.append(ufrag(msg["offer"]))
-                    names.clear()
-                    names.update(msids(msg["offer"]))
+                    await answer_offer(pc, send, args.room, msg, names, offers)
                     emit("offer", n=len(offers), ufrag=offers[-1], tracks=msg.get("tracks"))
-                    await pc.setRemoteDescription(RTCSessionDescription(sdp=msg["offer"], type="offer"))
-                    await pc.setLocalDescription(await pc.createAnswer())
-                    await send({
-                        "type": "subscribe-answer",
-                        "roomName": args.room,
-                        "publisherId": msg.get("publisherId"),
-                        "answer": pc.localDescription.sdp,
-                    })
                     if args.cycles and cycle_task is None and len(offers) >= (3 if args.prepare else 2):
                         cycle_task = asyncio.ensure_future(cycles())
                 elif t == "subscribe-ice-candidate":
@@ -318,13 +320,7 @@ async def room(args):
             elif t == "publish-ice-candidate":
                 await add_candidate(pub, msg)
             elif t == "subscribe-offer":
-                offers.append(ufrag(msg["offer"]))
-                names.clear()
-                names.update(msids(msg["offer"]))
-                await sub.setRemoteDescription(RTCSessionDescription(sdp=msg["offer"], type="offer"))
-                await sub.setLocalDescription(await sub.createAnswer())
-                await send({"type": "subscribe-answer", "roomName": args.room,
-                            "publisherId": msg.get("publisherId"), "answer": sub.localDescription.sdp})
+                await answer_offer(sub, send, args.room, msg, names, offers)
             elif t == "subscribe-ice-candidate":
                 await add_candidate(sub, msg)
             elif t == "error":
