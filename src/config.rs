@@ -92,6 +92,51 @@ pub struct Cli {
     /// Outbound messages queued per session before it is disconnected as too slow.
     #[arg(long, env = "OUTBOUND_QUEUE", default_value_t = 1024)]
     pub outbound_queue: usize,
+    /// Bytes queued for one session (room events and frames for its
+    /// socket) before it is disconnected as too slow.
+    #[arg(long, env = "OUTBOUND_BUFFER_BYTES", default_value_t = 1 << 20)]
+    pub outbound_buffer_bytes: usize,
+    /// Seconds one WebSocket frame may take to write before the connection
+    /// is dropped (a client that does not read its socket).
+    #[arg(long, env = "WRITE_TIMEOUT_SECS", default_value_t = 10)]
+    pub write_timeout_secs: u64,
+    /// Seconds a connection may take to send a complete HTTP request head,
+    /// and may stay idle between requests before its upgrade.
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub http_header_timeout_secs: u64,
+    /// TCP connections not yet upgraded to a WebSocket, in total; more are
+    /// closed at once.
+    #[arg(long, env = "MAX_PENDING_CONNECTIONS", default_value_t = 1024)]
+    pub max_pending_connections: usize,
+    /// TCP connections not yet upgraded to a WebSocket, per client IP.
+    #[arg(long, env = "MAX_PENDING_CONNECTIONS_PER_IP", default_value_t = 32)]
+    pub max_pending_connections_per_ip: usize,
+    /// Rooms one connection may be in at once.
+    #[arg(long, env = "MAX_ROOMS_PER_CONNECTION", default_value_t = 4)]
+    pub max_rooms_per_connection: usize,
+    /// Rooms one identity (token subject) may be in at once, over all its
+    /// connections to this node.
+    #[arg(long, env = "MAX_ROOMS_PER_IDENTITY", default_value_t = 16)]
+    pub max_rooms_per_identity: usize,
+    /// Authenticated connections one identity may hold on this node.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_IDENTITY", default_value_t = 16)]
+    pub max_connections_per_identity: usize,
+    /// Media sections (tracks) one publish offer may carry.
+    #[arg(long, env = "MAX_TRACKS_PER_PUBLISHER", default_value_t = 16)]
+    pub max_tracks_per_publisher: usize,
+    /// Remote ICE candidates one PeerConnection accepts (trickled and in
+    /// SDP together); the rest are ignored.
+    #[arg(long, env = "MAX_CANDIDATES_PER_PC", default_value_t = 32)]
+    pub max_candidates_per_pc: usize,
+    /// Networks (CIDR) whose client candidates are used even though they
+    /// would be dropped (loopback, link-local), e.g. `127.0.0.0/8` when
+    /// clients run on the server's host.
+    #[arg(long, env = "CANDIDATE_ALLOW", value_delimiter = ',')]
+    pub candidate_allow: Vec<String>,
+    /// More networks (CIDR) whose client candidates are dropped, e.g. the
+    /// server's internal network on an internet-facing node.
+    #[arg(long, env = "CANDIDATE_DENY", value_delimiter = ',')]
+    pub candidate_deny: Vec<String>,
     /// Seconds to wait for sessions to leave on shutdown.
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
@@ -206,6 +251,86 @@ pub struct MediaSettings {
     pub allow_mdns_candidates: bool,
     /// Forwarded-track budget of the node (0 = unlimited).
     pub max_forwarded_tracks: usize,
+    /// Which client candidates are used.
+    pub candidates: CandidatePolicy,
+}
+
+/// Which remote ICE candidates the server's PeerConnections use: a cap per
+/// PeerConnection, and addresses a client must not make the server probe.
+#[derive(Debug, Clone)]
+pub struct CandidatePolicy {
+    /// Candidates per PeerConnection.
+    pub max_per_pc: usize,
+    /// Networks used even though a rule would drop them.
+    pub allow: Vec<IpNet>,
+    /// Networks dropped besides the built-in ones.
+    pub deny: Vec<IpNet>,
+}
+
+impl Default for CandidatePolicy {
+    fn default() -> Self {
+        CandidatePolicy {
+            max_per_pc: 32,
+            allow: Vec::new(),
+            deny: Vec::new(),
+        }
+    }
+}
+
+/// An IP network in CIDR notation (`10.0.0.0/8`, `fd00::/8`; a bare
+/// address is a /32 or /128).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    /// Network address.
+    pub addr: IpAddr,
+    /// Prefix length.
+    pub prefix: u8,
+}
+
+impl IpNet {
+    /// Whether `ip` is inside this network.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        fn masked(bits: u128, prefix: u8, width: u8) -> u128 {
+            if prefix == 0 {
+                0
+            } else {
+                bits >> (width - prefix)
+            }
+        }
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                masked(u32::from(n).into(), self.prefix, 32)
+                    == masked(u32::from(a).into(), self.prefix, 32)
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                masked(u128::from(n), self.prefix, 128) == masked(u128::from(a), self.prefix, 128)
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for IpNet {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{s}` is not an IP network (like 10.0.0.0/8)"))?;
+        let width = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => width,
+            Some(p) => match p.trim().parse::<u8>() {
+                Ok(p) if p <= width => p,
+                _ => return Err(format!("`{s}`: prefix length must be 0-{width}")),
+            },
+        };
+        Ok(IpNet { addr, prefix })
+    }
 }
 
 /// Limits that protect the node.
@@ -227,6 +352,24 @@ pub struct Limits {
     pub ping_interval: Duration,
     /// A socket that answered no ping for this long is closed.
     pub pong_timeout: Duration,
+    /// Bytes queued per session (events and frames).
+    pub outbound_bytes: usize,
+    /// Longest write of one frame.
+    pub write_timeout: Duration,
+    /// Longest wait for a request head (and idle time before the upgrade).
+    pub http_header_timeout: Duration,
+    /// Not-yet-upgraded connections in total.
+    pub max_pending_connections: usize,
+    /// Not-yet-upgraded connections per client IP.
+    pub max_pending_connections_per_ip: usize,
+    /// Rooms per connection.
+    pub max_rooms_per_connection: usize,
+    /// Rooms per identity over its connections.
+    pub max_rooms_per_identity: usize,
+    /// Authenticated connections per identity.
+    pub max_connections_per_identity: usize,
+    /// Tracks per publish offer.
+    pub max_tracks_per_publisher: usize,
 }
 
 impl Default for Limits {
@@ -240,6 +383,15 @@ impl Default for Limits {
             auth_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(20),
             pong_timeout: Duration::from_secs(60),
+            outbound_bytes: 1 << 20,
+            write_timeout: Duration::from_secs(10),
+            http_header_timeout: Duration::from_secs(10),
+            max_pending_connections: 1024,
+            max_pending_connections_per_ip: 32,
+            max_rooms_per_connection: 4,
+            max_rooms_per_identity: 16,
+            max_connections_per_identity: 16,
+            max_tracks_per_publisher: 16,
         }
     }
 }
@@ -316,6 +468,25 @@ impl Config {
             ("MAX_PARTICIPANTS_PER_ROOM", cli.max_participants_per_room),
             ("MESSAGE_RATE", cli.message_rate as usize),
             ("OUTBOUND_QUEUE", cli.outbound_queue),
+            ("OUTBOUND_BUFFER_BYTES", cli.outbound_buffer_bytes),
+            ("WRITE_TIMEOUT_SECS", cli.write_timeout_secs as usize),
+            (
+                "HTTP_HEADER_TIMEOUT_SECS",
+                cli.http_header_timeout_secs as usize,
+            ),
+            ("MAX_PENDING_CONNECTIONS", cli.max_pending_connections),
+            (
+                "MAX_PENDING_CONNECTIONS_PER_IP",
+                cli.max_pending_connections_per_ip,
+            ),
+            ("MAX_ROOMS_PER_CONNECTION", cli.max_rooms_per_connection),
+            ("MAX_ROOMS_PER_IDENTITY", cli.max_rooms_per_identity),
+            (
+                "MAX_CONNECTIONS_PER_IDENTITY",
+                cli.max_connections_per_identity,
+            ),
+            ("MAX_TRACKS_PER_PUBLISHER", cli.max_tracks_per_publisher),
+            ("MAX_CANDIDATES_PER_PC", cli.max_candidates_per_pc),
         ] {
             if value == 0 {
                 errors.push(format!("{name} must be greater than 0"));
@@ -373,6 +544,17 @@ impl Config {
                 errors.push("ADVERTISE_URL must start with ws:// or wss://".to_owned());
             }
         }
+        let mut nets = |name: &str, list: &[String]| -> Vec<IpNet> {
+            list.iter()
+                .filter_map(|n| {
+                    n.parse::<IpNet>()
+                        .map_err(|e| errors.push(format!("{name}: {e}")))
+                        .ok()
+                })
+                .collect()
+        };
+        let candidate_allow = nets("CANDIDATE_ALLOW", &cli.candidate_allow);
+        let candidate_deny = nets("CANDIDATE_DENY", &cli.candidate_deny);
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&cli.rust_log) {
             errors.push(format!("RUST_LOG `{}`: {e}", cli.rust_log));
         }
@@ -397,6 +579,11 @@ impl Config {
                 max_forwarded_tracks: cli
                     .max_forwarded_tracks
                     .unwrap_or_else(default_forward_limit),
+                candidates: CandidatePolicy {
+                    max_per_pc: cli.max_candidates_per_pc,
+                    allow: candidate_allow,
+                    deny: candidate_deny,
+                },
             },
             node_id: cli.node_id.unwrap_or_else(random_node_id),
             limits: Limits {
@@ -405,6 +592,15 @@ impl Config {
                 max_participants_per_room: cli.max_participants_per_room,
                 message_rate: cli.message_rate,
                 outbound_queue: cli.outbound_queue,
+                outbound_bytes: cli.outbound_buffer_bytes,
+                write_timeout: Duration::from_secs(cli.write_timeout_secs),
+                http_header_timeout: Duration::from_secs(cli.http_header_timeout_secs),
+                max_pending_connections: cli.max_pending_connections,
+                max_pending_connections_per_ip: cli.max_pending_connections_per_ip,
+                max_rooms_per_connection: cli.max_rooms_per_connection,
+                max_rooms_per_identity: cli.max_rooms_per_identity,
+                max_connections_per_identity: cli.max_connections_per_identity,
+                max_tracks_per_publisher: cli.max_tracks_per_publisher,
                 ..Limits::default()
             },
             shutdown_grace: Duration::from_secs(cli.shutdown_grace_secs),
@@ -514,6 +710,30 @@ mod tests {
             "10",
             "--advertise-url",
             "http://x",
+        ])
+        .unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+    }
+
+    #[test]
+    fn ip_networks() {
+        let n: IpNet = "10.0.0.0/8".parse().unwrap();
+        assert!(n.contains("10.1.2.3".parse().unwrap()));
+        assert!(!n.contains("11.0.0.1".parse().unwrap()));
+        assert!(!n.contains("::1".parse().unwrap()));
+        let one: IpNet = "192.0.2.7".parse().unwrap();
+        assert_eq!(one.prefix, 32);
+        assert!(one.contains("192.0.2.7".parse().unwrap()));
+        assert!(!one.contains("192.0.2.8".parse().unwrap()));
+        let all: IpNet = "::/0".parse().unwrap();
+        assert!(all.contains("fe80::1".parse().unwrap()));
+        assert!("10.0.0.0/33".parse::<IpNet>().is_err());
+        assert!("nope/8".parse::<IpNet>().is_err());
+        let errors = parse(&[
+            "--candidate-allow",
+            "127.0.0.0/8,bad",
+            "--max-candidates-per-pc",
+            "0",
         ])
         .unwrap_err();
         assert_eq!(errors.len(), 2, "{errors:?}");

@@ -10,7 +10,9 @@ pub mod auth;
 pub mod cluster;
 pub mod config;
 mod http;
+mod listener;
 pub mod media;
+pub mod quota;
 pub mod room;
 mod session;
 
@@ -42,6 +44,8 @@ pub struct AppState {
     pub draining: watch::Receiver<bool>,
     /// Room ownership and the node registry (single node or Redis).
     pub cluster: Arc<dyn Cluster>,
+    /// Quotas per identity.
+    pub quotas: Arc<quota::Quotas>,
 }
 
 /// Why the server could not start.
@@ -133,6 +137,10 @@ impl Server {
         );
         let state = Arc::new(AppState {
             connections: Arc::new(Semaphore::new(config.limits.max_connections)),
+            quotas: quota::Quotas::new(
+                config.limits.max_connections_per_identity,
+                config.limits.max_rooms_per_identity,
+            ),
             config: Arc::new(config),
             verifier,
             rooms,
@@ -183,14 +191,19 @@ pub async fn run(
         .take_remote_sessions()
         .map(|opens| tokio::spawn(session::remote::serve(Arc::clone(&state), opens)));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let http = tokio::spawn(
-        warp::serve(http::routes(Arc::clone(&state)))
-            .incoming(listener)
-            .graceful(async move {
-                let _ = stop_rx.await;
-            })
-            .run(),
-    );
+    let limits = &state.config.limits;
+    let http = tokio::spawn(listener::serve(
+        listener,
+        http::routes(Arc::clone(&state)),
+        listener::Limits {
+            header_timeout: limits.http_header_timeout,
+            max_pending: limits.max_pending_connections,
+            max_pending_per_ip: limits.max_pending_connections_per_ip,
+        },
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
 
     shutdown.await;
     tracing::info!("shutting down: draining sessions");

@@ -26,6 +26,13 @@ fn main() -> std::process::ExitCode {
             .init(),
         LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
     }
+    // Every connection and every media socket is a descriptor; the common
+    // soft limit of 1,024 is far below what a node serves. The hard limit
+    // is the operator's ceiling (README: what to set in production).
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::info!(open_files = n, "open-files limit"),
+        Err(e) => tracing::warn!("cannot raise the open-files limit: {e}"),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

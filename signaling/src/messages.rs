@@ -275,6 +275,9 @@ pub enum ErrorCode {
     RateLimited,
     /// The room or the node is at its configured limit.
     RoomFull,
+    /// This connection or identity is at one of its quotas (rooms,
+    /// connections, tracks).
+    QuotaExceeded,
     /// The node is shutting down and takes no new rooms.
     Draining,
     /// The same participant joined the room from another connection.
@@ -294,6 +297,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "not-found",
             ErrorCode::RateLimited => "rate-limited",
             ErrorCode::RoomFull => "room-full",
+            ErrorCode::QuotaExceeded => "quota-exceeded",
             ErrorCode::Draining => "draining",
             ErrorCode::Replaced => "replaced",
             ErrorCode::Internal => "internal",

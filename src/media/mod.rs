@@ -8,6 +8,7 @@
 //! renegotiation flag) away from users. Results flow back as [`MediaEvent`]s.
 
 pub mod budget;
+pub mod candidates;
 mod codecs;
 mod negotiation;
 mod publisher;
@@ -130,7 +131,7 @@ pub type EventSink = mpsc::Sender<MediaEvent>;
 pub struct MediaEngine {
     worker: Arc<Mutex<Worker>>,
     transport_config: WebRTCTransportConfig,
-    allow_mdns_candidates: bool,
+    candidates: Arc<candidates::CandidateRules>,
     budget: Arc<ForwardBudget>,
 }
 
@@ -173,7 +174,11 @@ impl MediaEngine {
         Ok(Arc::new(MediaEngine {
             worker,
             transport_config,
-            allow_mdns_candidates: settings.allow_mdns_candidates,
+            candidates: candidates::CandidateRules::new(
+                settings.candidates.clone(),
+                &settings.announced_ips,
+                settings.allow_mdns_candidates,
+            ),
             budget: ForwardBudget::new(settings.max_forwarded_tracks),
         }))
     }
@@ -235,7 +240,7 @@ impl RoomMedia {
             room: room.to_owned(),
             router: Arc::clone(&self.router),
             config: self.engine.transport_config.clone(),
-            allow_mdns: self.engine.allow_mdns_candidates,
+            candidates: candidates::CandidateGate::new(Arc::clone(&self.engine.candidates)),
             events,
             budget: Arc::clone(&self.engine.budget),
         }
@@ -263,7 +268,8 @@ pub(crate) struct ActorContext {
     room: String,
     router: Arc<Mutex<Router>>,
     config: WebRTCTransportConfig,
-    allow_mdns: bool,
+    /// The client's candidates this PeerConnection uses.
+    candidates: candidates::CandidateGate,
     events: EventSink,
     budget: Arc<ForwardBudget>,
 }
@@ -292,10 +298,29 @@ impl ActorContext {
         .await;
     }
 
-    /// Whether a client candidate goes to ICE: mDNS (`.local`) names are
-    /// dropped unless allowed, since resolving them multicasts on the LAN.
-    fn accepts(&self, candidate: &CandidateInit) -> bool {
-        self.allow_mdns || !sdp::is_mdns_candidate(candidate)
+    /// Whether a client candidate goes to ICE ([`candidates`]).
+    fn accepts(&mut self, candidate: &CandidateInit) -> bool {
+        match self.candidates.admit(candidate) {
+            Ok(()) => true,
+            Err(why) => {
+                tracing::debug!(room = %self.room, "client candidate dropped: {why}");
+                false
+            }
+        }
+    }
+
+    /// A client's SDP without the candidates this PeerConnection does not use.
+    fn filter_candidates(&mut self, sdp: String) -> String {
+        if !sdp.contains("a=candidate:") {
+            return sdp;
+        }
+        let before = self.candidates.dropped();
+        let out = self.candidates.filter_sdp(&sdp);
+        let dropped = self.candidates.dropped() - before;
+        if dropped > 0 {
+            tracing::debug!(room = %self.room, dropped, "client candidates in SDP dropped");
+        }
+        out
     }
 }
 

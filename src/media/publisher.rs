@@ -213,6 +213,7 @@ impl Actor {
         request_id: Option<RequestId>,
         itx: &mpsc::UnboundedSender<Internal>,
     ) {
+        let sdp = self.ctx.filter_candidates(sdp);
         let offered = match offered_tracks(&sdp) {
             Ok(t) => t,
             Err(e) => return self.error(ErrorCode::BadRequest, e, request_id).await,
@@ -281,7 +282,6 @@ impl Actor {
     ) {
         let Some(c) = candidate else { return };
         if !self.ctx.accepts(&c) {
-            tracing::debug!(room = %self.ctx.room, "ignoring mDNS candidate");
             return;
         }
         let transport = self.transport(itx).await;

@@ -361,6 +361,7 @@ impl Actor {
         offer: String,
         itx: &mpsc::UnboundedSender<CandidateInit>,
     ) -> Input {
+        let offer = self.ctx.filter_candidates(offer);
         let offer = match RTCSessionDescription::offer(offer) {
             Ok(o) => o,
             Err(e) => {
@@ -397,6 +398,7 @@ impl Actor {
                 offer_outstanding: false,
             };
         };
+        let sdp = self.ctx.filter_candidates(sdp);
         let answer = match RTCSessionDescription::answer(sdp) {
             Ok(a) => a,
             Err(e) => {

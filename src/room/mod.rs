@@ -6,6 +6,8 @@
 //! session whose queue is full is told to close ([`SessionHandle::kill`])
 //! rather than letting memory grow.
 
+pub mod budget;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -51,22 +53,48 @@ pub enum SessionEvent {
     },
 }
 
+impl SessionEvent {
+    /// Bytes this event holds while queued (about its JSON size; a floor
+    /// for the bookkeeping of small events).
+    pub fn weight(&self) -> usize {
+        const FLOOR: usize = 128;
+        FLOOR
+            + match self {
+                SessionEvent::Send(msg) => budget::json_len(msg),
+                SessionEvent::PublisherTracks { tracks, .. } => budget::json_len(tracks),
+                _ => 0,
+            }
+    }
+}
+
+/// A queued event and the bytes it holds in the session's budget.
+#[derive(Debug)]
+pub struct Queued {
+    /// The event.
+    pub event: SessionEvent,
+    /// Its [`SessionEvent::weight`], given back when handled.
+    pub weight: usize,
+}
+
 /// How a room reaches one session.
 #[derive(Debug, Clone)]
 pub struct SessionHandle {
     /// Unique per connection.
     pub session_id: u64,
-    tx: mpsc::Sender<SessionEvent>,
+    tx: mpsc::Sender<Queued>,
     kill: Arc<watch::Sender<Option<String>>>,
+    budget: Arc<budget::ByteBudget>,
 }
 
 impl SessionHandle {
-    /// Creates a handle and the receiving ends for the session task.
+    /// Creates a handle and the receiving ends for the session task: at
+    /// most `capacity` events, and their bytes count against `budget`.
     pub fn new(
         capacity: usize,
+        budget: Arc<budget::ByteBudget>,
     ) -> (
         SessionHandle,
-        mpsc::Receiver<SessionEvent>,
+        mpsc::Receiver<Queued>,
         watch::Receiver<Option<String>>,
     ) {
         static NEXT: AtomicU64 = AtomicU64::new(1);
@@ -77,20 +105,29 @@ impl SessionHandle {
                 session_id: NEXT.fetch_add(1, Ordering::Relaxed),
                 tx,
                 kill: Arc::new(kill),
+                budget,
             },
             rx,
             kill_rx,
         )
     }
 
-    /// Delivers an event; a full queue disconnects the slow session.
+    /// Delivers an event; a full queue or budget disconnects the slow
+    /// session.
     pub fn deliver(&self, event: SessionEvent) {
-        match self.tx.try_send(event) {
+        let weight = event.weight();
+        if !self.budget.take(weight) {
+            self.kill("the session cannot keep up with room events");
+            return;
+        }
+        match self.tx.try_send(Queued { event, weight }) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.kill("the session cannot keep up with room events");
+            Err(e) => {
+                self.budget.give(weight);
+                if matches!(e, mpsc::error::TrySendError::Full(_)) {
+                    self.kill("the session cannot keep up with room events");
+                }
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     }
 

@@ -24,6 +24,8 @@ use warp::ws::{Message, WebSocket};
 use crate::auth::{Grants, RoomScope};
 use crate::cluster::forward::Inbound;
 use crate::media::{sdp::offered_tracks, MediaEvent, PublisherHandle, SendError, SubscriberHandle};
+use crate::quota::{Kind, QuotaGuard};
+use crate::room::budget::ByteBudget;
 use crate::room::{JoinError, Room, SessionEvent, SessionHandle};
 use crate::AppState;
 use ratelimit::RateLimiter;
@@ -36,6 +38,8 @@ const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_POLICY: u16 = 1008;
 /// How long to wait for the client's close frame after sending ours.
 const CLOSE_HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(1);
+/// Bookkeeping bytes counted per queued frame besides its payload.
+const FRAME_OVERHEAD: usize = 64;
 /// Media events queued from this session's actors.
 const MEDIA_EVENTS: usize = 256;
 
@@ -69,25 +73,45 @@ pub async fn run_over<Si, St, E>(
     E: std::fmt::Display,
 {
     let limits = &state.config.limits;
-    let (out_tx, mut out_rx) = mpsc::channel::<Message>(limits.outbound_queue);
-    let writer = tokio::spawn(async move {
-        while let Some(msg) = out_rx.recv().await {
+    // Everything queued for this client (room events and frames for the
+    // socket) counts against one budget in bytes.
+    let budget = Arc::new(ByteBudget::new(limits.outbound_bytes));
+    let (out_tx, mut out_rx) = mpsc::channel::<(Message, usize)>(limits.outbound_queue);
+    let write_timeout = limits.write_timeout;
+    let writer_budget = Arc::clone(&budget);
+    let mut writer = tokio::spawn(async move {
+        while let Some((msg, weight)) = out_rx.recv().await {
             let is_close = msg.is_close();
-            if sink.send(msg).await.is_err() || is_close {
-                break;
+            // A client that does not read fills the socket's buffers and the
+            // send waits: bounded, so the frame and the socket are let go.
+            let sent = tokio::time::timeout(write_timeout, sink.send(msg)).await;
+            writer_budget.give(weight);
+            match sent {
+                Ok(Ok(())) if !is_close => {}
+                Ok(Ok(())) => break,
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    tracing::info!("socket write timed out; dropping the connection");
+                    return;
+                }
             }
         }
-        let _ = sink.close().await;
+        let _ = tokio::time::timeout(write_timeout, sink.close()).await;
     });
 
-    let (handle, mut events_rx, mut kill_rx) = SessionHandle::new(limits.outbound_queue);
+    let (handle, mut events_rx, mut kill_rx) =
+        SessionHandle::new(limits.outbound_queue, Arc::clone(&budget));
     let (media_tx, mut media_rx) = mpsc::channel(MEDIA_EVENTS);
+    // Resolves when the writer gave up (the socket is broken or stuck).
+    let writer_gone = out_tx.clone();
     let mut session = Session {
         state: Arc::clone(&state),
         out: out_tx,
+        budget: Arc::clone(&budget),
         handle,
         media_tx,
         grants: None,
+        conn_quota: None,
         rooms: HashMap::new(),
         closing: None,
         relay: None,
@@ -110,6 +134,7 @@ pub async fn run_over<Si, St, E>(
         tokio::select! {
             biased;
             Some(inbound) = recv_relay(&mut session.relay) => session.on_relay(inbound),
+            _ = writer_gone.closed() => break,
             _ = kill_rx.changed() => {
                 let reason = kill_rx.borrow().clone().unwrap_or_default();
                 tracing::info!(session = session.handle.session_id, %reason, "closing session");
@@ -138,30 +163,19 @@ pub async fn run_over<Si, St, E>(
                     break;
                 }
                 Some(Ok(msg)) => {
-                    if msg.is_text() {
-                        if msg.as_bytes().len() > MAX_FRAME_BYTES {
-                            session.close(CLOSE_TOO_BIG, "frame larger than 64 KiB");
-                        } else if !limiter.allow(Instant::now()) {
-                            if limiter.should_report(Instant::now()) {
-                                session.send(ServerMessage::error(ErrorCode::RateLimited, "too many messages per second; this one was dropped"), None);
-                            }
-                        } else {
-                            let text = msg.to_str().unwrap_or_default();
-                            session.on_text(text).await;
+                    let data = msg.is_text() || msg.is_binary() || msg.is_ping();
+                    if data && msg.as_bytes().len() > MAX_FRAME_BYTES {
+                        session.close(CLOSE_TOO_BIG, "frame larger than 64 KiB");
+                    } else if data && !limiter.allow(Instant::now()) {
+                        // Pings count too: the pong costs a write.
+                        if limiter.should_report(Instant::now()) {
+                            session.send(ServerMessage::error(ErrorCode::RateLimited, "too many messages per second; this one was dropped"), None);
                         }
+                    } else if msg.is_text() {
+                        let text = msg.to_str().unwrap_or_default();
+                        session.on_text(text).await;
                     } else if msg.is_binary() {
-                        // Binary frames are messages too: the same size limit,
-                        // and rate-limited, or a binary flood gets one error
-                        // back per frame.
-                        if msg.as_bytes().len() > MAX_FRAME_BYTES {
-                            session.close(CLOSE_TOO_BIG, "frame larger than 64 KiB");
-                        } else if !limiter.allow(Instant::now()) {
-                            if limiter.should_report(Instant::now()) {
-                                session.send(ServerMessage::error(ErrorCode::RateLimited, "too many messages per second; this one was dropped"), None);
-                            }
-                        } else {
-                            session.send(ServerMessage::error(ErrorCode::BadRequest, "binary frames are not supported; send JSON text"), None);
-                        }
+                        session.send(ServerMessage::error(ErrorCode::BadRequest, "binary frames are not supported; send JSON text"), None);
                     } else if msg.is_pong() {
                         last_pong = Instant::now();
                     } else if msg.is_close() {
@@ -169,7 +183,10 @@ pub async fn run_over<Si, St, E>(
                     }
                 }
             },
-            Some(ev) = events_rx.recv() => session.on_room_event(ev).await,
+            Some(q) = events_rx.recv() => {
+                budget.give(q.weight);
+                session.on_room_event(q.event).await;
+            }
             Some(ev) = media_rx.recv() => session.on_media_event(ev),
             _ = ping.tick() => {
                 if last_pong.elapsed() > state.config.limits.pong_timeout {
@@ -189,9 +206,17 @@ pub async fn run_over<Si, St, E>(
     }
     let we_closed = session.closing.is_some();
     drop(session);
-    // The writer flushes what is queued (including a close frame), bounded.
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), writer).await;
-    if we_closed {
+    drop(writer_gone);
+    // The writer flushes what is queued (including a close frame), bounded;
+    // then it is stopped, so the socket cannot outlive the session.
+    let flushed = tokio::time::timeout(CLOSE_HANDSHAKE * 2, &mut writer)
+        .await
+        .is_ok();
+    if !flushed {
+        writer.abort();
+        let _ = writer.await;
+    }
+    if we_closed && flushed {
         // Finish the closing handshake: read (and drop) what the client still
         // sends until its close frame, bounded. Dropping a socket with unread
         // data makes the kernel answer with a TCP reset, and the client then
@@ -205,12 +230,15 @@ pub async fn run_over<Si, St, E>(
         })
         .await;
     }
+    // Here the socket's two halves are dropped, and then the permit.
 }
 
 struct RoomSession {
     room: Arc<Room>,
     publisher: Option<PublisherHandle>,
     subscriber: Option<SubscriberHandle>,
+    /// This room in the identity's room quota.
+    _quota: Option<QuotaGuard>,
 }
 
 /// A session whose room lives on another node: every client frame goes to
@@ -231,10 +259,13 @@ async fn recv_relay(relay: &mut Option<Relay>) -> Option<Inbound> {
 
 struct Session {
     state: Arc<AppState>,
-    out: mpsc::Sender<Message>,
+    out: mpsc::Sender<(Message, usize)>,
+    budget: Arc<ByteBudget>,
     handle: SessionHandle,
     media_tx: mpsc::Sender<MediaEvent>,
     grants: Option<Grants>,
+    /// This connection in its identity's connection quota.
+    conn_quota: Option<QuotaGuard>,
     rooms: HashMap<String, RoomSession>,
     closing: Option<u16>,
     relay: Option<Relay>,
@@ -269,12 +300,24 @@ fn require(granted: bool, action: &str) -> Result<(), Reject> {
 }
 
 impl Session {
-    /// Queues a frame; a full outbox means the client does not read.
+    /// Queues a frame; a full outbox (in frames or bytes) means the client
+    /// does not read, and the session ends.
     fn push(&mut self, msg: Message) {
         if self.closing.is_some() {
             return;
         }
-        if self.out.try_send(msg).is_err() {
+        let weight = msg.as_bytes().len() + FRAME_OVERHEAD;
+        if !self.budget.take(weight) {
+            tracing::info!(
+                session = self.handle.session_id,
+                queued = self.budget.used(),
+                "outbound budget exhausted; closing"
+            );
+            self.closing = Some(CLOSE_POLICY);
+            return;
+        }
+        if self.out.try_send((msg, weight)).is_err() {
+            self.budget.give(weight);
             tracing::info!(
                 session = self.handle.session_id,
                 "outbound queue full; closing"
@@ -311,8 +354,22 @@ impl Session {
     }
 
     fn authenticate(&mut self, token: &str, request_id: Option<&RequestId>) {
-        match self.state.verifier.verify(token) {
-            Ok(grants) => {
+        let verified = self
+            .state
+            .verifier
+            .verify(token)
+            .map_err(|e| (ErrorCode::Unauthorized, e.to_string()))
+            .and_then(|grants| {
+                let quota = self
+                    .state
+                    .quotas
+                    .take(&grants.participant_id, Kind::Connection)
+                    .map_err(|e| (ErrorCode::QuotaExceeded, e))?;
+                Ok((grants, quota))
+            });
+        match verified {
+            Ok((grants, quota)) => {
+                self.conn_quota = Some(quota);
                 tracing::debug!(participant = %grants.participant_id, "authenticated");
                 self.send(
                     ServerMessage::AuthOk {
@@ -325,14 +382,14 @@ impl Session {
                 );
                 self.grants = Some(grants);
             }
-            Err(e) => {
-                self.send_error(
-                    reject(ErrorCode::Unauthorized, e.to_string()),
-                    Some("auth"),
-                    None,
-                    request_id,
-                );
-                self.close(CLOSE_UNAUTHORIZED, "unauthorized");
+            Err((code, message)) => {
+                let close = if code == ErrorCode::Unauthorized {
+                    (CLOSE_UNAUTHORIZED, "unauthorized")
+                } else {
+                    (CLOSE_POLICY, "too many connections for this participant")
+                };
+                self.send_error(reject(code, message), Some("auth"), None, request_id);
+                self.close(close.0, close.1);
             }
         }
     }
@@ -496,6 +553,25 @@ impl Session {
             ));
         }
         let (pid, username) = (grants.participant_id.clone(), grants.username.clone());
+        // Quotas: rooms per connection, rooms per identity. A join of a
+        // room this connection is in already takes nothing new.
+        let quota = if self.rooms.contains_key(room_name) {
+            None
+        } else {
+            let per_conn = self.state.config.limits.max_rooms_per_connection;
+            if self.rooms.len() >= per_conn {
+                return Err(reject(
+                    ErrorCode::QuotaExceeded,
+                    format!("this connection is in {per_conn} rooms, its limit (MAX_ROOMS_PER_CONNECTION); leave one first"),
+                ));
+            }
+            Some(
+                self.state
+                    .quotas
+                    .take(&pid, Kind::Room)
+                    .map_err(|e| reject(ErrorCode::QuotaExceeded, e))?,
+            )
+        };
         let joined = self
             .state
             .rooms
@@ -529,6 +605,7 @@ impl Session {
                 room: Arc::clone(&joined.room),
                 publisher: None,
                 subscriber: None,
+                _quota: quota,
             });
         self.send(
             ServerMessage::Joined {
@@ -591,6 +668,14 @@ impl Session {
         match message {
             ClientMessage::PublishOffer { offer, .. } => {
                 require(grants.can_publish, "publishing")?;
+                let max = self.state.config.limits.max_tracks_per_publisher;
+                let sections = offer.lines().filter(|l| l.starts_with("m=")).count();
+                if sections > max {
+                    return Err(reject(
+                        ErrorCode::QuotaExceeded,
+                        format!("the offer has {sections} media sections; the limit is {max} (MAX_TRACKS_PER_PUBLISHER)"),
+                    ));
+                }
                 let tracks =
                     offered_tracks(&offer).map_err(|e| reject(ErrorCode::BadRequest, e))?;
                 rs.room

@@ -1,0 +1,566 @@
+//! Hostile clients (docs/SECURITY.md): each attack of issue 17 against the
+//! real server, with a good call next to it where the attack could hurt
+//! others. Resource checks read the server process's own numbers
+//! (`/proc/PID`), so those tests run the real binary.
+
+mod common;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use common::driver::{Driver, Options};
+use common::procs::NodeProcess;
+use common::{media_slot, require_test_network, Endpoint, TestServer, T};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use signaling::client::Client;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::Message;
+
+const MEDIA_WAIT: Duration = Duration::from_secs(20);
+
+/// Resident memory (KiB) and open descriptors of a process.
+fn usage(pid: u32) -> (u64, usize) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS");
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("proc fd")
+        .count();
+    (rss, fds)
+}
+
+/// Waits until the process has at most `fds` descriptors; the last count.
+async fn wait_fds(pid: u32, fds: usize, within: Duration) -> usize {
+    let deadline = Instant::now() + within;
+    loop {
+        let now = usage(pid).1;
+        if now <= fds || Instant::now() >= deadline {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A TCP connection to `to` from the loopback address `from`.
+async fn connect_from(from: IpAddr, to: SocketAddr) -> TcpStream {
+    let s = TcpSocket::new_v4().expect("socket");
+    s.bind((from, 0).into()).expect("bind source");
+    s.connect(to).await.expect("connect")
+}
+
+/// Whether the server closed the connection (EOF or reset) within `within`.
+async fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+/// GET /health from a given loopback source address.
+async fn health_from(from: IpAddr, to: SocketAddr) -> u16 {
+    let mut s = connect_from(from, to).await;
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = Vec::new();
+    tokio::time::timeout(T, s.read_to_end(&mut buf))
+        .await
+        .expect("health answered in time")
+        .expect("read");
+    String::from_utf8_lossy(&buf)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A publisher and a subscriber with real media, for "the good call keeps
+/// its media" checks.
+struct GoodCall {
+    publisher: Driver,
+    subscriber: Driver,
+}
+
+impl GoodCall {
+    async fn start(server: &impl Endpoint, room: &str) -> GoodCall {
+        let publisher = Driver::join(server, "good-pub", room, Options::default()).await;
+        let subscriber = Driver::join(server, "good-sub", room, Options::subscriber()).await;
+        subscriber.wait_new_publisher("good-pub", 2).await;
+        subscriber.subscribe("good-pub");
+        let call = GoodCall {
+            publisher,
+            subscriber,
+        };
+        call.assert_media("at the start").await;
+        call
+    }
+
+    /// New video packets arrive now.
+    async fn assert_media(&self, when: &str) {
+        let track = &self.publisher.video_track;
+        let before = self
+            .subscriber
+            .subscriber
+            .track_stats(track)
+            .map_or(0, |s| s.packets);
+        assert!(
+            self.subscriber
+                .subscriber
+                .wait_for_packets(track, before + 50, MEDIA_WAIT)
+                .await,
+            "the good call lost its media {when}: {:?}",
+            self.subscriber.errors()
+        );
+    }
+
+    async fn close(self) {
+        self.publisher.close().await;
+        self.subscriber.close().await;
+    }
+}
+
+/// Finding 1: eight authenticated clients send themselves 60 KB `signal`
+/// frames and never read their sockets. Before: RSS grew by about a gigabyte
+/// and the sockets stayed open until the clients went away. Now each
+/// session holds at most OUTBOUND_BUFFER_BYTES, is closed as too slow, and
+/// its socket is gone within seconds while the clients still hold theirs
+/// open; the good call next to them keeps its media.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_readers_are_bounded_and_cut_off() {
+    require_test_network();
+    let _slot = media_slot().await;
+    // A high message rate, so the attack fills queues quickly.
+    let node = NodeProcess::start_single("slow", &[("MESSAGE_RATE", "400")]).await;
+    let pid = node.pid().expect("running");
+    let call = GoodCall::start(&node, "slow").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (rss0, fds0) = usage(pid);
+
+    let payload = "x".repeat(60_000);
+    let mut attackers = Vec::new();
+    for i in 0..8 {
+        let user = format!("slow-{i}");
+        let url = format!("{}?token={}", node.ws_url(), node.user_token(&user));
+        let (ws, _) = tokio_tungstenite::connect_async(&url)
+            .await
+            .expect("attacker connects");
+        // Only the sending half is used: nothing is ever read.
+        let (mut tx, rx) = ws.split();
+        tx.send(Message::text(
+            json!({"type": "join", "roomName": "slow"}).to_string(),
+        ))
+        .await
+        .expect("join");
+        let frame =
+            json!({"type": "signal", "roomName": "slow", "to": user, "data": payload}).to_string();
+        attackers.push(tokio::spawn(async move {
+            let end = Instant::now() + Duration::from_secs(8);
+            while Instant::now() < end {
+                let sent = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    tx.send(Message::text(frame.clone())),
+                )
+                .await;
+                if !matches!(sent, Ok(Ok(()))) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(3)).await;
+            }
+            // Hold the socket open (unread) for the rest of the test.
+            (tx, rx)
+        }));
+    }
+    let mut peak = rss0;
+    let sample_end = Instant::now() + Duration::from_secs(9);
+    while Instant::now() < sample_end {
+        peak = peak.max(usage(pid).0);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut held = Vec::new();
+    for a in attackers {
+        held.push(a.await.expect("attacker task"));
+    }
+    // The server let go of every attacker's socket while they still hold
+    // theirs open.
+    let fds = wait_fds(pid, fds0, Duration::from_secs(15)).await;
+    let (rss1, _) = usage(pid);
+    let growth_mb = peak.saturating_sub(rss0) / 1024;
+    println!(
+        "slow readers: RSS {} MB -> peak {} MB (+{growth_mb} MB) -> {} MB; fds {fds0} -> {fds}",
+        rss0 / 1024,
+        peak / 1024,
+        rss1 / 1024
+    );
+    assert!(
+        fds <= fds0,
+        "the server still holds {} more descriptors with the attackers connected",
+        fds - fds0
+    );
+    assert!(
+        growth_mb < 120,
+        "RSS grew by {growth_mb} MB under 8 slow readers (bound: 120 MB)"
+    );
+    call.assert_media("after the slow readers").await;
+    let health = node.health().await;
+    assert_eq!(health["participants"], 2, "{health}");
+    drop(held);
+    call.close().await;
+}
+
+/// Finding 3: connections that never send a request, and slowloris ones
+/// that send a header byte at a time, are closed by the header-read
+/// timeout; beyond MAX_PENDING_CONNECTIONS_PER_IP they are closed at once.
+/// Meanwhile another client gets /health. The process raised its
+/// open-files soft limit to the hard limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_slowloris_connections_are_closed() {
+    let node = NodeProcess::start_single(
+        "idle",
+        &[
+            ("HTTP_HEADER_TIMEOUT_SECS", "2"),
+            ("MAX_PENDING_CONNECTIONS_PER_IP", "50"),
+        ],
+    )
+    .await;
+    let pid = node.pid().expect("running");
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let nofile: Vec<&str> = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("open files line")
+        .split_whitespace()
+        .collect();
+    assert_eq!(nofile[3], nofile[4], "soft limit not raised: {limits}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, fds0) = usage(pid);
+
+    let attacker: IpAddr = "127.0.0.1".parse().expect("literal");
+    let started = Instant::now();
+    let mut silent = Vec::new();
+    for _ in 0..200 {
+        silent.push(connect_from(attacker, node.addr).await);
+    }
+    let loris_ip: IpAddr = "127.0.0.3".parse().expect("literal");
+    let mut loris = Vec::new();
+    for _ in 0..10 {
+        let mut s = connect_from(loris_ip, node.addr).await;
+        s.write_all(b"GET /health HTTP/1.1\r\n")
+            .await
+            .expect("write");
+        loris.push(s);
+    }
+    let loris_task = tokio::spawn(async move {
+        // One header byte every 300 ms, for up to 10 s, until closed.
+        let mut closed_at = vec![None; loris.len()];
+        for _ in 0..33 {
+            for (i, s) in loris.iter_mut().enumerate() {
+                if closed_at[i].is_none() && s.write_all(b"X").await.is_err() {
+                    closed_at[i] = Some(started.elapsed());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        for (i, s) in loris.iter_mut().enumerate() {
+            if closed_at[i].is_none() && closed_within(s, Duration::from_millis(100)).await {
+                closed_at[i] = Some(started.elapsed());
+            }
+        }
+        closed_at
+    });
+    // Another client is served meanwhile.
+    let status = health_from("127.0.0.2".parse().expect("literal"), node.addr).await;
+    assert_eq!(status, 200);
+
+    // When each silent connection was closed, all watched at once.
+    let watchers: Vec<_> = silent
+        .into_iter()
+        .map(|mut s| {
+            tokio::spawn(async move {
+                let closed = closed_within(&mut s, Duration::from_secs(8)).await;
+                (closed.then(|| started.elapsed()), s)
+            })
+        })
+        .collect();
+    let mut silent = Vec::new();
+    let mut times = Vec::new();
+    for w in watchers {
+        let (at, s) = w.await.expect("watcher");
+        times.push(at);
+        silent.push(s);
+    }
+    let open = times.iter().filter(|t| t.is_none()).count();
+    assert_eq!(open, 0, "{open} silent connections still open after 8 s");
+    let mut times: Vec<Duration> = times.into_iter().flatten().collect();
+    times.sort();
+    // 150 of the 200 were over the per-IP cap: closed at once; the other
+    // 50 by the 2 s header timeout.
+    let at_once = times
+        .iter()
+        .filter(|t| **t < Duration::from_millis(1500))
+        .count();
+    assert_eq!(at_once, 150, "closing times: {times:?}");
+    assert!(
+        times[150] >= Duration::from_millis(1900) && times[199] < Duration::from_secs(5),
+        "closing times: {times:?}"
+    );
+    let closed_at = loris_task.await.expect("loris task");
+    for (i, at) in closed_at.iter().enumerate() {
+        let at = at.unwrap_or_else(|| panic!("slowloris connection {i} still open after 10 s"));
+        assert!(
+            at < Duration::from_secs(6),
+            "slowloris {i} closed at {at:?}"
+        );
+    }
+    println!(
+        "idle: {at_once}/200 refused at once, rest closed by the timeout; slowloris closed at {:?}",
+        closed_at.iter().flatten().max()
+    );
+    drop(silent);
+    let fds = wait_fds(pid, fds0, Duration::from_secs(5)).await;
+    assert!(fds <= fds0, "fds {fds0} -> {fds}");
+    assert_eq!(health_from(attacker, node.addr).await, 200);
+}
+
+async fn join(c: &mut Client, room: &str) -> Value {
+    c.send_raw(&json!({"type": "join", "roomName": room}).to_string())
+        .await
+        .expect("send join");
+    c.wait_for("joined or error", T, |r| {
+        matches!(r.type_name(), "joined" | "error")
+    })
+    .await
+    .expect("reply to join")
+    .raw
+}
+
+/// Finding 4: one connection, and one identity over several connections,
+/// cannot take more than their quotas of rooms and connections; others
+/// are unaffected; quotas are given back on leave. A publish offer with
+/// more media sections than MAX_TRACKS_PER_PUBLISHER is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotas_per_connection_and_identity() {
+    let server = TestServer::start_with(|c| {
+        c.limits.max_rooms_per_connection = 3;
+        c.limits.max_rooms_per_identity = 5;
+        c.limits.max_connections_per_identity = 3;
+        c.limits.max_tracks_per_publisher = 4;
+    })
+    .await;
+    let mut a1 = server.connect("hog").await;
+    for i in 0..3 {
+        assert_eq!(join(&mut a1, &format!("r{i}")).await["type"], "joined");
+    }
+    let e = join(&mut a1, "r3").await;
+    assert_eq!(e["code"], "quota-exceeded", "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("MAX_ROOMS_PER_CONNECTION"),
+        "{e}"
+    );
+    // Joining a room it is in already takes nothing.
+    assert_eq!(join(&mut a1, "r0").await["type"], "joined");
+
+    let mut a2 = server.connect("hog").await;
+    assert_eq!(join(&mut a2, "r10").await["type"], "joined");
+    assert_eq!(join(&mut a2, "r11").await["type"], "joined");
+    let e = join(&mut a2, "r12").await;
+    assert_eq!(e["code"], "quota-exceeded", "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("MAX_ROOMS_PER_IDENTITY"),
+        "{e}"
+    );
+
+    // Someone else is not limited by the hog.
+    let mut b = server.connect("other").await;
+    assert_eq!(join(&mut b, "r12").await["type"], "joined");
+
+    // Leaving gives a room back.
+    a1.send_raw(&json!({"type": "leave", "roomName": "r1"}).to_string())
+        .await
+        .expect("leave");
+    let mut joined = None;
+    for _ in 0..20 {
+        let r = join(&mut a2, "r12").await;
+        if r["type"] == "joined" {
+            joined = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(joined.is_some(), "the left room was not given back");
+
+    // Connections per identity: the third is fine, the fourth is refused.
+    let _a3 = server.connect("hog").await;
+    let url = format!("{}?token={}", server.ws_url(), server.user_token("hog"));
+    let mut a4 = Client::connect(&url, None).await.expect("connect");
+    let e = a4.wait_type("error", T).await.expect("refused");
+    assert_eq!(e.raw["code"], "quota-exceeded", "{}", e.raw);
+    assert_eq!(a4.wait_closed(T).await.expect("closed"), Some(1008));
+    let _b2 = server.connect("other").await;
+
+    // Tracks per publisher.
+    let mut offer = String::from("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n");
+    for i in 0..5 {
+        offer.push_str(&format!(
+            "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:{i}\r\na=msid:s t{i}\r\na=sendonly\r\na=rtpmap:111 opus/48000/2\r\n"
+        ));
+    }
+    b.send_raw(&json!({"type": "publish-offer", "roomName": "r12", "offer": offer}).to_string())
+        .await
+        .expect("send");
+    let e = b.wait_type("error", T).await.expect("refused");
+    assert_eq!(e.raw["code"], "quota-exceeded", "{}", e.raw);
+    assert!(e.raw["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("MAX_TRACKS_PER_PUBLISHER"));
+    server.stop().await;
+}
+
+/// Finding 5: a publish offer with 600 candidates at loopback (the
+/// server's own host) and 40 at an allowed address, plus trickled ones:
+/// nothing is sent to loopback, and at most MAX_CANDIDATES_PER_PC of the
+/// allowed addresses are probed. UDP sockets of the test count the STUN
+/// packets. The allowed address (10.77.0.2, on CANDIDATE_ALLOW) is the
+/// positive control: it proves the server probes what it may.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_candidates_do_not_steer_probes() {
+    require_test_network();
+    let _slot = media_slot().await;
+    let server = TestServer::start_with(|c| {
+        c.media.candidates.allow = vec!["10.77.0.2/32".parse().expect("net")];
+        c.media.candidates.max_per_pc = 8;
+    })
+    .await;
+    let mut loopback = Vec::new();
+    for _ in 0..5 {
+        loopback.push(
+            tokio::net::UdpSocket::bind("127.0.0.1:0")
+                .await
+                .expect("bind"),
+        );
+    }
+    let mut allowed = Vec::new();
+    for _ in 0..20 {
+        allowed.push(
+            tokio::net::UdpSocket::bind("10.77.0.2:0")
+                .await
+                .expect("bind"),
+        );
+    }
+    let port = |s: &tokio::net::UdpSocket| s.local_addr().expect("addr").port();
+    let cand = |ip: &str, p: u16, i: usize| {
+        format!("candidate:{i} 1 udp 2122260223 {ip} {p} typ host generation 0")
+    };
+    let fixture = include_str!("../src/media/testdata/offer-chromium-default.sdp");
+    let mut offer = String::new();
+    let mut first_section = true;
+    for line in fixture.lines() {
+        if line.starts_with("a=candidate:") || line.starts_with("a=end-of-candidates") {
+            continue;
+        }
+        offer.push_str(line);
+        offer.push_str("\r\n");
+        if line.starts_with("a=mid:") && first_section {
+            first_section = false;
+            for i in 0..600 {
+                let p = port(&loopback[i % loopback.len()]);
+                offer.push_str(&format!("a={}\r\n", cand("127.0.0.1", p, i)));
+            }
+            for (i, s) in allowed.iter().take(10).enumerate() {
+                offer.push_str(&format!("a={}\r\n", cand("10.77.0.2", port(s), 2000 + i)));
+            }
+        }
+    }
+    let mut c = server.connect("prober").await;
+    assert_eq!(join(&mut c, "probe").await["type"], "joined");
+    c.send_raw(&json!({"type": "publish-offer", "roomName": "probe", "offer": offer}).to_string())
+        .await
+        .expect("send offer");
+    c.wait_type("publish-answer", T).await.expect("answer");
+    for (i, s) in allowed.iter().enumerate().skip(10) {
+        let candidate = json!({"candidate": cand("10.77.0.2", port(s), 3000 + i), "sdpMid": "0", "sdpMLineIndex": 0});
+        c.send_raw(
+            &json!({"type": "publish-ice-candidate", "roomName": "probe", "candidate": candidate})
+                .to_string(),
+        )
+        .await
+        .expect("send candidate");
+    }
+    for (i, s) in loopback.iter().enumerate() {
+        let candidate = json!({"candidate": cand("127.0.0.1", port(s), 4000 + i), "sdpMid": "0", "sdpMLineIndex": 0});
+        c.send_raw(
+            &json!({"type": "publish-ice-candidate", "roomName": "probe", "candidate": candidate})
+                .to_string(),
+        )
+        .await
+        .expect("send candidate");
+    }
+    // Count what arrives over 4 s.
+    let count = |socks: Vec<tokio::net::UdpSocket>| {
+        tokio::spawn(async move {
+            let mut hits = vec![0usize; socks.len()];
+            let end = tokio::time::Instant::now() + Duration::from_secs(4);
+            let mut buf = [0u8; 1500];
+            while tokio::time::Instant::now() < end {
+                for (i, s) in socks.iter().enumerate() {
+                    while let Ok((_, _)) = s.try_recv_from(&mut buf) {
+                        hits[i] += 1;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            hits
+        })
+    };
+    let lo = count(loopback);
+    let ok = count(allowed);
+    let lo = lo.await.expect("count");
+    let ok = ok.await.expect("count");
+    let probed = ok.iter().filter(|&&n| n > 0).count();
+    println!(
+        "candidates: loopback got {} packets; {probed} of 20 allowed addresses probed ({} packets)",
+        lo.iter().sum::<usize>(),
+        ok.iter().sum::<usize>()
+    );
+    assert_eq!(lo.iter().sum::<usize>(), 0, "STUN sent to loopback: {lo:?}");
+    assert!(probed >= 1, "the allowed address was never probed: {ok:?}");
+    assert!(
+        probed <= 8,
+        "{probed} addresses probed, over the cap of 8: {ok:?}"
+    );
+    drop(c);
+    server.stop().await;
+}
+
+/// Pings count against the message rate: a flood of WebSocket pings gets
+/// `rate-limited` like a flood of messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_flood_is_rate_limited() {
+    let server = TestServer::start().await;
+    let mut c = server.connect("pinger").await;
+    for _ in 0..400 {
+        c.send_message(Message::Ping(vec![1u8; 8].into()))
+            .await
+            .expect("ping");
+    }
+    let e = c.wait_type("error", T).await.expect("rate-limited");
+    assert_eq!(e.raw["code"], "rate-limited", "{}", e.raw);
+    server.stop().await;
+}
