@@ -14,6 +14,7 @@ mod negotiation;
 mod publisher;
 pub mod sdp;
 mod subscriber;
+mod teardown;
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -296,6 +297,11 @@ impl ActorContext {
             request_id,
         })
         .await;
+    }
+
+    /// How long a closing transport may wait for its candidate gathering.
+    fn gathering_limit(&self) -> std::time::Duration {
+        teardown::gathering_limit(!self.config.configuration.ice_servers.is_empty())
     }
 
     /// Whether a client candidate goes to ICE ([`candidates`]).

@@ -16,6 +16,7 @@ use webrtc::peer_connection::signaling_state::RTCSignalingState;
 use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
 
 use super::sdp::{from_rtc_candidate, offered_tracks, to_rtc_candidate};
+use super::teardown::close_when_gathered;
 use super::{ActorContext, MediaEvent, SendError, INBOX};
 
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -396,9 +397,7 @@ impl Actor {
 
     async fn close_transport(&mut self) {
         if let Some(t) = self.transport.take() {
-            if let Err(e) = t.close().await {
-                tracing::debug!(room = %self.ctx.room, "closing publish transport: {e}");
-            }
+            close_when_gathered(t, self.ctx.gathering_limit(), self.ctx.room.clone());
         }
         self.offered.clear();
         self.arrived.clear();
@@ -411,6 +410,15 @@ impl Actor {
         self.ctx
             .error("publish-offer", code, message, request_id)
             .await
+    }
+}
+
+impl Drop for Actor {
+    /// Every way out of the actor (its end, a panic) closes the transport.
+    fn drop(&mut self) {
+        if let Some(t) = self.transport.take() {
+            close_when_gathered(t, self.ctx.gathering_limit(), self.ctx.room.clone());
+        }
     }
 }
 

@@ -34,6 +34,7 @@ use webrtc::peer_connection::signaling_state::RTCSignalingState;
 use super::budget::Slot;
 use super::negotiation::{Action, AnswerAs, Input, Negotiation, SubscribeFailure};
 use super::sdp::{self, from_rtc_candidate, to_rtc_candidate};
+use super::teardown::close_when_gathered;
 use super::{off_runtime, ActorContext, MediaEvent, SendError, INBOX};
 
 /// Wait between the `pranswer` and the `answer` of a negotiation (the spike
@@ -487,7 +488,16 @@ impl Actor {
             s.lock().await.close().await;
         }
         if let Some(t) = self.transport.take() {
-            let _ = t.close().await;
+            close_when_gathered(t, self.ctx.gathering_limit(), self.ctx.room.clone());
+        }
+    }
+}
+
+impl Drop for Actor {
+    /// Every way out of the actor (its end, a panic) closes the transport.
+    fn drop(&mut self) {
+        if let Some(t) = self.transport.take() {
+            close_when_gathered(t, self.ctx.gathering_limit(), self.ctx.room.clone());
         }
     }
 }

@@ -103,8 +103,12 @@ pub struct NodeProcess {
     child: Option<Child>,
 }
 
+/// The server binary: this build's, or `SFU_BIN` to measure another build
+/// with the same tests (before/after figures).
 fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_rheo-sfu"))
+    std::env::var_os("SFU_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_rheo-sfu")))
 }
 
 impl NodeProcess {
