@@ -722,3 +722,66 @@ async fn churn_at(
     }
     done
 }
+
+/// Adds duplicated RIDs of both directions and an `a=simulcast` line to the
+/// first media section (the first offer carries one track, audio or video):
+/// what made rheomesh panic ("could not adjust sdp").
+fn with_rids(answer: &str) -> String {
+    let mut out = String::new();
+    let mut done = false;
+    for line in answer.split_inclusive('\n') {
+        out.push_str(line);
+        if !done && line.starts_with("a=mid:") {
+            out.push_str("a=rid:h recv\r\na=rid:h send\r\na=simulcast:recv h\r\n");
+            done = true;
+        }
+    }
+    out
+}
+
+/// Finding 6: a subscribe answer with duplicated `a=rid` lines and
+/// `a=simulcast` is refused with `bad-request` before it reaches rheomesh;
+/// the same client's correct answer then works and media flows (before, the
+/// subscription was stuck after a panic in about half the attempts).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rid_and_simulcast_in_a_subscribe_answer_are_refused() {
+    require_test_network();
+    let _slot = media_slot().await;
+    let server = TestServer::start().await;
+    let p = Driver::join(&server, "pub", "rids", Options::default()).await;
+    let s = Driver::join(
+        &server,
+        "sub",
+        "rids",
+        Options {
+            publish: false,
+            prepare: false,
+            tamper_first_answer: Some(with_rids),
+            ..Options::default()
+        },
+    )
+    .await;
+    s.wait_new_publisher("pub", 2).await;
+    s.subscribe("pub");
+    for t in [&p.video_track, &p.audio_track] {
+        assert!(
+            s.subscriber.wait_for_packets(t, 20, MEDIA_WAIT).await,
+            "no media on {t}: {:?}",
+            s.errors()
+        );
+    }
+    let errors = s.events_of("error");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].raw["code"], "bad-request", "{:?}", errors[0].raw);
+    assert!(
+        errors[0].raw["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("rid"),
+        "{:?}",
+        errors[0].raw
+    );
+    p.close().await;
+    s.close().await;
+    server.stop().await;
+}

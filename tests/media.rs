@@ -353,6 +353,7 @@ async fn seed_001_message_shapes() {
         prepare: false,
         bare_candidates: true,
         auth_message: true,
+        tamper_first_answer: None,
     };
     let p = Driver::join(&server, "42", room, seed()).await;
     let s = Driver::join(

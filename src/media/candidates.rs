@@ -93,12 +93,22 @@ impl CandidateRules {
     }
 }
 
-/// The fields of a candidate line: (ufrag-independent) address and port.
+/// The address field of a candidate, read the way webrtc-ice reads it
+/// (`unmarshal_candidate`: an optional `candidate:` prefix, fields split on
+/// any whitespace, the fifth is the address); `None` when webrtc-ice would
+/// refuse the candidate anyway (fewer than eight fields).
 fn address_of(candidate: &str) -> Option<&str> {
-    let c = candidate.trim();
-    let c = c.strip_prefix("a=").unwrap_or(c);
-    c.strip_prefix("candidate:")?;
-    c.split_ascii_whitespace().nth(4)
+    let value = candidate.strip_prefix("candidate:").unwrap_or(candidate);
+    let fields: Vec<&str> = value.split_whitespace().collect();
+    (fields.len() >= 8).then(|| fields[4])
+}
+
+/// The value of an `a=candidate` line as webrtc-rs's SDP parser reads it
+/// (leading `\r` skipped, the value trimmed, the key before the first `:`).
+fn sdp_candidate_value(line: &str) -> Option<&str> {
+    let rest = line.trim_start_matches('\r').strip_prefix("a=")?;
+    let (key, value) = rest.trim().split_once(':')?;
+    (key == "candidate").then_some(value)
 }
 
 /// The candidates of one PeerConnection: the rules and the count.
@@ -140,19 +150,23 @@ impl CandidateGate {
         }
     }
 
-    /// Whether a candidate line is used; counts it when it is.
+    /// Whether a candidate is used; counts it when it is.
     pub fn admit_line(&mut self, candidate: &str) -> Result<(), String> {
         let Some(address) = address_of(candidate) else {
-            // Not parsable: leave the verdict to the ICE agent, which
-            // rejects it with an error the client sees. It probes nothing.
+            // webrtc-ice refuses it with an error the client sees; it
+            // probes nothing.
             return Ok(());
         };
         if let Some(why) = self.rules.refuse_address(address) {
             self.dropped += 1;
             return Err(format!("candidate address {address} is not used: {why}"));
         }
-        let key = candidate.trim().trim_start_matches("a=");
-        if self.accepted.contains(key) {
+        // The same candidate however written (prefixes, spacing).
+        let bare = candidate.trim();
+        let bare = bare.strip_prefix("a=").unwrap_or(bare);
+        let bare = bare.strip_prefix("candidate:").unwrap_or(bare);
+        let key = bare.split_whitespace().collect::<Vec<_>>().join(" ");
+        if self.accepted.contains(&key) {
             return Ok(());
         }
         if self.accepted.len() >= self.rules.policy.max_per_pc {
@@ -162,7 +176,7 @@ impl CandidateGate {
                 self.rules.policy.max_per_pc
             ));
         }
-        self.accepted.insert(key.to_owned());
+        self.accepted.insert(key);
         Ok(())
     }
 
@@ -172,17 +186,41 @@ impl CandidateGate {
     }
 
     /// The SDP without the `a=candidate` lines this gate does not admit.
-    pub fn filter_sdp(&mut self, sdp: &str) -> String {
+    /// The result is read back with webrtc-rs's parser: should any refused
+    /// candidate still be visible to it (a line written to slip past the
+    /// text filter), the whole SDP is refused.
+    pub fn filter_sdp(&mut self, sdp: &str) -> Result<String, String> {
         self.remote_ufrag(super::sdp::ice_credentials(sdp).map(|(u, _)| u).as_deref());
         let mut out = String::with_capacity(sdp.len());
         for line in sdp.split_inclusive('\n') {
-            let bare = line.trim_end_matches(['\r', '\n']);
-            if bare.starts_with("a=candidate:") && self.admit_line(bare).is_err() {
-                continue;
+            if let Some(value) = sdp_candidate_value(line) {
+                if self.admit_line(value).is_err() {
+                    continue;
+                }
             }
             out.push_str(line);
         }
-        out
+        if let Some(d) = super::client_sdp::parse(&out) {
+            let session = d.attributes.iter();
+            let media = d
+                .media_descriptions
+                .iter()
+                .flat_map(|m| m.attributes.iter());
+            let mut seen = std::collections::HashSet::new();
+            for a in session.chain(media).filter(|a| a.key == "candidate") {
+                let value = a.value.as_deref().unwrap_or("");
+                if let Some(address) = address_of(value) {
+                    if self.rules.refuse_address(address).is_some() {
+                        return Err(format!("an SDP candidate line for {address} could not be removed; send candidates as a=candidate:<fields> lines"));
+                    }
+                    seen.insert(value.trim());
+                }
+            }
+            if seen.len() > self.rules.policy.max_per_pc {
+                return Err("the SDP has more candidates than MAX_CANDIDATES_PER_PC".to_owned());
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -267,10 +305,35 @@ mod tests {
         sdp.push_str(&format!("a={}\r\n", line("10.1.1.2", 5)));
         sdp.push_str(&format!("a={}\r\n", line("10.1.1.3", 5)));
         sdp.push_str("a=end-of-candidates\r\n");
-        let out = g.filter_sdp(&sdp);
+        let out = g.filter_sdp(&sdp).expect("filtered");
         assert_eq!(out.matches("a=candidate:").count(), 2, "{out}");
         assert!(out.contains("10.1.1.1 5") && out.contains("10.1.1.2 5"));
         assert!(out.ends_with("a=end-of-candidates\r\n"));
         assert_eq!(g.dropped(), 1001);
+    }
+
+    #[test]
+    fn sdp_lines_read_like_the_parser_reads_them() {
+        let mut g = CandidateGate::new(rules(&[], &[], 5));
+        let base = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n";
+        for sneaky in [
+            "a=  candidate:1 1 udp 1 127.0.0.1 5000 typ host\r\n",
+            "\ra=candidate:1 1 udp 1 127.0.0.1 5001 typ host\r\n",
+            "a=candidate: 1 1 udp 1 127.0.0.1 5002 typ host\r\n",
+            "a=candidate:1 1 udp 1 abc.local 5003 typ host\r\n",
+        ] {
+            let out = g.filter_sdp(&format!("{base}{sneaky}")).expect("filtered");
+            assert!(
+                !out.contains("127.0.0.1 500") && !out.contains(".local"),
+                "{sneaky:?} kept: {out}"
+            );
+        }
+        // Trickled, with the space webrtc-ice skips.
+        assert!(g
+            .admit_line("candidate: 1 1 udp 1 127.0.0.1 5004 typ host")
+            .is_err());
+        assert!(g
+            .admit_line("candidate:1 1 udp 1 10.9.9.9 5005 typ host")
+            .is_ok());
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod budget;
 pub mod candidates;
+pub mod client_sdp;
 mod codecs;
 mod negotiation;
 mod publisher;
@@ -315,18 +316,19 @@ impl ActorContext {
         }
     }
 
-    /// A client's SDP without the candidates this PeerConnection does not use.
-    fn filter_candidates(&mut self, sdp: String) -> String {
-        if !sdp.contains("a=candidate:") {
-            return sdp;
+    /// A client's SDP without the candidates this PeerConnection does not
+    /// use; an error for SDP whose candidates could not be filtered.
+    fn filter_candidates(&mut self, sdp: String) -> Result<String, String> {
+        if !sdp.contains("candidate") {
+            return Ok(sdp);
         }
         let before = self.candidates.dropped();
-        let out = self.candidates.filter_sdp(&sdp);
+        let out = self.candidates.filter_sdp(&sdp)?;
         let dropped = self.candidates.dropped() - before;
         if dropped > 0 {
             tracing::debug!(room = %self.room, dropped, "client candidates in SDP dropped");
         }
-        out
+        Ok(out)
     }
 }
 

@@ -15,6 +15,7 @@ use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::signaling_state::RTCSignalingState;
 use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
 
+use super::client_sdp;
 use super::sdp::{from_rtc_candidate, offered_tracks, to_rtc_candidate};
 use super::teardown::close_when_gathered;
 use super::{ActorContext, MediaEvent, SendError, INBOX};
@@ -214,7 +215,12 @@ impl Actor {
         request_id: Option<RequestId>,
         itx: &mpsc::UnboundedSender<Internal>,
     ) {
-        let sdp = self.ctx.filter_candidates(sdp);
+        let checked =
+            client_sdp::check_publisher(&sdp).and_then(|()| self.ctx.filter_candidates(sdp));
+        let sdp = match checked {
+            Ok(sdp) => sdp,
+            Err(e) => return self.error(ErrorCode::BadRequest, e, request_id).await,
+        };
         let offered = match offered_tracks(&sdp) {
             Ok(t) => t,
             Err(e) => return self.error(ErrorCode::BadRequest, e, request_id).await,

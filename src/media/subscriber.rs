@@ -32,6 +32,7 @@ use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::signaling_state::RTCSignalingState;
 
 use super::budget::Slot;
+use super::client_sdp;
 use super::negotiation::{Action, AnswerAs, Input, Negotiation, SubscribeFailure};
 use super::sdp::{self, from_rtc_candidate, to_rtc_candidate};
 use super::teardown::close_when_gathered;
@@ -362,7 +363,17 @@ impl Actor {
         offer: String,
         itx: &mpsc::UnboundedSender<CandidateInit>,
     ) -> Input {
-        let offer = self.ctx.filter_candidates(offer);
+        let checked =
+            client_sdp::check_subscriber(&offer).and_then(|()| self.ctx.filter_candidates(offer));
+        let offer = match checked {
+            Ok(offer) => offer,
+            Err(message) => {
+                return Input::PrepareFailed {
+                    message,
+                    internal: false,
+                }
+            }
+        };
         let offer = match RTCSessionDescription::offer(offer) {
             Ok(o) => o,
             Err(e) => {
@@ -399,7 +410,17 @@ impl Actor {
                 offer_outstanding: false,
             };
         };
-        let sdp = self.ctx.filter_candidates(sdp);
+        let checked =
+            client_sdp::check_subscriber(&sdp).and_then(|()| self.ctx.filter_candidates(sdp));
+        let sdp = match checked {
+            Ok(sdp) => sdp,
+            Err(message) => {
+                return Input::AnswerFailed {
+                    message: format!("subscribe answer refused: {message}"),
+                    offer_outstanding: true,
+                }
+            }
+        };
         let answer = match RTCSessionDescription::answer(sdp) {
             Ok(a) => a,
             Err(e) => {

@@ -22,6 +22,9 @@ pub struct Options {
     pub bare_candidates: bool,
     /// Authenticate with an `auth` message instead of `?token=`.
     pub auth_message: bool,
+    /// Sends this rewrite of the first subscribe answer before the real one
+    /// (a hostile or broken client).
+    pub tamper_first_answer: Option<fn(&str) -> String>,
 }
 
 impl Options {
@@ -41,6 +44,7 @@ impl Default for Options {
             prepare: true,
             bare_candidates: false,
             auth_message: false,
+            tamper_first_answer: None,
         }
     }
 }
@@ -173,6 +177,7 @@ impl Driver {
             let subscriber = Arc::clone(&subscriber);
             let room = room.to_owned();
             let bare = opts.bare_candidates;
+            let mut tamper = opts.tamper_first_answer;
             tokio::spawn(async move {
                 loop {
                     tokio::select! {
@@ -195,6 +200,10 @@ impl Driver {
                                     let offer = r.raw["offer"].as_str().unwrap_or_default();
                                     let answer = subscriber.answer(offer).await.expect("answer subscribe offer");
                                     let publisher_id = r.raw["publisherId"].as_str().map(str::to_owned);
+                                    if let Some(tamper) = tamper.take() {
+                                        let msg = ClientMessage::SubscribeAnswer { room_name: Some(room.clone()), publisher_id: publisher_id.clone(), answer: tamper(&answer) };
+                                        if client.send(&msg).await.is_err() { break; }
+                                    }
                                     let msg = ClientMessage::SubscribeAnswer { room_name: Some(room.clone()), publisher_id, answer };
                                     if client.send(&msg).await.is_err() { break; }
                                 }
