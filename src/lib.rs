@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod config;
 mod http;
 mod listener;
+pub mod logging;
 pub mod media;
 pub mod quota;
 pub mod room;

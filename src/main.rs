@@ -1,7 +1,7 @@
 //! The `rheo-sfu` binary: flags/env -> Config, logging, bind, run.
 
 use clap::Parser;
-use rheo_sfu::config::{Cli, Config, LogFormat};
+use rheo_sfu::config::{Cli, Config};
 
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
@@ -18,14 +18,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let filter = tracing_subscriber::EnvFilter::new(&config.rust_log);
-    match config.log_format {
-        LogFormat::Json => tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .json()
-            .init(),
-        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
-    }
+    let sampler = rheo_sfu::logging::init(&config.rust_log, config.log_format);
     // Every connection and every media socket is a descriptor; the common
     // soft limit of 1,024 is far below what a node serves. The hard limit
     // is the operator's ceiling (README: what to set in production).
@@ -51,6 +44,17 @@ fn main() -> std::process::ExitCode {
                 return std::process::ExitCode::FAILURE;
             }
         };
+        if let Some(sampler) = sampler {
+            // Summaries of suppressed media-stack log lines, once a minute,
+            // for as long as the process runs.
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(rheo_sfu::logging::WINDOW);
+                loop {
+                    tick.tick().await;
+                    sampler.flush(std::time::Instant::now());
+                }
+            });
+        }
         match rheo_sfu::run(config, listener, shutdown_signal()).await {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {

@@ -785,3 +785,101 @@ async fn rid_and_simulcast_in_a_subscribe_answer_are_refused() {
     s.close().await;
     server.stop().await;
 }
+
+/// UDP ports of the server in the candidates it sent to a driver.
+fn server_ports(d: &Driver) -> Vec<u16> {
+    let mut ports = Vec::new();
+    for ty in ["publish-ice-candidate", "subscribe-ice-candidate"] {
+        for e in d.events_of(ty) {
+            let c = e.raw["candidate"]["candidate"].as_str().unwrap_or_default();
+            if let Some(p) = c.split_whitespace().nth(5).and_then(|p| p.parse().ok()) {
+                ports.push(p);
+            }
+        }
+    }
+    for ty in [
+        "publish-answer",
+        "subscribe-offer",
+        "subscribe-prepare-answer",
+    ] {
+        for e in d.events_of(ty) {
+            let sdp = e.raw["answer"]
+                .as_str()
+                .or(e.raw["offer"].as_str())
+                .unwrap_or_default();
+            for l in sdp.lines().filter(|l| l.starts_with("a=candidate:")) {
+                if let Some(p) = l.split_whitespace().nth(5).and_then(|p| p.parse().ok()) {
+                    ports.push(p);
+                }
+            }
+        }
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
+fn log_lines(node: &NodeProcess) -> usize {
+    std::fs::read_to_string(&node.log)
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+}
+
+/// Finding 7 and 8: rheomesh's relay listener is closed right after start
+/// (its port refuses connections), and 20,000 junk datagrams to the media
+/// ports of a running call write a bounded number of log lines (before:
+/// one WARN per datagram) while the call keeps its media.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_relay_listener_and_junk_packets_do_not_flood_the_log() {
+    require_test_network();
+    let _slot = media_slot().await;
+    let relay = common::procs::free_port();
+    let node = NodeProcess::start_single(
+        "junk",
+        &[("RUST_LOG", "info"), ("RELAY_PORT", &relay.to_string())],
+    )
+    .await;
+    for ip in ["127.0.0.1", common::TEST_IP] {
+        let r = TcpStream::connect((ip, relay)).await;
+        assert!(
+            matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused),
+            "the relay port {ip}:{relay} accepts connections: {r:?}"
+        );
+    }
+    let call = GoodCall::start(&node, "junk").await;
+    let mut ports = server_ports(&call.publisher);
+    ports.extend(server_ports(&call.subscriber));
+    assert!(!ports.is_empty(), "no server candidates seen");
+    let before = log_lines(&node);
+    let junk = tokio::net::UdpSocket::bind("10.77.0.2:0")
+        .await
+        .expect("bind");
+    let mut sent = 0;
+    for i in 0..20_000usize {
+        let port = ports[i % ports.len()];
+        let payload = [0x42u8 ^ (i as u8); 64];
+        if junk
+            .send_to(&payload, (common::TEST_IP, port))
+            .await
+            .is_ok()
+        {
+            sent += 1;
+        }
+        if i % 500 == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let written = log_lines(&node) - before;
+    println!(
+        "junk: {sent} datagrams to {} ports; {written} log lines",
+        ports.len()
+    );
+    assert!(sent >= 19_000, "only {sent} datagrams sent");
+    assert!(
+        written < 200,
+        "{written} log lines for {sent} junk datagrams"
+    );
+    call.assert_media("after the junk").await;
+    call.close().await;
+}

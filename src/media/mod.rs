@@ -152,12 +152,26 @@ impl MediaEngine {
             .first()
             .map(IpAddr::to_string)
             .unwrap_or_else(|| "127.0.0.1".to_owned());
+        // rheomesh fault: `Worker::new` always starts a relay listener on
+        // 0.0.0.0 (whatever HOST says), unauthenticated, one connection at
+        // a time, one error line per KiB of garbage. We never relay media
+        // between nodes through it (the cluster forwards signaling), so it
+        // is closed again at once; closing needs its port, so a free one is
+        // chosen when RELAY_PORT is 0.
+        let relay_port = match settings.relay_port {
+            0 => std::net::TcpListener::bind(("0.0.0.0", 0))
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .map_err(|e| MediaError::Worker(format!("no free port for the relay: {e}")))?,
+            port => port,
+        };
         let worker = Worker::new(WorkerConfig {
-            relay_server_tcp_port: settings.relay_port,
+            relay_server_tcp_port: relay_port,
             private_ip,
         })
         .await
         .map_err(|e| MediaError::Worker(e.to_string()))?;
+        close_relay_listener(&worker, relay_port).await;
 
         let mut network_types = vec![NetworkType::Udp4];
         if settings.announced_ips.iter().any(IpAddr::is_ipv6) {
@@ -203,6 +217,29 @@ impl MediaEngine {
     pub async fn close(&self) {
         self.worker.lock().await.close();
     }
+}
+
+/// Stops rheomesh's relay listener (see [`MediaEngine::new`]). Its stop
+/// signal is lost when sent before the listener task first ran, so it is
+/// sent until the port refuses connections, bounded.
+async fn close_relay_listener(worker: &Arc<Mutex<Worker>>, port: u16) {
+    for _ in 0..200 {
+        worker.lock().await.close();
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                tracing::debug!(port, "rheomesh relay listener closed");
+                return;
+            }
+            // Still listening (the probe is dropped at once: the relay
+            // sees an empty connection), or another error: try again.
+            _ => {}
+        }
+    }
+    tracing::warn!(
+        port,
+        "rheomesh's relay listener could not be closed; it accepts TCP on 0.0.0.0:{port}"
+    );
 }
 
 /// Parses `turn:user:pass@host:port` into an ICE server with credentials.
