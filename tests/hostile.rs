@@ -883,3 +883,27 @@ async fn no_relay_listener_and_junk_packets_do_not_flood_the_log() {
     call.assert_media("after the junk").await;
     call.close().await;
 }
+
+/// Finding 8: a 1 MiB (and a 4 MiB) frame is answered with close code
+/// 1009. The rest of such a frame cannot be read any more, so the server
+/// keeps the socket up to 1 s after its close frame: the client reads the
+/// code before the reset that closing with unread data causes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_frame_closes_1009() {
+    let node = NodeProcess::start_single("huge", &[]).await;
+    let url = format!("{}?token={}", node.ws_url(), node.user_token("big"));
+    for size in [1 << 20, 4 << 20] {
+        let mut c = Client::connect(&url, None).await.expect("connect");
+        c.wait_type("auth-ok", T).await.expect("auth-ok");
+        let _ = c.send_message(Message::text("x".repeat(size))).await;
+        assert_eq!(
+            c.wait_closed(T).await.expect("closed"),
+            Some(1009),
+            "{size} bytes"
+        );
+    }
+    let url = format!("{}?token={}", node.ws_url(), node.user_token("after"));
+    let mut d = Client::connect(&url, None).await.expect("connect");
+    d.send_raw(r#"{"type":"ping"}"#).await.expect("ping");
+    d.wait_type("pong", T).await.expect("pong");
+}

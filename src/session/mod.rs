@@ -221,10 +221,16 @@ pub async fn run_over<Si, St, E>(
         // sends until its close frame, bounded. Dropping a socket with unread
         // data makes the kernel answer with a TCP reset, and the client then
         // loses our close frame and its code (4001, 4008, 1009, ...).
+        // After a protocol error (a frame over the limit) nothing more can
+        // be read: wait out the bound instead, so the client has our close
+        // frame before the reset (some stacks drop received data on one).
         let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
-            while let Some(Ok(msg)) = stream.next().await {
-                if msg.is_close() {
-                    break;
+            loop {
+                match stream.next().await {
+                    Some(Ok(msg)) if msg.is_close() => break,
+                    Some(Ok(_)) => {}
+                    None => break,
+                    Some(Err(_)) => std::future::pending::<()>().await,
                 }
             }
         })

@@ -107,6 +107,7 @@ pub struct NodeProcess {
 /// with the same tests (before/after figures).
 fn binary() -> PathBuf {
     std::env::var_os("SFU_BIN")
+        .filter(|b| !b.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_rheo-sfu")))
 }
