@@ -12,6 +12,7 @@ pub mod candidates;
 pub mod client_sdp;
 mod codecs;
 mod negotiation;
+mod panics;
 mod publisher;
 pub mod sdp;
 mod subscriber;
@@ -165,6 +166,7 @@ impl MediaEngine {
                 .map_err(|e| MediaError::Worker(format!("no free port for the relay: {e}")))?,
             port => port,
         };
+        panics::watch();
         let worker = Worker::new(WorkerConfig {
             relay_server_tcp_port: relay_port,
             private_ip,

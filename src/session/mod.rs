@@ -66,7 +66,7 @@ pub async fn run_over<Si, St, E>(
     mut stream: St,
     state: Arc<AppState>,
     auth: Auth,
-    _permit: OwnedSemaphorePermit,
+    permit: OwnedSemaphorePermit,
 ) where
     Si: futures_util::Sink<Message> + Unpin + Send + 'static,
     St: futures_util::Stream<Item = Result<Message, E>> + Unpin,
@@ -236,7 +236,10 @@ pub async fn run_over<Si, St, E>(
         })
         .await;
     }
-    // Here the socket's two halves are dropped, and then the permit.
+    // The socket's last half goes (the writer's went with its task), and
+    // only then the connection slot.
+    drop(stream);
+    drop(permit);
 }
 
 struct RoomSession {
