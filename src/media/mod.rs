@@ -12,7 +12,6 @@ pub mod candidates;
 pub mod client_sdp;
 mod codecs;
 mod negotiation;
-mod panics;
 mod publisher;
 pub mod sdp;
 mod subscriber;
@@ -96,6 +95,16 @@ pub enum MediaEvent {
         /// Echo of the subscribe-request's requestId.
         request_id: Option<RequestId>,
     },
+    /// A track the publisher announced has no media in the library (a
+    /// subscription to it failed as missing for its whole retry time).
+    TrackMissing {
+        /// Room.
+        room: String,
+        /// Its publisher.
+        publisher_id: String,
+        /// The track.
+        track_id: String,
+    },
     /// Server candidate for the subscribe PeerConnection.
     SubscribeCandidate {
         /// Room.
@@ -166,7 +175,6 @@ impl MediaEngine {
                 .map_err(|e| MediaError::Worker(format!("no free port for the relay: {e}")))?,
             port => port,
         };
-        panics::watch();
         let worker = Worker::new(WorkerConfig {
             relay_server_tcp_port: relay_port,
             private_ip,

@@ -172,6 +172,13 @@ pub enum Action {
     /// Close the transport and every subscription; the next request starts
     /// a fresh one.
     Reset,
+    /// The publisher announced this track, but the media library says it
+    /// has no media for it: tell the publisher (its session asks it to
+    /// republish).
+    TrackMissing {
+        publisher_id: String,
+        track_id: String,
+    },
     /// Send an `error`.
     Error {
         code: ErrorCode,
@@ -572,10 +579,16 @@ impl Negotiation {
                         });
                         return;
                     }
-                    SubscribeFailure::Missing(m) => (
-                        ErrorCode::NotFound,
-                        format!("subscribe to track {}: {m}", track.track_id),
-                    ),
+                    SubscribeFailure::Missing(m) => {
+                        out.push(Action::TrackMissing {
+                            publisher_id: publisher_id.clone(),
+                            track_id: track.track_id.clone(),
+                        });
+                        (
+                            ErrorCode::NotFound,
+                            format!("subscribe to track {}: {m}", track.track_id),
+                        )
+                    }
                     SubscribeFailure::Budget(m) => (ErrorCode::RoomFull, m),
                     SubscribeFailure::Other(m) => (
                         ErrorCode::Internal,

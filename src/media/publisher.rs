@@ -126,9 +126,6 @@ fn never_arrived(
 struct Watched {
     since: tokio::time::Instant,
     seen: bool,
-    /// Whether rheomesh's publisher task for it was checked for a panic
-    /// ([`super::panics`]).
-    panic_checked: bool,
 }
 
 /// The watched tracks that are lost: seen in the router and gone from it,
@@ -147,32 +144,6 @@ fn lost_tracks(
         if there {
             w.seen = true;
         } else if w.seen || now.duration_since(w.since) >= ROUTER_WAIT {
-            lost.push(id.clone());
-        }
-    }
-    lost.sort();
-    lost
-}
-
-/// How long before and after a track's publish a panic of a rheomesh
-/// publisher task counts against it.
-const PANIC_BEFORE: Duration = Duration::from_secs(2);
-const PANIC_AFTER: Duration = Duration::from_secs(3);
-
-/// Watched tracks published around a panic of a rheomesh publisher task
-/// ([`super::panics`]); each track is checked once, [`PANIC_AFTER`] after
-/// its publish.
-fn panicked_tracks(
-    watched: &mut HashMap<String, Watched>,
-    now: tokio::time::Instant,
-) -> Vec<String> {
-    let mut lost = Vec::new();
-    for (id, w) in watched.iter_mut() {
-        if w.panic_checked || now.duration_since(w.since) < PANIC_AFTER {
-            continue;
-        }
-        w.panic_checked = true;
-        if super::panics::publisher_panicked_around(w.since.into_std(), PANIC_BEFORE, PANIC_AFTER) {
             lost.push(id.clone());
         }
     }
@@ -346,7 +317,6 @@ impl Actor {
                     Watched {
                         since: tokio::time::Instant::now(),
                         seen: false,
-                        panic_checked: false,
                     },
                 );
             }
@@ -415,12 +385,8 @@ impl Actor {
                 tracing::warn!(room = %self.ctx.room, track = %track_id, "published track is gone from the router");
                 self.watched.remove(&track_id);
                 self.arrived.remove(&track_id);
-                lost.push(track_id);
-            }
-            for track_id in panicked_tracks(&mut self.watched, now) {
-                tracing::warn!(room = %self.ctx.room, track = %track_id, "rheomesh's publisher task panicked around the publish of this track");
-                self.watched.remove(&track_id);
-                self.arrived.remove(&track_id);
+                // Reported once: not again as "never delivered media".
+                self.reported.push(track_id.clone());
                 lost.push(track_id);
             }
         }
@@ -477,7 +443,6 @@ mod tests {
                     Watched {
                         since: at,
                         seen: false,
-                        panic_checked: false,
                     },
                 )
             })
@@ -486,16 +451,6 @@ mod tests {
 
     fn ids(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| (*s).to_owned()).collect()
-    }
-
-    #[test]
-    fn tracks_without_a_panic_nearby_are_kept_and_checked_once() {
-        let t0 = Instant::now();
-        let mut w = watch(&["a"], t0);
-        assert!(panicked_tracks(&mut w, t0 + Duration::from_secs(1)).is_empty());
-        assert!(!w["a"].panic_checked, "checked only after PANIC_AFTER");
-        assert!(panicked_tracks(&mut w, t0 + PANIC_AFTER).is_empty());
-        assert!(w["a"].panic_checked);
     }
 
     #[test]

@@ -273,6 +273,19 @@ impl Actor {
                 self.close().await;
                 None
             }
+            Action::TrackMissing {
+                publisher_id,
+                track_id,
+            } => {
+                self.ctx
+                    .emit(MediaEvent::TrackMissing {
+                        room: self.ctx.room.clone(),
+                        publisher_id,
+                        track_id,
+                    })
+                    .await;
+                None
+            }
             Action::Error {
                 code,
                 message,

@@ -51,6 +51,13 @@ pub enum SessionEvent {
         /// Room.
         room: String,
     },
+    /// A subscriber found no media for one of this session's live tracks.
+    TrackMissing {
+        /// Room.
+        room: String,
+        /// The track.
+        track_id: String,
+    },
 }
 
 impl SessionEvent {
@@ -251,6 +258,20 @@ impl Room {
                 true
             }
             None => false,
+        }
+    }
+
+    /// A subscriber found no media for `track_id`: tells its publisher's
+    /// session, if it still publishes that track.
+    pub fn report_missing_track(&self, room: &str, publisher_id: &str, track_id: &str) {
+        let members = self.lock();
+        if let Some(m) = members.get(publisher_id) {
+            if m.live.iter().any(|t| t.track_id == track_id) {
+                m.session.deliver(SessionEvent::TrackMissing {
+                    room: room.to_owned(),
+                    track_id: track_id.to_owned(),
+                });
+            }
         }
     }
 

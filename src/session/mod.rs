@@ -248,6 +248,9 @@ struct RoomSession {
     subscriber: Option<SubscriberHandle>,
     /// This room in the identity's room quota.
     _quota: Option<QuotaGuard>,
+    /// Tracks of ours that subscribers reported without media (each
+    /// answered with one `reconnect`).
+    missing_reported: std::collections::HashSet<String>,
 }
 
 /// A session whose room lives on another node: every client frame goes to
@@ -615,6 +618,7 @@ impl Session {
                 publisher: None,
                 subscriber: None,
                 _quota: quota,
+                missing_reported: std::collections::HashSet::new(),
             });
         self.send(
             ServerMessage::Joined {
@@ -830,6 +834,23 @@ impl Session {
                 );
                 self.close(CLOSE_GOING_AWAY, "room moved to another node");
             }
+            SessionEvent::TrackMissing { room, track_id } => {
+                // Once per track: every subscriber of it may report it.
+                let Some(rs) = self.rooms.get_mut(&room) else {
+                    return;
+                };
+                if rs.publisher.is_none() || !rs.missing_reported.insert(track_id.clone()) {
+                    return;
+                }
+                tracing::warn!(room = %room, track = %track_id, "a subscriber found no media for a published track; asking the client to reconnect");
+                self.send(
+                    ServerMessage::Reconnect {
+                        reason: ReconnectReason::MediaLost,
+                        retry_after_ms: 200,
+                    },
+                    None,
+                );
+            }
             SessionEvent::Replaced { room } => {
                 // The newer session owns the membership now: only drop our side.
                 if self.rooms.remove(&room).is_some() {
@@ -853,6 +874,7 @@ impl Session {
             | MediaEvent::PublishCandidate { room, .. }
             | MediaEvent::PublishTracks { room, .. }
             | MediaEvent::PublishLost { room, .. }
+            | MediaEvent::TrackMissing { room, .. }
             | MediaEvent::SubscribeOffer { room, .. }
             | MediaEvent::SubscribeCandidate { room, .. }
             | MediaEvent::SubscribePrepareAnswer { room, .. }
@@ -893,6 +915,13 @@ impl Session {
                     None,
                 );
             }
+            MediaEvent::TrackMissing {
+                publisher_id,
+                track_id,
+                ..
+            } => rs
+                .room
+                .report_missing_track(&room, &publisher_id, &track_id),
             MediaEvent::PublishTracks { tracks, .. } => {
                 if rs.publisher.is_some() {
                     let pid = self.grants().participant_id.clone();

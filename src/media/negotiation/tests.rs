@@ -444,6 +444,14 @@ fn missing_track_is_retried_then_reported() {
         )));
         if !errors(&a).is_empty() {
             assert_eq!(errors(&a)[0].0, ErrorCode::NotFound);
+            // The publisher is told, so that it republishes.
+            assert!(
+                a.contains(&Action::TrackMissing {
+                    publisher_id: "p".to_owned(),
+                    track_id: "p-video".to_owned(),
+                }),
+                "{a:?}"
+            );
             break;
         }
         assert!(a.is_empty(), "waits before the retry: {a:?}");
