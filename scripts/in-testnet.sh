@@ -26,5 +26,14 @@ exec "${sandbox[@]}" -- sh -c '
   # no way out of the namespace, so nothing leaves through it.
   ip route add default dev v0
   sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 2>/dev/null || true
+  # Ephemeral ports below 15000 in here: rheomesh picks a relay UDP port in
+  # 15000-65535, checks it is free and binds it on 0.0.0.0 a moment later,
+  # unwrap()ing the bind, so a socket that takes that port in between (every
+  # peer, browser and server of a test binds ephemeral ports on 10.77.0.x)
+  # panics its publisher task. Deployments keep RTC_MIN_PORT..RTC_MAX_PORT
+  # below 15000 for the same reason (README). The server copes when it does
+  # happen (subscribers report the track; the publisher is asked to
+  # republish), but a test peer that does not follow reconnect would not.
+  echo "1024 14999" > /proc/sys/net/ipv4/ip_local_port_range
   exec "$@"
 ' sh "$@"

@@ -21,6 +21,8 @@ command -v npm >/dev/null 2>&1 || missing+=(npm)
 # Firefox ESR for the interop browser test (tests/browser/interop.test.mjs).
 [ -x /usr/bin/firefox-esr ] || missing+=(firefox-esr)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# vpxenc: the VP8 clip the webrtc-rs peer of the interop room sends.
+command -v vpxenc >/dev/null 2>&1 || missing+=(vpx-tools)
 # Text in the load tester's PNG plots (tests/loadtest.rs).
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 if [ ${#missing[@]} -gt 0 ]; then

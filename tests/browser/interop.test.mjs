@@ -1,17 +1,19 @@
-// Four WebRTC stacks in one room against the real server: Chromium and
-// Firefox ESR with the web library (prepared subscribe flow), Firefox with
-// the seed-001 snippet, bundlePolicy max-bundle and the camera added first
-// (its audio is a bundle-only section, as GStreamer's; the server offers
-// first), and aiortc (an independent
-// stack without ICE restarts). Every participant decodes every other's video
-// and receives its audio; a publisher leaves and comes back; the server
-// never restarts ICE.
+// Five participants of four WebRTC stacks in one room against the real
+// server: Chromium and Firefox ESR with the web library (prepared subscribe
+// flow), Firefox with the seed-001 snippet, bundlePolicy max-bundle and the
+// camera added first (its audio is a bundle-only section, as GStreamer's; the
+// server offers first), aiortc (an independent stack without ICE restarts,
+// seed flow), and webrtc-rs (loadtest's interop-peer: real VP8 that vpxenc
+// made, prepared flow). Every participant decodes every other's video (the
+// webrtc-rs peer, which has no decoder, receives frames and VP8 keyframes)
+// and receives its audio; a publisher leaves and comes back; the server never
+// restarts ICE.
 
 import { describe, before, after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
-import { readFileSync, existsSync, rmSync } from 'node:fs';
+import { spawn, execFileSync } from 'node:child_process';
+import { readFileSync, existsSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import {
@@ -40,6 +42,46 @@ function startAiortc(url, token) {
   return peer;
 }
 
+const RS_PEER = path.join(repoRoot, 'target', 'debug', 'interop-peer');
+
+/** A short VP8 clip in IVF: a moving gradient as raw Y4M, encoded by vpxenc. */
+function makeClip() {
+  const dir = path.join(repoRoot, 'target', 'interop-clip');
+  mkdirSync(dir, { recursive: true });
+  const [w, h, n] = [320, 240, 60];
+  const parts = [Buffer.from(`YUV4MPEG2 W${w} H${h} F30:1 Ip A1:1 C420jpeg\n`)];
+  for (let f = 0; f < n; f += 1) {
+    const y = Buffer.alloc(w * h);
+    for (let r = 0; r < h; r += 1) for (let c = 0; c < w; c += 1) y[r * w + c] = (c + r + f * 4) & 0xff;
+    parts.push(Buffer.from('FRAME\n'), y, Buffer.alloc((w * h) / 4, 90 + f), Buffer.alloc((w * h) / 4, 160 - f));
+  }
+  writeFileSync(path.join(dir, 'clip.y4m'), Buffer.concat(parts));
+  const ivf = path.join(dir, 'clip.ivf');
+  execFileSync('vpxenc', ['--codec=vp8', '--ivf', '--good', '--cpu-used=8', '--target-bitrate=300',
+    '--kf-max-dist=30', '-q', '-o', ivf, path.join(dir, 'clip.y4m')], { stdio: 'inherit' });
+  return ivf;
+}
+
+/** The webrtc-rs peer; its JSON events, the latest stats kept. */
+function startRsPeer(url, token, ivf) {
+  if (!existsSync(RS_PEER)) throw new Error(`no ${RS_PEER}: cargo build --workspace --all-targets builds it (scripts/test.sh does)`);
+  const child = spawn(RS_PEER, ['--url', url, '--token', token, '--room', ROOM, '--ivf', ivf, '--ip', '10.77.0.1', '--seconds', '150'],
+    { stdio: ['ignore', 'pipe', 'inherit'] });
+  const peer = { child, stats: { tracks: {}, offers: [] }, errors: [], participantId: null };
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    let ev;
+    try { ev = JSON.parse(line); } catch { return; }
+    if (ev.event === 'stats') peer.stats = ev;
+    else if (ev.event === 'auth-ok') peer.participantId = ev.participantId;
+    else if (ev.event === 'error' || ev.event === 'fatal') peer.errors.push(ev);
+  });
+  return peer;
+}
+
+/** Video tracks with frames and a keyframe, audio tracks with packets, at the webrtc-rs peer. */
+const rsFlowing = (peer, n = 30) => Object.entries(peer.stats.tracks)
+  .filter(([, t]) => (t.kind === 'video' ? t.frames > n && t.keyframes > 0 : t.packets > n)).map(([id]) => id);
+
 /** Tracks (msid track ids) aiortc gets more than `n` packets on. */
 const aiortcFlowing = (peer, n = 50) => Object.entries(peer.stats.inbound).filter(([, c]) => c > n).map(([id]) => id);
 
@@ -56,11 +98,12 @@ async function seedMedia(page) {
   });
 }
 
-describe('Chromium, Firefox and aiortc in one room', () => {
+describe('Chromium, Firefox, aiortc and webrtc-rs in one room', () => {
   let server;
   let chromium;
   let firefox;
   let aiortc;
+  let rs;
   const pages = {};
   const ids = {};
 
@@ -75,7 +118,10 @@ describe('Chromium, Firefox and aiortc in one room', () => {
     return page;
   };
   const describeAll = async () => {
-    const out = { aiortc: { flowing: aiortcFlowing(aiortc), errors: aiortc.errors } };
+    const out = {
+      aiortc: { flowing: aiortcFlowing(aiortc), errors: aiortc.errors },
+      webrtcRs: { stats: rs?.stats, errors: rs?.errors },
+    };
     for (const [name, p] of Object.entries(pages)) {
       out[name] = name === 'seed' ? await seedMedia(p).catch(String) : { ...(await pageMedia(p).catch(String)), console: p.consoleLines.slice(-10) };
     }
@@ -92,6 +138,7 @@ describe('Chromium, Firefox and aiortc in one room', () => {
 
   after(async () => {
     if (aiortc) aiortc.child.kill();
+    if (rs) rs.child.kill();
     if (chromium) await chromium.close();
     if (firefox) await firefox.close();
     if (server) await server.stop();
@@ -109,6 +156,11 @@ describe('Chromium, Firefox and aiortc in one room', () => {
     aiortc = startAiortc(`${server.url.replace('http', 'ws')}/ws`, token);
     await waitFor('aiortc to authenticate', () => aiortc.participantId, { timeoutMs: 20_000 });
     ids.aiortc = aiortc.participantId;
+    const ivf = makeClip();
+    const rsToken = (await (await fetch(`${server.url}/dev/token?user=webrtc-rs`)).json()).token;
+    rs = startRsPeer(`${server.url.replace('http', 'ws')}/ws`, rsToken, ivf);
+    await waitFor('webrtc-rs to authenticate', () => rs.participantId, { timeoutMs: 20_000, describe: describeAll });
+    ids.rs = rs.participantId;
 
     const all = Object.values(ids);
     for (const name of ['chrome', 'firefox']) {
@@ -117,14 +169,17 @@ describe('Chromium, Firefox and aiortc in one room', () => {
         timeoutMs: MEDIA_TIMEOUT, describe: describeAll,
       });
     }
-    await waitFor('the seed page decodes three videos and hears three', async () => {
+    await waitFor('the seed page decodes four videos and hears four', async () => {
       const m = await seedMedia(pages.seed);
-      return m.video >= 3 && m.audio >= 3;
+      return m.video >= 4 && m.audio >= 4;
     }, { timeoutMs: MEDIA_TIMEOUT, describe: describeAll });
-    await waitFor('aiortc receives the six browser tracks', () => aiortcFlowing(aiortc).length >= 6, {
+    await waitFor('aiortc receives the eight other tracks', () => aiortcFlowing(aiortc).length >= 8, {
       timeoutMs: MEDIA_TIMEOUT, describe: describeAll,
     });
-    console.log(`# four stacks, full mesh flowing ${Date.now() - started} ms after the first join`);
+    await waitFor('webrtc-rs receives frames and keyframes of four videos and four audio tracks', () => rsFlowing(rs).length >= 8, {
+      timeoutMs: MEDIA_TIMEOUT, describe: describeAll,
+    });
+    console.log(`# five participants, four stacks, full mesh flowing ${Date.now() - started} ms after the first join`);
 
     // The seed page published its audio in a bundle-only section.
     const offer = await pages.seed.evaluate(() => window.seedPcs.pubPc.localDescription.sdp);
@@ -136,10 +191,13 @@ describe('Chromium, Firefox and aiortc in one room', () => {
     assert.equal(seedUfrags.size, 1, `seed page offers: ${[...seedUfrags]}`);
     assert.equal(new Set(aiortc.stats.offers).size, 1, `aiortc offers: ${aiortc.stats.offers}`);
     assert.deepEqual(aiortc.errors.filter((e) => e.code !== 'bad-request'), []);
+    assert.equal(new Set(rs.stats.offers).size, 1, `webrtc-rs offers: ${rs.stats.offers}`);
+    assert.deepEqual(rs.errors, []);
   });
 
   test('a publisher leaves and comes back; everyone receives it again', async () => {
     const seenBefore = new Set(aiortcFlowing(aiortc));
+    const rsSeenBefore = new Set(rsFlowing(rs));
     const before = { chrome: await pageMedia(pages.chrome), firefox: await pageMedia(pages.firefox) };
     await pages.seed.close();
     delete pages.seed;
@@ -157,11 +215,15 @@ describe('Chromium, Firefox and aiortc in one room', () => {
     await waitFor('aiortc receives the returning tracks', () => aiortcFlowing(aiortc).filter((id) => !seenBefore.has(id)).length >= 2, {
       timeoutMs: MEDIA_TIMEOUT, describe: describeAll,
     });
-    await waitFor('the returning seed page decodes the other three', async () => {
+    await waitFor('webrtc-rs receives the returning tracks', () => rsFlowing(rs).filter((id) => !rsSeenBefore.has(id)).length >= 2, {
+      timeoutMs: MEDIA_TIMEOUT, describe: describeAll,
+    });
+    await waitFor('the returning seed page decodes the other four', async () => {
       const m = await seedMedia(pages.seed);
-      return m.video >= 3 && m.audio >= 3;
+      return m.video >= 4 && m.audio >= 4;
     }, { timeoutMs: MEDIA_TIMEOUT, describe: describeAll });
     assert.equal(new Set(aiortc.stats.offers).size, 1, `aiortc offers: ${aiortc.stats.offers}`);
+    assert.equal(new Set(rs.stats.offers).size, 1, `webrtc-rs offers: ${rs.stats.offers}`);
   });
 
   test('the server never restarted ICE', () => {
