@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use common::driver::{Driver, Options};
 use common::procs::{NodeProcess, RedisProcess};
-use common::{media_slot, require_test_network, Endpoint};
-use serde_json::{json, Value};
+use common::{join, media_slot, require_test_network, Endpoint};
+use serde_json::json;
 use signaling::client::Client;
 
 const T: Duration = Duration::from_secs(10);
@@ -19,19 +19,6 @@ async fn client(node: &NodeProcess, user: &str) -> Client {
     let mut c = Client::connect(&url, None).await.expect("connect");
     c.wait_type("auth-ok", T).await.expect("auth-ok");
     c
-}
-
-/// Sends `join` and returns the reply: `joined` or `error`.
-async fn join(c: &mut Client, room: &str) -> Value {
-    c.send_raw(&json!({"type": "join", "roomName": room}).to_string())
-        .await
-        .expect("send join");
-    c.wait_for("joined or error", T, |r| {
-        matches!(r.type_name(), "joined" | "error")
-    })
-    .await
-    .expect("join reply")
-    .raw
 }
 
 /// A publisher ("pub", audio and video) and a subscriber ("sub") of it, both

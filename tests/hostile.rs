@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use common::driver::{Driver, Options};
 use common::procs::NodeProcess;
-use common::{media_slot, require_test_network, Endpoint, TestServer, T};
+use common::{join, media_slot, require_test_network, Endpoint, TestServer, T};
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
+use serde_json::json;
 use signaling::client::Client;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -330,18 +330,6 @@ async fn idle_and_slowloris_connections_are_closed() {
         .split_whitespace()
         .collect();
     assert_eq!(nofile[3], nofile[4], "soft limit not raised: {limits}");
-}
-
-async fn join(c: &mut Client, room: &str) -> Value {
-    c.send_raw(&json!({"type": "join", "roomName": room}).to_string())
-        .await
-        .expect("send join");
-    c.wait_for("joined or error", T, |r| {
-        matches!(r.type_name(), "joined" | "error")
-    })
-    .await
-    .expect("reply to join")
-    .raw
 }
 
 /// Finding 4: one connection, and one identity over several connections,

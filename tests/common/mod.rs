@@ -179,6 +179,19 @@ pub fn token_request(user: &str) -> TokenRequest {
     }
 }
 
+/// Sends `join` and returns the reply: `joined` or an `error`.
+pub async fn join(c: &mut Client, room: &str) -> serde_json::Value {
+    c.send_raw(&serde_json::json!({"type": "join", "roomName": room}).to_string())
+        .await
+        .expect("send join");
+    c.wait_for("joined or error", T, |r| {
+        matches!(r.type_name(), "joined" | "error")
+    })
+    .await
+    .expect("reply to join")
+    .raw
+}
+
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
