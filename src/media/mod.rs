@@ -241,6 +241,9 @@ async fn close_relay_listener(worker: &Arc<Mutex<Worker>>, port: u16) {
                 tracing::debug!(port, "rheomesh relay listener closed");
                 return;
             }
+            // Connected to itself (the kernel gave the probe the free port
+            // as its source): nothing listens there any more.
+            Ok(s) if s.local_addr().is_ok_and(|a| a.port() == port) => return,
             // Still listening (the probe is dropped at once: the relay
             // sees an empty connection), or another error: try again.
             _ => {}

@@ -86,17 +86,27 @@ export async function startServer({ port, name = 'server', env = {} } = {}) {
   });
   child.stdout.pipe(log, { end: false });
   child.stderr.pipe(log, { end: false });
+  // No probe before the server has bound its port (it logs "listening"
+  // after the bind): a connect to a port nobody holds yet can be given that
+  // very port as its source and connect to itself (TCP self-connect), and a
+  // pooled socket of that kind never reaches the server.
+  let listening = false;
+  const watch = (chunk) => { if (String(chunk).includes('listening')) listening = true; };
+  child.stdout.on('data', watch);
+  child.stderr.on('data', watch);
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 20_000;
   for (;;) {
     const done = await Promise.race([exited, sleep(200).then(() => null)]);
     if (done) throw new Error(`server exited at start (${JSON.stringify(done)}); log: ${logPath}`);
-    try {
-      const r = await fetch(`${url}/health`);
-      if (r.ok) break;
-    } catch {
-      // not listening yet
+    if (listening) {
+      try {
+        const r = await fetch(`${url}/health`, { headers: { connection: 'close' } });
+        if (r.ok) break;
+      } catch {
+        // not answering yet
+      }
     }
     if (Date.now() > deadline) {
       child.kill('SIGKILL');

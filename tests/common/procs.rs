@@ -16,6 +16,15 @@ use super::{http_get, test_ip, token_request, Endpoint};
 /// The shared HS256 secret of every test node.
 pub const CLUSTER_SECRET: &str = "cluster-test-secret-0123456789";
 
+/// Whether something listens on 127.0.0.1:`port`. A connect to a port
+/// nobody holds can be given that very port as its source and connect to
+/// itself (TCP self-connect); that is not a listener.
+fn listens(port: u16) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", port))
+        .and_then(|s| s.local_addr())
+        .is_ok_and(|local| local.port() != port)
+}
+
 /// A port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -66,7 +75,7 @@ impl RedisProcess {
             child: Some(child),
         };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while !listens(port) {
             assert!(
                 Instant::now() < deadline,
                 "redis-server did not listen on {port}"
@@ -174,7 +183,7 @@ impl NodeProcess {
                     );
                 }
             }
-            if std::net::TcpStream::connect(addr).is_ok() {
+            if listens(addr.port()) {
                 break;
             }
             assert!(
