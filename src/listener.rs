@@ -58,8 +58,9 @@ impl Pending {
         self.per_ip.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn admit(self: &Arc<Self>, ip: IpAddr, limits: &Limits, total: usize) -> Option<PendingGuard> {
+    fn admit(self: &Arc<Self>, ip: IpAddr, limits: &Limits) -> Option<PendingGuard> {
         let mut map = self.lock();
+        let total: usize = map.values().sum();
         let n = map.entry(ip).or_insert(0);
         if *n >= limits.max_pending_per_ip || total >= limits.max_pending {
             if *n == 0 {
@@ -72,10 +73,6 @@ impl Pending {
             pending: Arc::clone(self),
             ip,
         })
-    }
-
-    fn total(&self) -> usize {
-        self.lock().values().sum()
     }
 }
 
@@ -121,7 +118,7 @@ pub async fn serve<F>(
             }
         };
         let ip = peer.ip().to_canonical();
-        let Some(guard) = pending.admit(ip, &limits, pending.total()) else {
+        let Some(guard) = pending.admit(ip, &limits) else {
             refused += 1;
             // One line per 10 s at most: a flood must not flood the log.
             if refused_logged.elapsed() >= Duration::from_secs(10) {

@@ -30,7 +30,7 @@ use signaling::CandidateInit;
 use crate::config::CandidatePolicy;
 
 /// The policy of the node, with its own addresses resolved once.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct CandidateRules {
     policy: CandidatePolicy,
     own_ips: Vec<IpAddr>,
@@ -268,6 +268,26 @@ mod tests {
         for addr in ["10.77.0.2", "192.168.1.20", "203.0.113.9", "2001:db8::5"] {
             assert_eq!(r.refuse_address(addr), None, "{addr} should be used");
         }
+    }
+
+    #[test]
+    fn mdns_names_only_with_the_setting() {
+        let c = |s: &str| CandidateInit {
+            candidate: s.into(),
+            sdp_mid: None,
+            sdp_m_line_index: None,
+            username_fragment: None,
+        };
+        let mdns = c("candidate:1 1 udp 1 abc.local 5000 typ host");
+        let plain = c("candidate:1 1 udp 1 10.0.0.1 5000 typ host");
+        let mut off = CandidateGate::new(rules(&[], &[], 10));
+        assert!(off.admit(&mdns).is_err());
+        assert!(off.admit(&plain).is_ok());
+        let mut on = CandidateGate::new(Arc::new(CandidateRules {
+            allow_mdns: true,
+            ..Arc::unwrap_or_clone(rules(&[], &[], 10))
+        }));
+        assert!(on.admit(&mdns).is_ok());
     }
 
     #[test]

@@ -325,14 +325,6 @@ pub fn from_rtc_candidate(c: RTCIceCandidateInit) -> CandidateInit {
     }
 }
 
-/// Whether a candidate's address is an mDNS name (`….local`).
-pub fn is_mdns_candidate(c: &CandidateInit) -> bool {
-    c.candidate
-        .split_ascii_whitespace()
-        .nth(4)
-        .is_some_and(|addr| addr.ends_with(".local"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -468,22 +460,6 @@ mod tests {
     fn missing_msid_rejected() {
         let sdp = OFFER.replace("a=msid:s1 v1\r\n", "");
         assert!(offered_tracks(&sdp).is_err());
-    }
-
-    #[test]
-    fn mdns() {
-        let c = |s: &str| CandidateInit {
-            candidate: s.into(),
-            sdp_mid: None,
-            sdp_m_line_index: None,
-            username_fragment: None,
-        };
-        assert!(is_mdns_candidate(&c(
-            "candidate:1 1 udp 1 abc.local 5000 typ host"
-        )));
-        assert!(!is_mdns_candidate(&c(
-            "candidate:1 1 udp 1 10.0.0.1 5000 typ host"
-        )));
     }
 
     /// Real offers, captured from each stack (Chromium 156, Firefox ESR 153,
