@@ -1,0 +1,51 @@
+//! `auth`: verifies the token once per connection and takes a connection
+//! from the identity's quota.
+
+use signaling::{ErrorCode, RequestId, ServerMessage, PROTOCOL_VERSION};
+
+use super::super::{reject, Session, CLOSE_POLICY, CLOSE_UNAUTHORIZED};
+use crate::quota::Kind;
+
+impl Session {
+    /// Answers `auth-ok`, or an error and closes the socket.
+    pub(in crate::session) fn authenticate(&mut self, token: &str, request_id: Option<&RequestId>) {
+        let verified = self
+            .state
+            .verifier
+            .verify(token)
+            .map_err(|e| (ErrorCode::Unauthorized, e.to_string()))
+            .and_then(|grants| {
+                let quota = self
+                    .state
+                    .quotas
+                    .take(&grants.participant_id, Kind::Connection)
+                    .map_err(|e| (ErrorCode::QuotaExceeded, e))?;
+                Ok((grants, quota))
+            });
+        match verified {
+            Ok((grants, quota)) => {
+                self.conn_quota = Some(quota);
+                tracing::debug!(participant = %grants.participant_id, "authenticated");
+                self.send(
+                    ServerMessage::AuthOk {
+                        participant_id: grants.participant_id.clone(),
+                        username: grants.username.clone(),
+                        protocol: PROTOCOL_VERSION,
+                        node_id: self.state.config.node_id.clone(),
+                    },
+                    request_id,
+                );
+                self.grants = Some(grants);
+            }
+            Err((code, message)) => {
+                let close = if code == ErrorCode::Unauthorized {
+                    (CLOSE_UNAUTHORIZED, "unauthorized")
+                } else {
+                    (CLOSE_POLICY, "too many connections for this participant")
+                };
+                self.send_error(reject(code, message), Some("auth"), None, request_id);
+                self.close(close.0, close.1);
+            }
+        }
+    }
+}
