@@ -14,6 +14,7 @@ mod codecs;
 mod negotiation;
 mod publisher;
 pub mod sdp;
+mod settle;
 mod subscriber;
 mod teardown;
 

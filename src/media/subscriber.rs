@@ -35,13 +35,10 @@ use super::budget::Slot;
 use super::client_sdp;
 use super::negotiation::{Action, AnswerAs, Input, Negotiation, SubscribeFailure};
 use super::sdp::{self, from_rtc_candidate, to_rtc_candidate};
+use super::settle;
 use super::teardown::close_when_gathered;
 use super::{off_runtime, ActorContext, MediaEvent, SendError, INBOX};
 
-/// Wait between the `pranswer` and the `answer` of a negotiation (the spike
-/// lost races at 20 ms under load and none at 100 ms): rheomesh's waiting
-/// negotiation handler polls its flag every 10 ms.
-const PRANSWER_SETTLE: Duration = Duration::from_millis(100);
 /// A `subscribe()` that has not produced an offer by then is stuck. Generous:
 /// a false alarm costs an ICE restart, which some clients cannot follow.
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -450,7 +447,12 @@ impl Actor {
                 pranswer.sdp_type = RTCSdpType::Pranswer;
                 match transport.set_answer(pranswer).await {
                     Ok(()) => {
-                        tokio::time::sleep(PRANSWER_SETTLE).await;
+                        // rheomesh's negotiation-needed handler must see
+                        // the pranswer state first (media/settle.rs).
+                        let waited = settle::after_pranswer().await;
+                        if waited > settle::MIN * 2 {
+                            tracing::debug!(room = %self.ctx.room, ?waited, "runtime busy: pranswer held longer");
+                        }
                         transport.set_answer(answer).await
                     }
                     Err(e) => Err(e),
