@@ -19,16 +19,18 @@
 //!   most once and keeps nothing for a subscriber that is away).
 
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
-use redis::{AsyncConnectionConfig, Client, ErrorKind, RedisError, RedisResult, Script};
+use redis::aio::MultiplexedConnection;
+use redis::{Client, RedisResult, Script};
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
+
+mod link;
+mod subscribe;
+
+use link::{breaks_connection, classify, Link};
+pub use subscribe::subscribe_node_channel;
 
 /// A sensible `op_timeout` for [`RedisStore::connect`]: Redis answers on a LAN
 /// in well under a millisecond, so a second only runs out when something is
@@ -545,113 +547,6 @@ impl RedisStore {
     }
 }
 
-/// The shared connection: one multiplexed connection, opened on demand and
-/// replaced when it breaks.
-///
-/// This is a small version of redis-rs's `ConnectionManager` with two
-/// differences that matter here: a connection that stops answering (rather
-/// than failing) is replaced too, and there are no hidden reconnect retries,
-/// so a call while Redis is down fails at once instead of waiting out a
-/// backoff schedule.
-struct Link {
-    client: Client,
-    config: AsyncConnectionConfig,
-    slot: Mutex<Slot>,
-    /// Held while opening a connection, so that a burst of calls after a
-    /// failure opens one connection rather than one each. Waiting on it is
-    /// bounded by the callers' `op_timeout`, and no command runs under it.
-    connecting: tokio::sync::Mutex<()>,
-}
-
-#[derive(Default)]
-struct Slot {
-    /// Counts connections opened, so that a caller drops the connection it
-    /// used and not a newer one another caller opened meanwhile.
-    generation: u64,
-    current: Option<MultiplexedConnection>,
-}
-
-impl Link {
-    fn new(client: Client, op_timeout: Duration) -> Self {
-        // The outer timeout in `RedisStore::run` is the real bound; these make
-        // the library give up at the same time instead of later.
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(op_timeout))
-            .set_response_timeout(Some(op_timeout));
-        Self {
-            client,
-            config,
-            slot: Mutex::new(Slot::default()),
-            connecting: tokio::sync::Mutex::new(()),
-        }
-    }
-
-    fn slot(&self) -> std::sync::MutexGuard<'_, Slot> {
-        // A panic cannot leave the slot half-updated (each critical section
-        // is one assignment), so a poisoned lock is still good to use. The
-        // lock is never held across an await.
-        self.slot.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn cached(&self) -> Option<(u64, MultiplexedConnection)> {
-        let slot = self.slot();
-        slot.current.clone().map(|con| (slot.generation, con))
-    }
-
-    async fn get(&self) -> RedisResult<(u64, MultiplexedConnection)> {
-        if let Some(cached) = self.cached() {
-            return Ok(cached);
-        }
-        let _turn = self.connecting.lock().await;
-        // Whoever held the lock before us may have connected already.
-        if let Some(cached) = self.cached() {
-            return Ok(cached);
-        }
-        let con = self
-            .client
-            .get_multiplexed_async_connection_with_config(&self.config)
-            .await?;
-        let mut slot = self.slot();
-        slot.generation += 1;
-        slot.current = Some(con.clone());
-        Ok((slot.generation, con))
-    }
-
-    fn discard(&self, generation: u64) {
-        let mut slot = self.slot();
-        if slot.generation == generation {
-            slot.current = None;
-        }
-    }
-}
-
-/// Errors after which the connection cannot be trusted: I/O failures
-/// (including response timeouts) and replies that could not be parsed.
-fn breaks_connection(err: &RedisError) -> bool {
-    err.is_io_error() || err.is_unrecoverable_error()
-}
-
-fn classify(op: &str, err: &RedisError) -> StoreError {
-    use redis::ServerErrorKind as S;
-    let transient = match err.kind() {
-        ErrorKind::Io | ErrorKind::AuthenticationFailed | ErrorKind::ClusterConnectionNotFound => {
-            true
-        }
-        // Redis is loading its data set, failing over, or read-only: all
-        // pass by themselves.
-        ErrorKind::Server(kind) => matches!(
-            kind,
-            S::BusyLoading | S::TryAgain | S::MasterDown | S::ClusterDown | S::ReadOnly
-        ),
-        _ => false,
-    };
-    if transient {
-        StoreError::Unavailable(format!("{op}: {err}"))
-    } else {
-        StoreError::Protocol(format!("{op}: {err}"))
-    }
-}
-
 /// Milliseconds for PX/PEXPIRE. Redis rejects 0, and a lease shorter than a
 /// millisecond would be meaningless anyway.
 fn millis(d: Duration) -> u64 {
@@ -682,153 +577,4 @@ fn decode_node(id: &str, json: &str) -> Result<NodeInfo, StoreError> {
         )));
     }
     Ok(info)
-}
-
-/// Subscribes to node `node_id`'s channel (`P:chan:{node_id}` under `prefix`)
-/// for as long as the returned receiver lives, across Redis restarts.
-///
-/// Returns the payloads, the connection state (`true` while subscribed), and
-/// the task doing the work. The task reconnects with a bounded backoff (50 ms
-/// doubling to 2 s) and pings Redis every 2 s to notice a connection that died
-/// silently. It ends when the payload receiver is dropped, when aborted, or at
-/// once (closing the channel) if `url` is not a valid Redis URL.
-///
-/// Every `false` on the state channel means messages may have been lost:
-/// Redis keeps nothing for an absent subscriber. If the payload channel is
-/// full, new payloads are dropped with a warning rather than piling up in
-/// memory behind a stalled consumer; `buffer` (at least 1) sets its size.
-///
-/// Must be called within a Tokio runtime.
-pub fn subscribe_node_channel(
-    url: String,
-    prefix: String,
-    node_id: String,
-    buffer: usize,
-) -> (
-    mpsc::Receiver<Vec<u8>>,
-    watch::Receiver<bool>,
-    JoinHandle<()>,
-) {
-    let (payload_tx, payload_rx) = mpsc::channel(buffer.max(1));
-    let (state_tx, state_rx) = watch::channel(false);
-    let channel = Key::Chan(&node_id).build(&prefix);
-    let task = tokio::spawn(async move {
-        match Client::open(url.as_str()) {
-            Ok(client) => keep_subscribed(client, channel, payload_tx, state_tx).await,
-            // Not the URL itself in the log: it can carry a password.
-            Err(e) => tracing::error!(error = %e, "invalid REDIS_URL, not subscribing"),
-        }
-    });
-    (payload_rx, state_rx, task)
-}
-
-/// Why a subscription stopped.
-enum Ended {
-    /// Nobody reads the payloads any more: the task is done.
-    ReceiverGone,
-    /// The connection failed: subscribe again.
-    Lost(String),
-}
-
-async fn keep_subscribed(
-    client: Client,
-    channel: String,
-    payloads: mpsc::Sender<Vec<u8>>,
-    state: watch::Sender<bool>,
-) {
-    let mut backoff = SUB_BACKOFF_MIN;
-    let mut failures: u32 = 0;
-    loop {
-        let attempt = tokio::select! {
-            () = payloads.closed() => return,
-            attempt = tokio::time::timeout(SUB_TIMEOUT, open_subscription(&client, &channel)) => attempt,
-        };
-        match attempt {
-            Ok(Ok((sink, stream))) => {
-                tracing::info!(%channel, "subscribed to node channel");
-                state.send_replace(true);
-                backoff = SUB_BACKOFF_MIN;
-                failures = 0;
-                let ended = forward(sink, stream, &payloads).await;
-                state.send_replace(false);
-                match ended {
-                    Ended::ReceiverGone => return,
-                    Ended::Lost(why) => {
-                        tracing::warn!(%channel, reason = %why, "node channel lost, resubscribing");
-                    }
-                }
-            }
-            failed => {
-                let why = match failed {
-                    Ok(Err(e)) => e.to_string(),
-                    _ => format!("no answer within {SUB_TIMEOUT:?}"),
-                };
-                failures = failures.saturating_add(1);
-                // One warning per outage; the retries behind it go to debug.
-                if failures == 1 {
-                    tracing::warn!(%channel, error = %why, "cannot subscribe to node channel, retrying");
-                } else {
-                    tracing::debug!(%channel, error = %why, failures, "still cannot subscribe");
-                }
-            }
-        }
-        tokio::select! {
-            () = payloads.closed() => return,
-            () = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(SUB_BACKOFF_MAX);
-    }
-}
-
-async fn open_subscription(
-    client: &Client,
-    channel: &str,
-) -> RedisResult<(PubSubSink, PubSubStream)> {
-    let mut pubsub = client.get_async_pubsub().await?;
-    // Returns once Redis confirmed the subscription: from here on nothing
-    // published to the channel is missed.
-    pubsub.subscribe(channel).await?;
-    Ok(pubsub.split())
-}
-
-async fn forward(
-    mut sink: PubSubSink,
-    mut stream: PubSubStream,
-    payloads: &mpsc::Sender<Vec<u8>>,
-) -> Ended {
-    let mut ping =
-        tokio::time::interval_at(tokio::time::Instant::now() + SUB_PING_EVERY, SUB_PING_EVERY);
-    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut dropped: u64 = 0;
-    loop {
-        tokio::select! {
-            () = payloads.closed() => return Ended::ReceiverGone,
-            msg = stream.next() => {
-                let Some(msg) = msg else {
-                    return Ended::Lost("connection closed".into());
-                };
-                match payloads.try_send(msg.get_payload_bytes().to_vec()) {
-                    Ok(()) if dropped > 0 => {
-                        tracing::warn!(dropped, "node channel consumer caught up");
-                        dropped = 0;
-                    }
-                    Ok(()) => {}
-                    Err(TrySendError::Full(_)) => {
-                        if dropped == 0 {
-                            tracing::warn!("node channel consumer is behind, dropping messages");
-                        }
-                        dropped += 1;
-                    }
-                    Err(TrySendError::Closed(_)) => return Ended::ReceiverGone,
-                }
-            }
-            _ = ping.tick() => {
-                match tokio::time::timeout(SUB_TIMEOUT, sink.ping::<redis::Value>()).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => return Ended::Lost(format!("ping failed: {e}")),
-                    Err(_) => return Ended::Lost(format!("no answer to ping within {SUB_TIMEOUT:?}")),
-                }
-            }
-        }
-    }
 }
