@@ -54,9 +54,14 @@ const P256_ALGS: &[Algorithm] = &[Algorithm::ES256];
 const P384_ALGS: &[Algorithm] = &[Algorithm::ES384];
 const ED_ALGS: &[Algorithm] = &[Algorithm::EdDSA];
 
-/// Key material the server verifies tokens with.
+/// Key material the server verifies tokens with: the one "which key" type,
+/// also what [`crate::config::Config::jwt_key`] holds (re-exported as
+/// `config::JwtKey`).
 #[derive(Clone)]
-pub enum KeyConfig {
+pub enum JwtKey {
+    /// Development: a random secret made at start; `/dev/token` exists.
+    /// Verified exactly like [`JwtKey::Secret`].
+    Dev(Vec<u8>),
     /// A shared HMAC secret (the raw bytes are the key). Accepts HS256,
     /// HS384 and HS512, and lets [`Verifier::issue_token`] mint HS256 tokens.
     Secret(Vec<u8>),
@@ -65,12 +70,13 @@ pub enum KeyConfig {
     PublicKeyPem(Vec<u8>),
 }
 
-impl fmt::Debug for KeyConfig {
+impl fmt::Debug for JwtKey {
     /// Never prints the secret itself.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            KeyConfig::Secret(s) => write!(f, "Secret([{} bytes redacted])", s.len()),
-            KeyConfig::PublicKeyPem(p) => write!(f, "PublicKeyPem([{} bytes])", p.len()),
+            JwtKey::Dev(s) => write!(f, "Dev([{} bytes redacted])", s.len()),
+            JwtKey::Secret(s) => write!(f, "Secret([{} bytes redacted])", s.len()),
+            JwtKey::PublicKeyPem(p) => write!(f, "PublicKeyPem([{} bytes])", p.len()),
         }
     }
 }
@@ -79,7 +85,7 @@ impl fmt::Debug for KeyConfig {
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
     /// The key tokens must be signed with.
-    pub key: KeyConfig,
+    pub key: JwtKey,
     /// When set, a token's `iss` must equal this.
     pub issuer: Option<String>,
     /// When set, a token's `aud` (a string or an array of strings) must
@@ -235,7 +241,7 @@ pub struct Verifier {
     /// The header `alg` values accepted.
     algorithms: &'static [Algorithm],
     decoding: DecodingKey,
-    /// Present only for [`KeyConfig::Secret`].
+    /// Present only for a shared secret ([`JwtKey::Dev`], [`JwtKey::Secret`]).
     encoding: Option<EncodingKey>,
     issuer: Option<String>,
     audience: Option<String>,
@@ -264,7 +270,7 @@ impl Verifier {
     /// is actually a PEM key.
     pub fn new(cfg: &AuthConfig) -> Result<Verifier, AuthError> {
         let (family, key_desc, algorithms, decoding, encoding) = match &cfg.key {
-            KeyConfig::Secret(secret) => {
+            JwtKey::Dev(secret) | JwtKey::Secret(secret) => {
                 if secret.is_empty() {
                     return Err(AuthError::InvalidKey("the secret is empty".into()));
                 }
@@ -282,7 +288,7 @@ impl Verifier {
                     Some(EncodingKey::from_secret(secret)),
                 )
             }
-            KeyConfig::PublicKeyPem(pem) => {
+            JwtKey::PublicKeyPem(pem) => {
                 let key = load_public_pem(pem)?;
                 (key.family, key.desc, key.algorithms, key.decoding, None)
             }
@@ -365,10 +371,10 @@ impl Verifier {
         self.family
     }
 
-    /// Mints an HS256 token for `claims` (dev mode). Only for
-    /// [`KeyConfig::Secret`]; a public-key verifier returns
-    /// [`AuthError::CannotIssue`]. The token carries the configured issuer
-    /// and audience, so it verifies with this same verifier.
+    /// Mints an HS256 token for `claims` (dev mode). Only for a shared
+    /// secret ([`JwtKey::Dev`], [`JwtKey::Secret`]); a public-key verifier
+    /// returns [`AuthError::CannotIssue`]. The token carries the configured
+    /// issuer and audience, so it verifies with this same verifier.
     pub fn issue_token(&self, claims: &TokenRequest) -> Result<String, AuthError> {
         let Some(key) = &self.encoding else {
             return Err(AuthError::CannotIssue(self.family));
@@ -845,7 +851,7 @@ mod tests {
         now_secs()
     }
 
-    fn cfg(key: KeyConfig) -> AuthConfig {
+    fn cfg(key: JwtKey) -> AuthConfig {
         AuthConfig {
             key,
             issuer: None,
@@ -855,11 +861,11 @@ mod tests {
     }
 
     fn hs_verifier() -> Verifier {
-        Verifier::new(&cfg(KeyConfig::Secret(SECRET.to_vec()))).unwrap()
+        Verifier::new(&cfg(JwtKey::Secret(SECRET.to_vec()))).unwrap()
     }
 
     fn pem_verifier(pem: &[u8]) -> Verifier {
-        Verifier::new(&cfg(KeyConfig::PublicKeyPem(pem.to_vec()))).unwrap()
+        Verifier::new(&cfg(JwtKey::PublicKeyPem(pem.to_vec()))).unwrap()
     }
 
     fn sign(alg: Algorithm, key: &EncodingKey, claims: &Value) -> String {
@@ -1097,7 +1103,7 @@ mod tests {
 
     #[test]
     fn leeway_applies_to_exp_nbf_iat() {
-        let mut c = cfg(KeyConfig::Secret(SECRET.to_vec()));
+        let mut c = cfg(JwtKey::Secret(SECRET.to_vec()));
         c.leeway_secs = 120;
         let v = Verifier::new(&c).unwrap();
         let t = now();
@@ -1120,7 +1126,7 @@ mod tests {
 
     #[test]
     fn huge_leeway_does_not_overflow() {
-        let mut c = cfg(KeyConfig::Secret(SECRET.to_vec()));
+        let mut c = cfg(JwtKey::Secret(SECRET.to_vec()));
         c.leeway_secs = u64::MAX;
         let v = Verifier::new(&c).unwrap();
         v.verify(&hs(
@@ -1443,7 +1449,7 @@ mod tests {
 
     #[test]
     fn issuer() {
-        let mut c = cfg(KeyConfig::Secret(SECRET.to_vec()));
+        let mut c = cfg(JwtKey::Secret(SECRET.to_vec()));
         c.issuer = Some("https://auth.example".into());
         let v = Verifier::new(&c).unwrap();
         v.verify(&hs(claims(json!({"iss": "https://auth.example"}))))
@@ -1466,7 +1472,7 @@ mod tests {
 
     #[test]
     fn audience() {
-        let mut c = cfg(KeyConfig::Secret(SECRET.to_vec()));
+        let mut c = cfg(JwtKey::Secret(SECRET.to_vec()));
         c.audience = Some("sfu".into());
         let v = Verifier::new(&c).unwrap();
         v.verify(&hs(claims(json!({"aud": "sfu"})))).unwrap();
@@ -1649,7 +1655,7 @@ mod tests {
 
     #[test]
     fn issue_token_round_trip() {
-        let mut c = cfg(KeyConfig::Secret(SECRET.to_vec()));
+        let mut c = cfg(JwtKey::Secret(SECRET.to_vec()));
         c.issuer = Some("rheo-sfu".into());
         c.audience = Some("rheo".into());
         let v = Verifier::new(&c).unwrap();
@@ -1692,7 +1698,7 @@ mod tests {
 
         // Another secret cannot verify it.
         let other = Verifier::new(&AuthConfig {
-            key: KeyConfig::Secret(b"different".to_vec()),
+            key: JwtKey::Secret(b"different".to_vec()),
             ..c.clone()
         })
         .unwrap();
@@ -1758,7 +1764,7 @@ mod tests {
 
     // --- keys ---------------------------------------------------------------------
 
-    fn key_err(key: KeyConfig) -> String {
+    fn key_err(key: JwtKey) -> String {
         match Verifier::new(&cfg(key)) {
             Err(AuthError::InvalidKey(why)) => why,
             other => panic!("expected InvalidKey, got {other:?}"),
@@ -1768,14 +1774,14 @@ mod tests {
     #[test]
     fn invalid_keys() {
         for private in [RSA_PRIVATE, EC_PRIVATE, ED_PRIVATE] {
-            let why = key_err(KeyConfig::PublicKeyPem(private.to_vec()));
+            let why = key_err(JwtKey::PublicKeyPem(private.to_vec()));
             assert!(why.contains("private key"), "{why}");
         }
-        let why = key_err(KeyConfig::PublicKeyPem(
+        let why = key_err(JwtKey::PublicKeyPem(
             b"-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n".to_vec(),
         ));
         assert!(why.contains("private key"), "{why}");
-        let why = key_err(KeyConfig::PublicKeyPem(
+        let why = key_err(JwtKey::PublicKeyPem(
             b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".to_vec(),
         ));
         assert!(why.contains("certificate"), "{why}");
@@ -1788,12 +1794,12 @@ mod tests {
             b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
             b"-----BEGIN OPENSSH KEY-----\nAAAA\n-----END OPENSSH KEY-----\n",
         ] {
-            key_err(KeyConfig::PublicKeyPem(junk.to_vec()));
+            key_err(JwtKey::PublicKeyPem(junk.to_vec()));
         }
-        let why = key_err(KeyConfig::PublicKeyPem(RSA1024_PUBLIC.to_vec()));
+        let why = key_err(JwtKey::PublicKeyPem(RSA1024_PUBLIC.to_vec()));
         assert!(why.contains("1024 bits"), "{why}");
-        assert!(key_err(KeyConfig::Secret(vec![])).contains("empty"));
-        assert!(key_err(KeyConfig::Secret(RSA_PUBLIC.to_vec())).contains("PEM"));
+        assert!(key_err(JwtKey::Secret(vec![])).contains("empty"));
+        assert!(key_err(JwtKey::Secret(RSA_PUBLIC.to_vec())).contains("PEM"));
         assert_eq!(
             AuthError::InvalidKey("x".into()).to_string(),
             "invalid key: x"
@@ -1810,7 +1816,7 @@ mod tests {
             "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
             base64::engine::general_purpose::STANDARD.encode(der)
         );
-        let why = key_err(KeyConfig::PublicKeyPem(pem.into_bytes()));
+        let why = key_err(JwtKey::PublicKeyPem(pem.into_bytes()));
         assert!(why.contains("Ed25519"), "{why}");
     }
 
@@ -1842,7 +1848,7 @@ mod tests {
         assert_eq!(v.family(), KeyFamily::Hmac);
         let dbg = format!("{v:?}");
         assert!(!dbg.contains("unit-test-secret"), "{dbg}");
-        let dbg = format!("{:?}", cfg(KeyConfig::Secret(SECRET.to_vec())));
+        let dbg = format!("{:?}", cfg(JwtKey::Secret(SECRET.to_vec())));
         assert!(!dbg.contains("unit-test-secret"), "{dbg}");
         assert_eq!(KeyFamily::Rsa.to_string(), "RSA");
         assert_eq!(pem_verifier(ED_PUBLIC).family(), KeyFamily::Ed);
@@ -1857,7 +1863,7 @@ mod tests {
             .iter()
             .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
         assert_ne!(a, b);
-        let v = Verifier::new(&cfg(KeyConfig::Secret(a.clone()))).unwrap();
+        let v = Verifier::new(&cfg(JwtKey::Secret(a.clone()))).unwrap();
         let token = sign(Algorithm::HS256, &EncodingKey::from_secret(&a), &base());
         v.verify(&token).unwrap();
     }
