@@ -824,99 +824,14 @@ fn room_scope(claims: &Map<String, Value>) -> Result<RoomScope, AuthError> {
 }
 
 #[cfg(test)]
+mod test_support;
+
+#[cfg(test)]
 mod tests {
+    use super::test_support::*;
     use super::*;
-    use jsonwebtoken::{encode, EncodingKey, Header};
+    use jsonwebtoken::EncodingKey;
     use serde_json::json;
-
-    macro_rules! key {
-        ($file:literal) => {
-            include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys/", $file))
-        };
-    }
-    const RSA_PRIVATE: &[u8] = key!("rsa_private.pem");
-    const RSA_PUBLIC: &[u8] = key!("rsa_public.pem");
-    const RSA_PUBLIC_PKCS1: &[u8] = key!("rsa_public_pkcs1.pem");
-    const RSA1024_PUBLIC: &[u8] = key!("rsa1024_public.pem");
-    const EC_PRIVATE: &[u8] = key!("ec_private.pem");
-    const EC_PUBLIC: &[u8] = key!("ec_public.pem");
-    const EC384_PRIVATE: &[u8] = key!("ec384_private.pem");
-    const EC384_PUBLIC: &[u8] = key!("ec384_public.pem");
-    const ED_PRIVATE: &[u8] = key!("ed_private.pem");
-    const ED_PUBLIC: &[u8] = key!("ed_public.pem");
-
-    const SECRET: &[u8] = b"unit-test-secret-0123456789abcdef";
-
-    fn now() -> u64 {
-        now_secs()
-    }
-
-    fn cfg(key: JwtKey) -> AuthConfig {
-        AuthConfig {
-            key,
-            issuer: None,
-            audience: None,
-            leeway_secs: 0,
-        }
-    }
-
-    fn hs_verifier() -> Verifier {
-        Verifier::new(&cfg(JwtKey::Secret(SECRET.to_vec()))).unwrap()
-    }
-
-    fn pem_verifier(pem: &[u8]) -> Verifier {
-        Verifier::new(&cfg(JwtKey::PublicKeyPem(pem.to_vec()))).unwrap()
-    }
-
-    fn sign(alg: Algorithm, key: &EncodingKey, claims: &Value) -> String {
-        encode(&Header::new(alg), claims, key).unwrap()
-    }
-
-    /// HS256 token over `claims` with the test secret.
-    fn hs(claims: Value) -> String {
-        sign(Algorithm::HS256, &EncodingKey::from_secret(SECRET), &claims)
-    }
-
-    /// Valid minimal claims: sub + exp an hour ahead.
-    fn base() -> Value {
-        json!({"sub": "alice", "exp": now() + 3600})
-    }
-
-    /// `base()` with extra/overridden claims.
-    fn claims(extra: Value) -> Value {
-        let mut c = base();
-        if let (Some(c), Value::Object(extra)) = (c.as_object_mut(), extra) {
-            c.extend(extra);
-        }
-        c
-    }
-
-    fn b64(bytes: &[u8]) -> String {
-        URL_SAFE_NO_PAD.encode(bytes)
-    }
-
-    /// A token over raw header/payload bytes, properly signed.
-    fn sign_raw(header: &[u8], payload: &[u8], key: &EncodingKey, alg: Algorithm) -> String {
-        let msg = format!("{}.{}", b64(header), b64(payload));
-        let sig = jsonwebtoken::crypto::sign(msg.as_bytes(), key, alg).unwrap();
-        format!("{msg}.{sig}")
-    }
-
-    fn hs_raw(header: &[u8], payload: &[u8]) -> String {
-        sign_raw(
-            header,
-            payload,
-            &EncodingKey::from_secret(SECRET),
-            Algorithm::HS256,
-        )
-    }
-
-    fn malformed_err(r: Result<Grants, AuthError>) -> String {
-        match r {
-            Err(AuthError::Malformed(why)) => why,
-            other => panic!("expected Malformed, got {other:?}"),
-        }
-    }
 
     // --- valid tokens -------------------------------------------------------
 
