@@ -5,7 +5,8 @@ use base64::Engine as _;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
-use super::{now_secs, AuthConfig, AuthError, Grants, JwtKey, Verifier};
+use super::claims::now_secs;
+use super::{AuthConfig, AuthError, Grants, JwtKey, Verifier};
 
 macro_rules! key {
     ($file:literal) => {
