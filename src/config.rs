@@ -196,16 +196,9 @@ pub struct ClusterSettings {
     pub prefix: String,
 }
 
-/// How tokens are verified.
-#[derive(Debug, Clone)]
-pub enum JwtKey {
-    /// Development: a random secret made at start; `/dev/token` exists.
-    Dev(Vec<u8>),
-    /// A configured shared secret.
-    Secret(Vec<u8>),
-    /// A configured PEM public key.
-    PublicKeyPem(Vec<u8>),
-}
+/// How tokens are verified: the auth module's key type, so the verifier
+/// takes the configured key as it is.
+pub use crate::auth::JwtKey;
 
 /// Validated configuration.
 #[derive(Debug, Clone)]

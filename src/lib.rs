@@ -24,10 +24,10 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
-use crate::auth::{AuthConfig, KeyConfig, Verifier};
+use crate::auth::{AuthConfig, Verifier};
 use crate::cluster::redis::RedisCluster;
 use crate::cluster::{Cluster, LocalCluster};
-use crate::config::{Config, JwtKey};
+use crate::config::Config;
 use crate::media::MediaEngine;
 use crate::room::Rooms;
 
@@ -73,12 +73,8 @@ pub struct Server {
 impl Server {
     /// Builds the state: verifier, media engine (rheomesh worker), rooms.
     pub async fn new(config: Config) -> Result<(Server, watch::Sender<bool>), RunError> {
-        let key = match &config.jwt_key {
-            JwtKey::Dev(s) | JwtKey::Secret(s) => KeyConfig::Secret(s.clone()),
-            JwtKey::PublicKeyPem(p) => KeyConfig::PublicKeyPem(p.clone()),
-        };
         let verifier = Verifier::new(&AuthConfig {
-            key,
+            key: config.jwt_key.clone(),
             issuer: config.jwt_issuer.clone(),
             audience: config.jwt_audience.clone(),
             leeway_secs: config.jwt_leeway_secs,

@@ -9,7 +9,7 @@ pub mod procs;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use rheo_sfu::auth::{AuthConfig, KeyConfig, TokenRequest, Verifier};
+use rheo_sfu::auth::{AuthConfig, TokenRequest, Verifier};
 use rheo_sfu::config::{Config, JwtKey};
 use signaling::client::Client;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -117,8 +117,8 @@ impl TestServer {
     /// Signs a token with the server's key (dev secret or configured secret).
     pub fn token(&self, req: TokenRequest) -> String {
         let key = match &self.config.jwt_key {
-            JwtKey::Dev(s) | JwtKey::Secret(s) => KeyConfig::Secret(s.clone()),
             JwtKey::PublicKeyPem(_) => panic!("sign RS tokens in the test itself"),
+            secret @ (JwtKey::Dev(_) | JwtKey::Secret(_)) => secret.clone(),
         };
         Verifier::new(&AuthConfig {
             key,

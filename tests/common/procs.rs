@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rheo_sfu::auth::{AuthConfig, KeyConfig, Verifier};
+use rheo_sfu::auth::{AuthConfig, JwtKey, Verifier};
 use serde_json::Value;
 
 use super::{http_get, test_ip, token_request, Endpoint};
@@ -224,7 +224,7 @@ impl Endpoint for NodeProcess {
     }
     fn user_token(&self, user: &str) -> String {
         Verifier::new(&AuthConfig {
-            key: KeyConfig::Secret(CLUSTER_SECRET.as_bytes().to_vec()),
+            key: JwtKey::Secret(CLUSTER_SECRET.as_bytes().to_vec()),
             issuer: None,
             audience: None,
             leeway_secs: 0,
