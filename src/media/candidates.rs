@@ -26,6 +26,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use signaling::CandidateInit;
+use webrtc::ice_transport::ice_candidate::RTCIceCandidateInit;
 
 use crate::config::CandidatePolicy;
 
@@ -221,6 +222,26 @@ impl CandidateGate {
             }
         }
         Ok(out)
+    }
+}
+
+/// Converts a protocol candidate for the media library.
+pub fn to_rtc_candidate(c: &CandidateInit) -> RTCIceCandidateInit {
+    RTCIceCandidateInit {
+        candidate: c.candidate.clone(),
+        sdp_mid: c.sdp_mid.clone(),
+        sdp_mline_index: c.sdp_m_line_index,
+        username_fragment: c.username_fragment.clone(),
+    }
+}
+
+/// Converts a media library candidate for the wire.
+pub fn from_rtc_candidate(c: RTCIceCandidateInit) -> CandidateInit {
+    CandidateInit {
+        candidate: c.candidate,
+        sdp_mid: c.sdp_mid,
+        sdp_m_line_index: c.sdp_mline_index,
+        username_fragment: c.username_fragment,
     }
 }
 

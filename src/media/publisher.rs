@@ -15,8 +15,9 @@ use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::signaling_state::RTCSignalingState;
 use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
 
+use super::candidates::{from_rtc_candidate, to_rtc_candidate};
 use super::client_sdp;
-use super::sdp::{from_rtc_candidate, offered_tracks, to_rtc_candidate};
+use super::sdp::offered_tracks;
 use super::teardown::close_when_gathered;
 use super::{ActorContext, MediaEvent, SendError, INBOX};
 
@@ -75,7 +76,11 @@ pub(super) fn spawn(ctx: ActorContext) -> PublisherHandle {
         connected_since: None,
         reported: Vec::new(),
     };
-    tokio::spawn(actor.run(rx));
+    // The caller's span (the participant) labels everything the actor logs.
+    tokio::spawn(tracing::Instrument::instrument(
+        actor.run(rx),
+        tracing::Span::current(),
+    ));
     PublisherHandle { tx }
 }
 

@@ -32,9 +32,10 @@ use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::signaling_state::RTCSignalingState;
 
 use super::budget::Slot;
+use super::candidates::{from_rtc_candidate, to_rtc_candidate};
 use super::client_sdp;
 use super::negotiation::{Action, AnswerAs, Input, Negotiation, SubscribeFailure};
-use super::sdp::{self, from_rtc_candidate, to_rtc_candidate};
+use super::sdp;
 use super::settle;
 use super::teardown::close_when_gathered;
 use super::{off_runtime, ActorContext, MediaEvent, SendError, INBOX};
@@ -130,7 +131,11 @@ pub(super) fn spawn(ctx: ActorContext) -> SubscriberHandle {
         negotiation: Negotiation::new(),
         forwarded: HashMap::new(),
     };
-    tokio::spawn(actor.run(rx));
+    // The caller's span (the participant) labels everything the actor logs.
+    tokio::spawn(tracing::Instrument::instrument(
+        actor.run(rx),
+        tracing::Span::current(),
+    ));
     SubscriberHandle { tx }
 }
 
