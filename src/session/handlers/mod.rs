@@ -221,12 +221,9 @@ impl RoomCtx<'_> {
         if let Some(p) = &self.rs.publisher {
             return p.clone();
         }
-        let p = self
-            .rs
-            .room
-            .media()
-            .await
-            .publisher(self.room, self.media_tx.clone());
+        let media = self.rs.room.media().await;
+        let span = tracing::debug_span!("publisher", participant = %self.grants.participant_id);
+        let p = span.in_scope(|| media.publisher(self.room, self.media_tx.clone()));
         self.rs.publisher = Some(p.clone());
         p
     }
@@ -235,12 +232,9 @@ impl RoomCtx<'_> {
         if let Some(s) = &self.rs.subscriber {
             return s.clone();
         }
-        let s = self
-            .rs
-            .room
-            .media()
-            .await
-            .subscriber(self.room, self.media_tx.clone());
+        let media = self.rs.room.media().await;
+        let span = tracing::debug_span!("subscriber", participant = %self.grants.participant_id);
+        let s = span.in_scope(|| media.subscriber(self.room, self.media_tx.clone()));
         self.rs.subscriber = Some(s.clone());
         s
     }
