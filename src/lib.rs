@@ -89,19 +89,15 @@ impl Server {
         }
         let media = MediaEngine::new(&config.media).await?;
         let (drain_tx, drain_rx) = watch::channel(false);
-        // The registry entry reports the rooms' load; the rooms are made
-        // after the cluster, so the load function finds them through this cell.
-        let load_source: Arc<std::sync::OnceLock<std::sync::Weak<AppState>>> =
-            Arc::new(std::sync::OnceLock::new());
+        // The node's registry entry reports the rooms' load: the cluster
+        // counts them through the shared registry, which refers to nothing.
+        let registry = room::Registry::new();
         let cluster: Arc<dyn Cluster> = match &config.cluster {
             None => LocalCluster::new(),
             Some(settings) => {
-                let source = Arc::clone(&load_source);
+                let registry = Arc::clone(&registry);
                 let load: cluster::redis::LoadFn = Arc::new(move || {
-                    let Some(state) = source.get().and_then(std::sync::Weak::upgrade) else {
-                        return cluster::Load::default();
-                    };
-                    let c = state.rooms.counts();
+                    let c = registry.counts();
                     let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
                     cluster::Load {
                         rooms: n(c.rooms),
@@ -126,6 +122,7 @@ impl Server {
             }
         };
         let rooms = Rooms::new(
+            registry,
             Arc::clone(&media),
             Arc::clone(&cluster),
             config.limits.max_rooms,
@@ -144,9 +141,6 @@ impl Server {
             draining: drain_rx,
             cluster,
         });
-        // Set once, right after the state exists (the cell is new and
-        // nothing else sets it).
-        let _ = load_source.set(Arc::downgrade(&state));
         Ok((Server { state, media }, drain_tx))
     }
 }
@@ -207,14 +201,12 @@ pub async fn run(
     let _ = drain_tx.send(true);
     state.cluster.set_draining();
     let _ = stop_tx.send(());
-    let deadline = tokio::time::Instant::now() + grace;
-    while state.connections.available_permits() < max_connections
-        && tokio::time::Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let left = max_connections - state.connections.available_permits();
-    if left > 0 {
+    // Every session holds one connection permit until its socket is gone:
+    // taking them all back completes when the last session ends.
+    let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
+    let drained = tokio::time::timeout(grace, state.connections.acquire_many(all)).await;
+    if !matches!(drained, Ok(Ok(_))) {
+        let left = max_connections.saturating_sub(state.connections.available_permits());
         tracing::warn!(sessions = left, "grace period over; closing anyway");
     }
     http.abort();

@@ -229,11 +229,47 @@ impl Room {
     }
 }
 
-/// All rooms of this node.
+/// The rooms of this node by name. Shared (not owned) by [`Rooms`], so that
+/// what reports the node's load (the cluster registry) can count them
+/// without a reference back to the rooms or the state that holds them.
+#[derive(Debug, Default)]
+pub struct Registry {
+    rooms: Mutex<HashMap<String, Arc<Room>>>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Arc<Registry> {
+        Arc::new(Registry::default())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Room>>> {
+        // See Room::lock: sections are short and leave the map consistent.
+        self.rooms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Rooms, participants, publishers and live tracks of this node.
+    pub fn counts(&self) -> Counts {
+        let rooms: Vec<Arc<Room>> = self.lock().values().cloned().collect();
+        let mut c = Counts {
+            rooms: rooms.len(),
+            ..Counts::default()
+        };
+        for r in rooms {
+            let (p, pubs, tracks) = r.counts();
+            c.participants += p;
+            c.publishers += pubs;
+            c.tracks += tracks;
+        }
+        c
+    }
+}
+
+/// All rooms of this node: joins, leaves, placement in the cluster.
 pub struct Rooms {
     engine: Arc<MediaEngine>,
     cluster: Arc<dyn Cluster>,
-    rooms: Mutex<HashMap<String, Arc<Room>>>,
+    registry: Arc<Registry>,
     max_rooms: usize,
     max_participants: usize,
     draining: watch::Receiver<bool>,
@@ -265,6 +301,7 @@ pub struct Counts {
 impl Rooms {
     /// A registry.
     pub fn new(
+        registry: Arc<Registry>,
         engine: Arc<MediaEngine>,
         cluster: Arc<dyn Cluster>,
         max_rooms: usize,
@@ -274,7 +311,7 @@ impl Rooms {
         Rooms {
             engine,
             cluster,
-            rooms: Mutex::new(HashMap::new()),
+            registry,
             max_rooms,
             max_participants,
             draining,
@@ -282,8 +319,7 @@ impl Rooms {
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Room>>> {
-        // See Room::lock: sections are short and leave the map consistent.
-        self.rooms.lock().unwrap_or_else(|p| p.into_inner())
+        self.registry.lock()
     }
 
     /// Joins (creating the room if needed, after the cluster placed it on
@@ -489,19 +525,10 @@ impl Rooms {
 
     /// Counters for `/health`.
     pub fn counts(&self) -> Counts {
-        let rooms: Vec<Arc<Room>> = self.lock().values().cloned().collect();
-        let mut c = Counts {
-            rooms: rooms.len(),
+        Counts {
             forwarded_tracks: self.engine.budget().used(),
             forward_limit: self.engine.budget().limit(),
-            ..Counts::default()
-        };
-        for r in rooms {
-            let (p, pubs, tracks) = r.counts();
-            c.participants += p;
-            c.publishers += pubs;
-            c.tracks += tracks;
+            ..self.registry.counts()
         }
-        c
     }
 }
