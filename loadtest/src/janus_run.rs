@@ -15,10 +15,11 @@ use anyhow::{anyhow, Result};
 use webrtc::peer_connection::RTCPeerConnection;
 
 use crate::janus::{JanusEvent, JanusSession};
+use crate::media::Ctx;
 use crate::media::{self, Publisher};
 use crate::metrics::ClientRec;
 use crate::rtc;
-use crate::scenario::{Ctx, Spec};
+use crate::scenario::Spec;
 
 /// Where Janus is.
 #[derive(Debug, Clone)]

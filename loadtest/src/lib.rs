@@ -21,6 +21,7 @@ pub mod procstat;
 pub mod rtc;
 pub mod scenario;
 pub mod sfu;
+pub mod tail;
 
 pub use scenario::{run, write_outputs, Report};
 

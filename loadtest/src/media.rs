@@ -16,8 +16,8 @@
 //! waits for keyframes finds them.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -35,55 +35,24 @@ use webrtc::track::track_local::TrackLocalWriter;
 use webrtc::track::track_remote::TrackRemote;
 
 use crate::metrics::{ClientRec, Metrics, SourceRec};
-use crate::rtc::{PT_OPUS, PT_VP8};
-use crate::scenario::Ctx;
+use crate::rtc::{Rtc, PT_OPUS, PT_VP8};
+use crate::tail::put_tail;
+pub use crate::tail::{now_ns, parse_tail, Tail, TAIL};
 
-/// Tail length in bytes.
-pub const TAIL: usize = 24;
-const MAGIC: &[u8; 4] = b"RSLT";
-
-/// Nanoseconds since the first call in this process (monotonic).
-pub fn now_ns() -> u64 {
-    static BASE: OnceLock<Instant> = OnceLock::new();
-    let base = *BASE.get_or_init(Instant::now);
-    u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// Decoded tail of a payload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Tail {
-    /// Publisher track.
-    pub source: u32,
-    /// Packet counter of that track.
-    pub counter: u64,
-    /// [`now_ns`] when sent.
-    pub sent_ns: u64,
-}
-
-/// Reads the tail of a payload; `None` when it is not ours.
-pub fn parse_tail(payload: &[u8]) -> Option<Tail> {
-    let tail = payload.get(payload.len().checked_sub(TAIL)?..)?;
-    if &tail[..4] != MAGIC {
-        return None;
-    }
-    let u32_at = |i: usize| u32::from_be_bytes([tail[i], tail[i + 1], tail[i + 2], tail[i + 3]]);
-    let u64_at = |i: usize| {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&tail[i..i + 8]);
-        u64::from_be_bytes(b)
-    };
-    Some(Tail {
-        source: u32_at(4),
-        counter: u64_at(8),
-        sent_ns: u64_at(16),
-    })
-}
-
-fn put_tail(buf: &mut BytesMut, t: Tail) {
-    buf.put_slice(MAGIC);
-    buf.put_u32(t.source);
-    buf.put_u64(t.counter);
-    buf.put_u64(t.sent_ns);
+/// What every participant task shares.
+#[derive(Clone)]
+pub struct Ctx {
+    /// Peer connection factory.
+    pub rtc: Arc<Rtc>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// What publishers send.
+    pub media: MediaConfig,
+    /// Turns true when this participant should leave.
+    pub stop: watch::Receiver<bool>,
+    /// Subscribers prepare their subscribe PeerConnection (`subscribe-prepare`)
+    /// instead of letting the server offer first (the seed-001 flow).
+    pub prepare: bool,
 }
 
 /// What every publisher sends.

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::media::{now_ns, Tail};
+use crate::tail::{now_ns, Tail};
 
 const NS: u64 = 1_000_000_000;
 

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 /// One reading.
 #[derive(Debug, Clone, Copy)]
 pub struct Reading {
-    /// Seconds on the process clock (`media::now_ns`).
+    /// Seconds on the process clock (`tail::now_ns`).
     pub t: f64,
     /// User + system CPU seconds since the process started.
     pub cpu_s: f64,
@@ -71,7 +71,7 @@ impl Sampler {
                     _ = stop.wait_for(|s| *s) => true,
                 };
                 if let Some((cpu_s, rss_mb)) = read(pid) {
-                    let t = crate::media::now_ns() as f64 / 1e9;
+                    let t = crate::tail::now_ns() as f64 / 1e9;
                     r.lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .push(Reading { t, cpu_s, rss_mb });

@@ -11,27 +11,11 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::media::{source_id, MediaConfig};
+use crate::media::{source_id, Ctx, MediaConfig};
 use crate::metrics::{ClientRec, ClientReport, Expect, Metrics, Role, SecondReport, Summary};
 use crate::procstat::{Sampler, ServerUsage};
 use crate::rtc::Rtc;
 use crate::{janus_run, sfu, Args, Scenario, TargetKind};
-
-/// What every participant task shares.
-#[derive(Clone)]
-pub struct Ctx {
-    /// Peer connection factory.
-    pub rtc: Arc<Rtc>,
-    /// Counters.
-    pub metrics: Arc<Metrics>,
-    /// What publishers send.
-    pub media: MediaConfig,
-    /// Turns true when this participant should leave.
-    pub stop: watch::Receiver<bool>,
-    /// Subscribers prepare their subscribe PeerConnection (`subscribe-prepare`)
-    /// instead of letting the server offer first (the seed-001 flow).
-    pub prepare: bool,
-}
 
 /// One participant.
 #[derive(Debug, Clone)]

@@ -15,10 +15,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use webrtc::ice_transport::ice_candidate::RTCIceCandidateInit;
 use webrtc::peer_connection::RTCPeerConnection;
 
+use crate::media::Ctx;
 use crate::media::{self, Publisher};
 use crate::metrics::ClientRec;
 use crate::rtc;
-use crate::scenario::{Ctx, Spec};
+use crate::scenario::Spec;
 
 const WAIT: Duration = Duration::from_secs(15);
 
