@@ -7,10 +7,12 @@
 //! follow it never race, and a slow negotiation never blocks chat or pings.
 
 mod events;
+pub mod frame;
 mod handlers;
 mod ratelimit;
 mod relay;
 pub mod remote;
+mod ws;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,7 +21,7 @@ use std::time::Instant;
 use futures_util::{SinkExt, StreamExt};
 use signaling::{ErrorCode, ReconnectReason, RequestId, ServerMessage, MAX_FRAME_BYTES};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
-use warp::ws::{Message, WebSocket};
+use warp::ws::WebSocket;
 
 use crate::auth::Grants;
 use crate::media::{MediaEvent, PublisherHandle, SubscriberHandle};
@@ -27,6 +29,7 @@ use crate::quota::QuotaGuard;
 use crate::room::budget::ByteBudget;
 use crate::room::{Room, SessionHandle};
 use crate::AppState;
+use frame::{FrameError, FrameIn, FrameOut};
 use ratelimit::RateLimiter;
 use relay::{recv_relay, Relay};
 
@@ -55,28 +58,28 @@ pub enum Auth {
 
 /// Runs one WebSocket session to its end.
 pub async fn run(ws: WebSocket, state: Arc<AppState>, auth: Auth, permit: OwnedSemaphorePermit) {
-    let (sink, stream) = ws.split();
+    let (sink, stream) = ws::split(ws);
     run_over(sink, stream, state, auth, permit).await;
 }
 
-/// Runs one session over any transport of WebSocket messages: a client's
-/// socket, or the channels of a session forwarded from another node.
-pub async fn run_over<Si, St, E>(
+/// Runs one session over any transport of frames: a client's socket, or the
+/// channels of a session forwarded from another node (which needs no
+/// keepalive: the edge node keeps its own with the client).
+pub async fn run_over<Si, St>(
     mut sink: Si,
     mut stream: St,
     state: Arc<AppState>,
     auth: Auth,
     permit: OwnedSemaphorePermit,
 ) where
-    Si: futures_util::Sink<Message> + Unpin + Send + 'static,
-    St: futures_util::Stream<Item = Result<Message, E>> + Unpin,
-    E: std::fmt::Display,
+    Si: futures_util::Sink<FrameOut> + Unpin + Send + 'static,
+    St: futures_util::Stream<Item = Result<FrameIn, FrameError>> + Unpin,
 {
     let limits = &state.config.limits;
     // Everything queued for this client (room events and frames for the
     // socket) counts against one budget in bytes.
     let budget = Arc::new(ByteBudget::new(limits.outbound_bytes));
-    let (out_tx, mut out_rx) = mpsc::channel::<(Message, usize)>(limits.outbound_queue);
+    let (out_tx, mut out_rx) = mpsc::channel::<(FrameOut, usize)>(limits.outbound_queue);
     let write_timeout = limits.write_timeout;
     let writer_budget = Arc::clone(&budget);
     let mut writer = tokio::spawn(async move {
@@ -123,6 +126,8 @@ pub async fn run_over<Si, St, E>(
     ping.tick().await;
     let mut last_pong = Instant::now();
     let mut draining = state.draining.clone();
+    // A forwarded session has no socket of its own to keep alive.
+    let keepalive = !matches!(auth, Auth::Forwarded(_));
 
     match auth {
         Auth::Token(Some(token)) => session.authenticate(&token, None),
@@ -155,31 +160,29 @@ pub async fn run_over<Si, St, E>(
             frame = stream.next() => match frame {
                 None => break,
                 Some(Err(e)) => {
-                    let text = e.to_string();
-                    tracing::debug!(session = session.handle.session_id, "websocket error: {text}");
-                    if text.contains("too long") || text.contains("Space limit") || text.contains("size") {
+                    tracing::debug!(session = session.handle.session_id, "transport error: {e}");
+                    if matches!(e, FrameError::TooBig) {
                         session.close(CLOSE_TOO_BIG, "frame larger than 64 KiB");
                     }
                     break;
                 }
-                Some(Ok(msg)) => {
-                    let data = msg.is_text() || msg.is_binary() || msg.is_ping();
-                    if data && msg.as_bytes().len() > MAX_FRAME_BYTES {
+                Some(Ok(frame)) => {
+                    let data = frame.data_len();
+                    if data.is_some_and(|n| n > MAX_FRAME_BYTES) {
                         session.close(CLOSE_TOO_BIG, "frame larger than 64 KiB");
-                    } else if data && !limiter.allow(Instant::now()) {
+                    } else if data.is_some() && !limiter.allow(Instant::now()) {
                         // Pings count too: the pong costs a write.
                         if limiter.should_report(Instant::now()) {
                             session.send(ServerMessage::error(ErrorCode::RateLimited, "too many messages per second; this one was dropped"), None);
                         }
-                    } else if msg.is_text() {
-                        let text = msg.to_str().unwrap_or_default();
-                        session.on_text(text).await;
-                    } else if msg.is_binary() {
-                        session.send(ServerMessage::error(ErrorCode::BadRequest, "binary frames are not supported; send JSON text"), None);
-                    } else if msg.is_pong() {
-                        last_pong = Instant::now();
-                    } else if msg.is_close() {
-                        break;
+                    } else {
+                        match frame {
+                            FrameIn::Text(text) => session.on_text(&text).await,
+                            FrameIn::Binary(_) => session.send(ServerMessage::error(ErrorCode::BadRequest, "binary frames are not supported; send JSON text"), None),
+                            FrameIn::Pong => last_pong = Instant::now(),
+                            FrameIn::Close => break,
+                            FrameIn::Ping(_) => {}
+                        }
                     }
                 }
             },
@@ -188,11 +191,11 @@ pub async fn run_over<Si, St, E>(
                 session.on_room_event(q.event).await;
             }
             Some(ev) = media_rx.recv() => session.on_media_event(ev),
-            _ = ping.tick() => {
+            _ = ping.tick(), if keepalive => {
                 if last_pong.elapsed() > state.config.limits.pong_timeout {
                     session.close(CLOSE_POLICY, "no pong for 60 s");
                 } else {
-                    session.push(Message::ping(Vec::<u8>::new()));
+                    session.push(FrameOut::Ping);
                 }
             }
         }
@@ -223,7 +226,7 @@ pub async fn run_over<Si, St, E>(
         let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
             loop {
                 match stream.next().await {
-                    Some(Ok(msg)) if msg.is_close() => break,
+                    Some(Ok(FrameIn::Close)) => break,
                     Some(Ok(_)) => {}
                     None => break,
                     Some(Err(_)) => std::future::pending::<()>().await,
@@ -251,7 +254,7 @@ struct RoomSession {
 
 struct Session {
     state: Arc<AppState>,
-    out: mpsc::Sender<(Message, usize)>,
+    out: mpsc::Sender<(FrameOut, usize)>,
     budget: Arc<ByteBudget>,
     handle: SessionHandle,
     media_tx: mpsc::Sender<MediaEvent>,
@@ -279,11 +282,11 @@ fn reject(code: ErrorCode, message: impl Into<String>) -> Reject {
 impl Session {
     /// Queues a frame; a full outbox (in frames or bytes) means the client
     /// does not read, and the session ends.
-    fn push(&mut self, msg: Message) {
+    fn push(&mut self, msg: FrameOut) {
         if self.closing.is_some() {
             return;
         }
-        let weight = msg.as_bytes().len() + FRAME_OVERHEAD;
+        let weight = msg.len() + FRAME_OVERHEAD;
         if !self.budget.take(weight) {
             tracing::info!(
                 session = self.handle.session_id,
@@ -304,7 +307,7 @@ impl Session {
     }
 
     fn send(&mut self, msg: ServerMessage, request_id: Option<&RequestId>) {
-        self.push(Message::text(msg.to_json(request_id)));
+        self.push(FrameOut::Text(msg.to_json(request_id)));
     }
 
     fn send_error(
@@ -326,7 +329,10 @@ impl Session {
     }
 
     fn close(&mut self, code: u16, reason: &str) {
-        self.push(Message::close_with(code, reason.to_owned()));
+        self.push(FrameOut::Close {
+            code,
+            reason: reason.to_owned(),
+        });
         self.closing = Some(code);
     }
 }

@@ -2,10 +2,10 @@
 //! every client frame to the owner and every owner frame to the client.
 
 use tokio::sync::mpsc;
-use warp::ws::Message;
 
 use signaling::{ReconnectReason, ServerMessage};
 
+use super::frame::FrameOut;
 use super::{Session, CLOSE_GOING_AWAY};
 use crate::cluster::forward::Inbound;
 
@@ -66,7 +66,7 @@ impl Session {
 
     pub(super) fn on_relay(&mut self, inbound: Inbound) {
         match inbound {
-            Inbound::Frame(text) => self.push(Message::text(text)),
+            Inbound::Frame(text) => self.push(FrameOut::Text(text)),
             Inbound::Closed { code, reason } => {
                 self.relay = None;
                 match code {

@@ -8,8 +8,8 @@ use std::task::{Context, Poll};
 
 use futures_util::{Sink, Stream, StreamExt};
 use tokio::sync::mpsc;
-use warp::ws::Message;
 
+use super::frame::{FrameError, FrameIn, FrameOut};
 use super::{run_over, Auth};
 use crate::cluster::forward::{Forwarder, Inbound, RemoteOpen};
 use crate::AppState;
@@ -31,23 +31,14 @@ pub async fn serve(state: Arc<AppState>, mut opens: mpsc::Receiver<RemoteOpen>) 
             continue;
         };
         tracing::debug!(session = %open.session, edge = %open.edge, "forwarded session opened");
-        let (pong_tx, pong_rx) = mpsc::unbounded_channel();
         let sink = RemoteSink {
             fwd,
             edge: open.edge,
             session: open.session,
             seq: 0,
             closed: false,
-            pongs: pong_tx,
         };
-        let inbound = inbound_stream(open.inbound);
-        let pongs = futures_util::stream::unfold(pong_rx, |mut rx| async move {
-            rx.recv().await.map(|m| (Ok::<_, String>(m), rx))
-        })
-        .boxed();
-        // The inbound stream ends with an error item, which ends the session
-        // even though the pong stream is still open.
-        let stream = futures_util::stream::select(inbound, pongs);
+        let stream = inbound_stream(open.inbound);
         let state = Arc::clone(&state);
         tokio::spawn(async move {
             run_over(sink, stream, state, Auth::Forwarded(open.grants), permit).await;
@@ -55,35 +46,39 @@ pub async fn serve(state: Arc<AppState>, mut opens: mpsc::Receiver<RemoteOpen>) 
     }
 }
 
-/// Frames from the edge as WebSocket messages; the end of the session (the
-/// edge closed it, the edge node is gone, the channel closed) is one error
-/// item.
+/// Frames from the edge; the end of the session (the edge closed it, the
+/// edge node is gone, the channel closed) is one error item.
 fn inbound_stream(
     rx: mpsc::Receiver<Inbound>,
-) -> Pin<Box<dyn Stream<Item = Result<Message, String>> + Send>> {
+) -> Pin<Box<dyn Stream<Item = Result<FrameIn, FrameError>> + Send>> {
     futures_util::stream::unfold(Some(rx), |rx| async move {
         let mut rx = rx?;
         match rx.recv().await {
-            Some(Inbound::Frame(text)) => Some((Ok(Message::text(text)), Some(rx))),
-            Some(Inbound::Closed { reason, .. }) => {
-                Some((Err(format!("edge closed: {reason}")), None))
+            Some(Inbound::Frame(text)) => Some((Ok(FrameIn::Text(text)), Some(rx))),
+            Some(Inbound::Closed { reason, .. }) => Some((
+                Err(FrameError::Other(format!("edge closed: {reason}"))),
+                None,
+            )),
+            Some(Inbound::PeerLost(why)) => {
+                Some((Err(FrameError::Other(format!("edge lost: {why}"))), None))
             }
-            Some(Inbound::PeerLost(why)) => Some((Err(format!("edge lost: {why}")), None)),
-            None => Some((Err("forwarding stopped".to_owned()), None)),
+            None => Some((
+                Err(FrameError::Other("forwarding stopped".to_owned())),
+                None,
+            )),
         }
     })
     .boxed()
 }
 
-/// Messages the session writes, sent to the edge node. Pings are answered
-/// here (the edge keeps its own WebSocket pings with the client).
+/// Frames the session writes, sent to the edge node. A forwarded session
+/// sends no keepalive pings (the edge keeps its own with the client).
 struct RemoteSink {
     fwd: Arc<Forwarder>,
     edge: String,
     session: String,
     seq: u64,
     closed: bool,
-    pongs: mpsc::UnboundedSender<Message>,
 }
 
 impl RemoteSink {
@@ -95,29 +90,26 @@ impl RemoteSink {
     }
 }
 
-impl Sink<Message> for RemoteSink {
+impl Sink<FrameOut> for RemoteSink {
     type Error = Infallible;
 
     fn poll_ready(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
     }
 
-    fn start_send(self: Pin<&mut Self>, msg: Message) -> Result<(), Self::Error> {
+    fn start_send(self: Pin<&mut Self>, frame: FrameOut) -> Result<(), Self::Error> {
         let this = self.get_mut();
         if this.closed {
             return Ok(());
         }
-        if msg.is_ping() {
-            let _ = this.pongs.send(Message::pong(msg.into_bytes()));
-        } else if msg.is_close() {
-            let (code, reason) = msg
-                .close_frame()
-                .map_or((None, String::new()), |(c, r)| (Some(c), r.to_owned()));
-            this.close_once(code, &reason);
-        } else if let Ok(text) = msg.to_str() {
-            this.fwd
-                .frame(&this.edge, &this.session, this.seq, text.to_owned());
-            this.seq += 1;
+        match frame {
+            FrameOut::Text(text) => {
+                this.fwd.frame(&this.edge, &this.session, this.seq, text);
+                this.seq += 1;
+            }
+            FrameOut::Close { code, reason } => this.close_once(Some(code), &reason),
+            // Not sent on this transport (no keepalive); nothing to forward.
+            FrameOut::Ping => {}
         }
         Ok(())
     }
