@@ -1,5 +1,5 @@
 //! The rheo-sfu signaling protocol, version 1: message types, validation, and
-//! an async client.
+//! (with the cargo feature `client`) an async client.
 //!
 //! One definition shared by the server, the integration tests, the load tester
 //! and anyone's Rust app, so they cannot drift apart. The contract itself is
@@ -11,6 +11,7 @@
 //! panics and reports the error code the server must answer with.
 #![deny(missing_docs)]
 
+#[cfg(feature = "client")]
 pub mod client;
 mod messages;
 mod parse;
