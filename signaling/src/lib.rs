@@ -13,11 +13,14 @@
 
 #[cfg(feature = "client")]
 pub mod client;
+mod de;
 mod messages;
 mod parse;
+mod types;
 
 pub use messages::*;
 pub use parse::*;
+pub use types::*;
 
 /// Protocol version announced in `auth-ok`.
 pub const PROTOCOL_VERSION: u32 = 1;
