@@ -14,21 +14,15 @@
 #[cfg(feature = "client")]
 pub mod client;
 mod de;
+mod limits;
 mod messages;
 mod parse;
 mod types;
 
+pub use limits::*;
 pub use messages::*;
 pub use parse::*;
 pub use types::*;
 
 /// Protocol version announced in `auth-ok`.
 pub const PROTOCOL_VERSION: u32 = 1;
-/// Largest WebSocket frame a client may send; larger frames close the socket with 1009.
-pub const MAX_FRAME_BYTES: usize = 64 * 1024;
-/// Longest chat text, in characters.
-pub const MAX_CHAT_CHARS: usize = 4096;
-/// Longest room name, in bytes.
-pub const MAX_ROOM_NAME_BYTES: usize = 128;
-/// Longest participant/publisher id accepted in a message, in bytes.
-pub const MAX_ID_BYTES: usize = 256;

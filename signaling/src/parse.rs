@@ -3,9 +3,9 @@
 
 use serde_json::Value;
 
+use crate::limits::{MAX_CHAT_CHARS, MAX_ID_BYTES, MAX_ROOM_NAME_BYTES};
 use crate::messages::ClientMessage;
 use crate::types::{CandidateInit, ErrorCode, RequestId};
-use crate::{MAX_CHAT_CHARS, MAX_ID_BYTES, MAX_ROOM_NAME_BYTES};
 
 /// Every `type` a client may send.
 pub const CLIENT_TYPES: &[&str] = &[

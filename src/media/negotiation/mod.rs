@@ -49,7 +49,7 @@ pub const TRACK_WAIT: Duration = Duration::from_secs(2);
 pub const TRACK_RETRY: Duration = Duration::from_millis(100);
 /// Limit on m-sections of one subscribe PeerConnection: rheomesh never
 /// removes a transceiver, and answers must fit in a 64 KiB frame.
-pub const MAX_MLINES: usize = 48;
+pub const MAX_MLINES: usize = signaling::MAX_SUBSCRIBE_MEDIA_SECTIONS;
 /// When an outstanding offer without answer is worth a warning.
 pub const ANSWER_WARN: Duration = Duration::from_secs(15);
 /// Pause between tries of an ICE restart that the library refused for now
