@@ -15,6 +15,7 @@
 pub mod client;
 mod de;
 mod limits;
+mod macros;
 mod messages;
 mod parse;
 mod types;

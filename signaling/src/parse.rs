@@ -4,26 +4,11 @@
 use serde_json::Value;
 
 use crate::limits::{MAX_CHAT_CHARS, MAX_ID_BYTES, MAX_ROOM_NAME_BYTES};
-use crate::messages::ClientMessage;
+use crate::messages::{ClientMessage, ClientType};
 use crate::types::{CandidateInit, ErrorCode, RequestId};
 
-/// Every `type` a client may send.
-pub const CLIENT_TYPES: &[&str] = &[
-    "auth",
-    "join",
-    "leave",
-    "publish-offer",
-    "publish-ice-candidate",
-    "unpublish",
-    "subscribe-request",
-    "subscribe-answer",
-    "subscribe-ice-candidate",
-    "subscribe-prepare",
-    "unsubscribe",
-    "chat",
-    "signal",
-    "ping",
-];
+/// Every `type` a client may send (the same list as [`ClientType::NAMES`]).
+pub const CLIENT_TYPES: &[&str] = ClientType::NAMES;
 
 /// A parsed, validated client message with its `requestId`.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,7 +82,7 @@ pub fn parse_client_message(text: &str) -> Result<Parsed, ParseError> {
         }
     };
     err.request_type = Some(ty.clone());
-    if !CLIENT_TYPES.contains(&ty.as_str()) {
+    if ClientType::from_wire(&ty).is_none() {
         err.code = ErrorCode::UnknownType;
         err.message = format!("unknown message type `{}`", truncate(&ty, 64));
         return Err(err);
