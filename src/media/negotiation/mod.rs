@@ -34,7 +34,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use signaling::{ErrorCode, RequestId, TrackInfo};
+use signaling::{ClientType, ErrorCode, RequestId, TrackInfo};
 
 mod io;
 mod results;
@@ -225,7 +225,7 @@ impl Negotiation {
                 out,
                 ErrorCode::BadRequest,
                 format!("already subscribed to every track of {publisher_id}"),
-                "subscribe-request",
+                ClientType::SubscribeRequest,
                 request_id,
             );
             return;
@@ -320,7 +320,7 @@ impl Negotiation {
                 out,
                 ErrorCode::BadRequest,
                 "subscribe-prepare must come before the first subscription".to_owned(),
-                "subscribe-prepare",
+                ClientType::SubscribePrepare,
                 request_id,
             );
             return;
@@ -342,7 +342,7 @@ impl Negotiation {
                 out,
                 ErrorCode::BadRequest,
                 "no subscribe offer is waiting for an answer".to_owned(),
-                "subscribe-answer",
+                ClientType::SubscribeAnswer,
                 request_id,
             );
             return;
@@ -354,7 +354,7 @@ impl Negotiation {
                 out,
                 ErrorCode::BadRequest,
                 "the previous answer is still being applied".to_owned(),
-                "subscribe-answer",
+                ClientType::SubscribeAnswer,
                 request_id,
             );
             return;
