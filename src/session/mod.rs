@@ -53,6 +53,22 @@ pub enum Auth {
     Forwarded(Grants),
 }
 
+/// The error that ends the stream of frames a session reads.
+pub trait ReadError: std::fmt::Display {
+    /// Whether the client sent a frame over the WebSocket's size limit (the
+    /// session then closes with 1009).
+    fn frame_too_big(&self) -> bool;
+}
+
+impl ReadError for warp::Error {
+    fn frame_too_big(&self) -> bool {
+        // warp's error is opaque: tungstenite's capacity errors are only
+        // known by their text.
+        let text = self.to_string();
+        text.contains("too long") || text.contains("Space limit") || text.contains("size")
+    }
+}
+
 /// Runs one WebSocket session to its end.
 pub async fn run(ws: WebSocket, state: Arc<AppState>, auth: Auth, permit: OwnedSemaphorePermit) {
     let (sink, stream) = ws.split();
@@ -70,7 +86,7 @@ pub async fn run_over<Si, St, E>(
 ) where
     Si: futures_util::Sink<Message> + Unpin + Send + 'static,
     St: futures_util::Stream<Item = Result<Message, E>> + Unpin,
-    E: std::fmt::Display,
+    E: ReadError,
 {
     let limits = &state.config.limits;
     // Everything queued for this client (room events and frames for the
@@ -155,9 +171,8 @@ pub async fn run_over<Si, St, E>(
             frame = stream.next() => match frame {
                 None => break,
                 Some(Err(e)) => {
-                    let text = e.to_string();
-                    tracing::debug!(session = session.handle.session_id, "websocket error: {text}");
-                    if text.contains("too long") || text.contains("Space limit") || text.contains("size") {
+                    tracing::debug!(session = session.handle.session_id, "websocket error: {e}");
+                    if e.frame_too_big() {
                         session.close(CLOSE_TOO_BIG, "frame larger than 64 KiB");
                     }
                     break;

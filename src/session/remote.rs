@@ -10,7 +10,7 @@ use futures_util::{Sink, Stream, StreamExt};
 use tokio::sync::mpsc;
 use warp::ws::Message;
 
-use super::{run_over, Auth};
+use super::{run_over, Auth, ReadError};
 use crate::cluster::forward::{Forwarder, Inbound, RemoteOpen};
 use crate::AppState;
 
@@ -42,7 +42,7 @@ pub async fn serve(state: Arc<AppState>, mut opens: mpsc::Receiver<RemoteOpen>) 
         };
         let inbound = inbound_stream(open.inbound);
         let pongs = futures_util::stream::unfold(pong_rx, |mut rx| async move {
-            rx.recv().await.map(|m| (Ok::<_, String>(m), rx))
+            rx.recv().await.map(|m| (Ok::<_, Ended>(m), rx))
         })
         .boxed();
         // The inbound stream ends with an error item, which ends the session
@@ -60,19 +60,46 @@ pub async fn serve(state: Arc<AppState>, mut opens: mpsc::Receiver<RemoteOpen>) 
 /// item.
 fn inbound_stream(
     rx: mpsc::Receiver<Inbound>,
-) -> Pin<Box<dyn Stream<Item = Result<Message, String>> + Send>> {
+) -> Pin<Box<dyn Stream<Item = Result<Message, Ended>> + Send>> {
     futures_util::stream::unfold(Some(rx), |rx| async move {
         let mut rx = rx?;
         match rx.recv().await {
             Some(Inbound::Frame(text)) => Some((Ok(Message::text(text)), Some(rx))),
-            Some(Inbound::Closed { reason, .. }) => {
-                Some((Err(format!("edge closed: {reason}")), None))
-            }
-            Some(Inbound::PeerLost(why)) => Some((Err(format!("edge lost: {why}")), None)),
-            None => Some((Err("forwarding stopped".to_owned()), None)),
+            Some(Inbound::Closed { reason, .. }) => Some((Err(Ended::EdgeClosed(reason)), None)),
+            Some(Inbound::PeerLost(why)) => Some((Err(Ended::EdgeLost(why)), None)),
+            None => Some((Err(Ended::Stopped), None)),
         }
     })
     .boxed()
+}
+
+/// How the inbound stream of a forwarded session ends.
+#[derive(Debug)]
+enum Ended {
+    /// The edge closed the session.
+    EdgeClosed(String),
+    /// The edge node is gone, or frames were lost on the way.
+    EdgeLost(String),
+    /// The forwarder stopped.
+    Stopped,
+}
+
+impl std::fmt::Display for Ended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ended::EdgeClosed(reason) => write!(f, "edge closed: {reason}"),
+            Ended::EdgeLost(why) => write!(f, "edge lost: {why}"),
+            Ended::Stopped => f.write_str("forwarding stopped"),
+        }
+    }
+}
+
+impl ReadError for Ended {
+    /// Never: the edge applies the frame limit to its client's socket and
+    /// only forwards frames within it.
+    fn frame_too_big(&self) -> bool {
+        false
+    }
 }
 
 /// Messages the session writes, sent to the edge node. Pings are answered
