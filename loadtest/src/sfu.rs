@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 use signaling::client::{Client, ClientError, Received};
-use signaling::{CandidateInit, ClientMessage, ErrorCode, ServerMessage};
+use signaling::{CandidateInit, ClientMessage, ClientType, ErrorCode, ServerMessage, ServerType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use webrtc::ice_transport::ice_candidate::RTCIceCandidateInit;
 use webrtc::peer_connection::RTCPeerConnection;
@@ -98,12 +98,12 @@ fn candidate(c: &CandidateInit) -> RTCIceCandidateInit {
 }
 
 /// Waits for a message of type `ty`; an `error` for the same request fails.
-async fn expect(client: &mut Client, ty: &str, request: &str) -> Result<Received> {
+async fn expect(client: &mut Client, ty: ServerType, request: ClientType) -> Result<Received> {
     let r = client
-        .wait_for(ty, WAIT, |r| {
-            r.type_name() == ty
-                || (r.type_name() == "error"
-                    && r.raw.get("requestType").and_then(Value::as_str) == Some(request))
+        .wait_for(ty.as_str(), WAIT, |r| {
+            r.type_name() == ty.as_str()
+                || (r.type_name() == ServerType::Error.as_str()
+                    && r.raw.get("requestType").and_then(Value::as_str) == Some(request.as_str()))
         })
         .await?;
     if let Some(ServerMessage::Error { code, message, .. }) = &r.message {
@@ -113,9 +113,13 @@ async fn expect(client: &mut Client, ty: &str, request: &str) -> Result<Received
 }
 
 /// Sends an offer message and returns the SDP `answer` of its reply.
-async fn negotiate(client: &mut Client, offer: &ClientMessage, reply: &str) -> Result<String> {
+async fn negotiate(
+    client: &mut Client,
+    offer: &ClientMessage,
+    reply: ServerType,
+) -> Result<String> {
     client.send(offer).await?;
-    let r = expect(client, reply, offer.type_name()).await?;
+    let r = expect(client, reply, offer.kind()).await?;
     r.raw
         .get("answer")
         .and_then(Value::as_str)
@@ -153,7 +157,7 @@ async fn session(
     let mut client = tokio::time::timeout(WAIT, Client::connect(&target.ws_url, Some(&token)))
         .await
         .map_err(|_| anyhow!("websocket connect timed out"))??;
-    let auth = client.wait_type("auth-ok", WAIT).await?;
+    let auth = client.wait_type(ServerType::AuthOk.as_str(), WAIT).await?;
     let own_id = match auth.message {
         Some(ServerMessage::AuthOk { participant_id, .. }) => participant_id,
         _ => bail!("bad auth-ok: {}", auth.raw),
@@ -163,7 +167,7 @@ async fn session(
             room_name: room.to_owned(),
         })
         .await?;
-    let joined = expect(&mut client, "joined", "join").await?;
+    let joined = expect(&mut client, ServerType::Joined, ClientType::Join).await?;
     let publishers = match joined.message {
         Some(ServerMessage::Joined { publishers, .. }) => publishers,
         _ => bail!("bad joined: {}", joined.raw),
@@ -181,7 +185,8 @@ async fn session(
                 room_name: room_name.clone(),
                 offer,
             };
-            let answer = negotiate(&mut client, &prepare, "subscribe-prepare-answer").await?;
+            let answer =
+                negotiate(&mut client, &prepare, ServerType::SubscribePrepareAnswer).await?;
             rtc::accept_answer(&ctx.rtc, &pc, &answer).await?;
         }
         sub_pc = Some(pc);
@@ -198,7 +203,7 @@ async fn session(
             room_name: room_name.clone(),
             offer,
         };
-        let answer = negotiate(&mut client, &publish, "publish-answer").await?;
+        let answer = negotiate(&mut client, &publish, ServerType::PublishAnswer).await?;
         rtc::accept_answer(&ctx.rtc, &pc, &answer).await?;
         pub_pc = Some(pc);
     }
@@ -288,7 +293,7 @@ async fn session(
                 message,
                 request_type: Some(rt),
                 ..
-            }) if rt == "subscribe-request" && code != ErrorCode::RoomFull => {
+            }) if rt == ClientType::SubscribeRequest.as_str() && code != ErrorCode::RoomFull => {
                 rec.failed(format!("{}", ServerError(code, message)));
             }
             Some(ServerMessage::Error { code, message, .. }) => {

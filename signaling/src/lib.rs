@@ -1,5 +1,5 @@
 //! The rheo-sfu signaling protocol, version 1: message types, validation, and
-//! an async client.
+//! (with the cargo feature `client`) an async client.
 //!
 //! One definition shared by the server, the integration tests, the load tester
 //! and anyone's Rust app, so they cannot drift apart. The contract itself is
@@ -11,20 +11,19 @@
 //! panics and reports the error code the server must answer with.
 #![deny(missing_docs)]
 
+#[cfg(feature = "client")]
 pub mod client;
+mod de;
+mod limits;
+mod macros;
 mod messages;
 mod parse;
+mod types;
 
+pub use limits::*;
 pub use messages::*;
 pub use parse::*;
+pub use types::*;
 
 /// Protocol version announced in `auth-ok`.
 pub const PROTOCOL_VERSION: u32 = 1;
-/// Largest WebSocket frame a client may send; larger frames close the socket with 1009.
-pub const MAX_FRAME_BYTES: usize = 64 * 1024;
-/// Longest chat text, in characters.
-pub const MAX_CHAT_CHARS: usize = 4096;
-/// Longest room name, in bytes.
-pub const MAX_ROOM_NAME_BYTES: usize = 128;
-/// Longest participant/publisher id accepted in a message, in bytes.
-pub const MAX_ID_BYTES: usize = 256;

@@ -1,218 +1,149 @@
 //! Message types. Field `type` (kebab-case) selects the message; other fields
-//! are camelCase.
+//! are camelCase. Each variant names its `type` once, in `wire_enum!`'s
+//! `Variant = "wire-name"`, which also gives [`ClientType`] / [`ServerType`]
+//! and `type_name()`.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::parse::{de_candidate, de_id, de_opt_id, de_sdp};
+use crate::de::{de_candidate, de_id, de_opt_id, de_sdp};
+use crate::macros::wire_enum;
+use crate::types::{
+    CandidateInit, ErrorCode, ParticipantInfo, PublisherInfo, ReconnectReason, RequestId, TrackInfo,
+};
 
-/// A client's ICE candidate or the server's, in RTCIceCandidateInit form.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CandidateInit {
-    /// The `candidate:…` line (without `a=`).
-    pub candidate: String,
-    /// Media stream identification tag.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sdp_mid: Option<String>,
-    /// Index of the m-line.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sdp_m_line_index: Option<u16>,
-    /// ICE username fragment.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub username_fragment: Option<String>,
-}
+wire_enum! {
+    /// Everything a client may send.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(tag = "type")]
+    pub enum ClientMessage {
+        type ClientType;
 
-/// Media kind of a track.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TrackKind {
-    /// Audio.
-    Audio,
-    /// Video.
-    Video,
-}
-
-/// One published track, as announced to others.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TrackInfo {
-    /// The publisher's track id (kept on forwarded tracks).
-    pub track_id: String,
-    /// Audio or video.
-    pub kind: TrackKind,
-}
-
-/// A participant in a room.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ParticipantInfo {
-    /// Participant identity (the token's `sub`).
-    pub participant_id: String,
-    /// Display name.
-    pub username: String,
-}
-
-/// A publisher in a room and its tracks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PublisherInfo {
-    /// The publisher's participant id.
-    pub publisher_id: String,
-    /// Display name.
-    pub username: String,
-    /// Tracks whose media has reached the server.
-    pub tracks: Vec<TrackInfo>,
-}
-
-/// Everything a client may send.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case")]
-pub enum ClientMessage {
-    /// Authenticate with a JWT.
-    Auth {
-        /// The JWT.
-        token: String,
-    },
-    /// Join a room.
-    #[serde(rename_all = "camelCase")]
-    Join {
-        /// Room to join.
-        room_name: String,
-    },
-    /// Leave a room.
-    #[serde(rename_all = "camelCase")]
-    Leave {
-        /// Room to leave.
-        room_name: String,
-    },
-    /// Offer of the client's publish PeerConnection.
-    #[serde(rename_all = "camelCase")]
-    PublishOffer {
-        /// Room; may be omitted when the session is in exactly one room.
-        #[serde(default)]
-        room_name: Option<String>,
-        /// SDP offer (string or `{type, sdp}`).
-        #[serde(deserialize_with = "de_sdp")]
-        offer: String,
-    },
-    /// Trickled candidate of the publish PeerConnection; `None` = end of candidates.
-    #[serde(rename_all = "camelCase")]
-    PublishIceCandidate {
-        /// Room; may be omitted when the session is in exactly one room.
-        #[serde(default)]
-        room_name: Option<String>,
-        /// Candidate (object, bare string, null or empty).
-        #[serde(default, deserialize_with = "de_candidate")]
-        candidate: Option<CandidateInit>,
-    },
-    /// Stop publishing.
-    #[serde(rename_all = "camelCase")]
-    Unpublish {
-        /// Room.
-        #[serde(default)]
-        room_name: Option<String>,
-    },
-    /// Subscribe to every track of a publisher.
-    #[serde(rename_all = "camelCase")]
-    SubscribeRequest {
-        /// Room.
-        #[serde(default)]
-        room_name: Option<String>,
-        /// Publisher (string or number).
-        #[serde(deserialize_with = "de_id")]
-        publisher_id: String,
-    },
-    /// Answer to a `subscribe-offer`.
-    #[serde(rename_all = "camelCase")]
-    SubscribeAnswer {
-        /// Room.
-        #[serde(default)]
-        room_name: Option<String>,
-        /// The publisher named in the offer (informational).
-        #[serde(default, deserialize_with = "de_opt_id")]
-        publisher_id: Option<String>,
-        /// SDP answer (string or `{type, sdp}`).
-        #[serde(deserialize_with = "de_sdp")]
-        answer: String,
-    },
-    /// Trickled candidate of the subscribe PeerConnection.
-    #[serde(rename_all = "camelCase")]
-    SubscribeIceCandidate {
-        /// Room.
-        #[serde(default)]
-        room_name: Option<String>,
-        /// Candidate (object, bare string, null or empty).
-        #[serde(default, deserialize_with = "de_candidate")]
-        candidate: Option<CandidateInit>,
-    },
-    /// Client-created subscribe PeerConnection (one data channel), see PROTOCOL.md.
-    #[serde(rename_all = "camelCase")]
-    SubscribePrepare {
-        /// Room.
-        #[serde(default)]
-        room_name: Option<String>,
-        /// SDP offer.
-        #[serde(deserialize_with = "de_sdp")]
-        offer: String,
-    },
-    /// Stop receiving a publisher.
-    #[serde(rename_all = "camelCase")]
-    Unsubscribe {
-        /// Room.
-        #[serde(default)]
-        room_name: Option<String>,
-        /// Publisher (string or number).
-        #[serde(deserialize_with = "de_id")]
-        publisher_id: String,
-    },
-    /// Chat to the room.
-    #[serde(rename_all = "camelCase")]
-    Chat {
-        /// Room.
-        #[serde(default)]
-        room_name: Option<String>,
-        /// 1–4096 characters.
-        text: String,
-    },
-    /// Relay of peer-to-peer signaling to one participant.
-    #[serde(rename_all = "camelCase")]
-    Signal {
-        /// Room.
-        #[serde(default)]
-        room_name: Option<String>,
-        /// Target participant (string or number).
-        #[serde(deserialize_with = "de_id")]
-        to: String,
-        /// Any JSON.
-        #[serde(default)]
-        data: Value,
-    },
-    /// Application-level ping.
-    Ping,
+        /// Authenticate with a JWT.
+        Auth = "auth" {
+            /// The JWT.
+            token: String,
+        },
+        /// Join a room.
+        #[serde(rename_all = "camelCase")]
+        Join = "join" {
+            /// Room to join.
+            room_name: String,
+        },
+        /// Leave a room.
+        #[serde(rename_all = "camelCase")]
+        Leave = "leave" {
+            /// Room to leave.
+            room_name: String,
+        },
+        /// Offer of the client's publish PeerConnection.
+        #[serde(rename_all = "camelCase")]
+        PublishOffer = "publish-offer" {
+            /// Room; may be omitted when the session is in exactly one room.
+            #[serde(default)]
+            room_name: Option<String>,
+            /// SDP offer (string or `{type, sdp}`).
+            #[serde(deserialize_with = "de_sdp")]
+            offer: String,
+        },
+        /// Trickled candidate of the publish PeerConnection; `None` = end of candidates.
+        #[serde(rename_all = "camelCase")]
+        PublishIceCandidate = "publish-ice-candidate" {
+            /// Room; may be omitted when the session is in exactly one room.
+            #[serde(default)]
+            room_name: Option<String>,
+            /// Candidate (object, bare string, null or empty).
+            #[serde(default, deserialize_with = "de_candidate")]
+            candidate: Option<CandidateInit>,
+        },
+        /// Stop publishing.
+        #[serde(rename_all = "camelCase")]
+        Unpublish = "unpublish" {
+            /// Room.
+            #[serde(default)]
+            room_name: Option<String>,
+        },
+        /// Subscribe to every track of a publisher.
+        #[serde(rename_all = "camelCase")]
+        SubscribeRequest = "subscribe-request" {
+            /// Room.
+            #[serde(default)]
+            room_name: Option<String>,
+            /// Publisher (string or number).
+            #[serde(deserialize_with = "de_id")]
+            publisher_id: String,
+        },
+        /// Answer to a `subscribe-offer`.
+        #[serde(rename_all = "camelCase")]
+        SubscribeAnswer = "subscribe-answer" {
+            /// Room.
+            #[serde(default)]
+            room_name: Option<String>,
+            /// The publisher named in the offer (informational).
+            #[serde(default, deserialize_with = "de_opt_id")]
+            publisher_id: Option<String>,
+            /// SDP answer (string or `{type, sdp}`).
+            #[serde(deserialize_with = "de_sdp")]
+            answer: String,
+        },
+        /// Trickled candidate of the subscribe PeerConnection.
+        #[serde(rename_all = "camelCase")]
+        SubscribeIceCandidate = "subscribe-ice-candidate" {
+            /// Room.
+            #[serde(default)]
+            room_name: Option<String>,
+            /// Candidate (object, bare string, null or empty).
+            #[serde(default, deserialize_with = "de_candidate")]
+            candidate: Option<CandidateInit>,
+        },
+        /// Client-created subscribe PeerConnection (one data channel), see PROTOCOL.md.
+        #[serde(rename_all = "camelCase")]
+        SubscribePrepare = "subscribe-prepare" {
+            /// Room.
+            #[serde(default)]
+            room_name: Option<String>,
+            /// SDP offer.
+            #[serde(deserialize_with = "de_sdp")]
+            offer: String,
+        },
+        /// Stop receiving a publisher.
+        #[serde(rename_all = "camelCase")]
+        Unsubscribe = "unsubscribe" {
+            /// Room.
+            #[serde(default)]
+            room_name: Option<String>,
+            /// Publisher (string or number).
+            #[serde(deserialize_with = "de_id")]
+            publisher_id: String,
+        },
+        /// Chat to the room.
+        #[serde(rename_all = "camelCase")]
+        Chat = "chat" {
+            /// Room.
+            #[serde(default)]
+            room_name: Option<String>,
+            /// 1–4096 characters.
+            text: String,
+        },
+        /// Relay of peer-to-peer signaling to one participant.
+        #[serde(rename_all = "camelCase")]
+        Signal = "signal" {
+            /// Room.
+            #[serde(default)]
+            room_name: Option<String>,
+            /// Target participant (string or number).
+            #[serde(deserialize_with = "de_id")]
+            to: String,
+            /// Any JSON.
+            #[serde(default)]
+            data: Value,
+        },
+        /// Application-level ping.
+        Ping = "ping",
+    }
 }
 
 impl ClientMessage {
-    /// The wire `type` of this message.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            ClientMessage::Auth { .. } => "auth",
-            ClientMessage::Join { .. } => "join",
-            ClientMessage::Leave { .. } => "leave",
-            ClientMessage::PublishOffer { .. } => "publish-offer",
-            ClientMessage::PublishIceCandidate { .. } => "publish-ice-candidate",
-            ClientMessage::Unpublish { .. } => "unpublish",
-            ClientMessage::SubscribeRequest { .. } => "subscribe-request",
-            ClientMessage::SubscribeAnswer { .. } => "subscribe-answer",
-            ClientMessage::SubscribeIceCandidate { .. } => "subscribe-ice-candidate",
-            ClientMessage::SubscribePrepare { .. } => "subscribe-prepare",
-            ClientMessage::Unsubscribe { .. } => "unsubscribe",
-            ClientMessage::Chat { .. } => "chat",
-            ClientMessage::Signal { .. } => "signal",
-            ClientMessage::Ping => "ping",
-        }
-    }
-
     /// The room this message names, if any (`join`/`leave` always name one).
     pub fn room_name(&self) -> Option<&str> {
         match self {
@@ -242,239 +173,174 @@ impl ClientMessage {
     }
 }
 
-/// Why the server asks a client to reconnect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ReconnectReason {
-    /// The node is shutting down.
-    Draining,
-    /// The cluster node that hosted the room is gone.
-    OwnerLost,
-    /// The room moved to another node.
-    RoomMoved,
-    /// The server lost a track this client publishes (a fault in the media
-    /// library); publishing again on a new PeerConnection recovers it.
-    MediaLost,
-}
+wire_enum! {
+    /// Everything the server sends.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(tag = "type")]
+    pub enum ServerMessage {
+        type ServerType;
 
-/// Error codes of PROTOCOL.md.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ErrorCode {
-    /// No or bad token (socket closes with 4001).
-    Unauthorized,
-    /// The token does not allow this room or action.
-    Forbidden,
-    /// Not JSON, missing/invalid field, invalid SDP or candidate, text too long.
-    BadRequest,
-    /// `type` not in the protocol.
-    UnknownType,
-    /// Unknown publisher or signal target.
-    NotFound,
-    /// Too many messages per second from this connection.
-    RateLimited,
-    /// The room or the node is at its configured limit.
-    RoomFull,
-    /// This connection or identity is at one of its quotas (rooms,
-    /// connections, tracks).
-    QuotaExceeded,
-    /// The node is shutting down and takes no new rooms.
-    Draining,
-    /// The same participant joined the room from another connection.
-    Replaced,
-    /// A failure inside the server.
-    Internal,
-}
-
-impl ErrorCode {
-    /// The wire string of this code.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            ErrorCode::Unauthorized => "unauthorized",
-            ErrorCode::Forbidden => "forbidden",
-            ErrorCode::BadRequest => "bad-request",
-            ErrorCode::UnknownType => "unknown-type",
-            ErrorCode::NotFound => "not-found",
-            ErrorCode::RateLimited => "rate-limited",
-            ErrorCode::RoomFull => "room-full",
-            ErrorCode::QuotaExceeded => "quota-exceeded",
-            ErrorCode::Draining => "draining",
-            ErrorCode::Replaced => "replaced",
-            ErrorCode::Internal => "internal",
-        }
+        /// Authentication succeeded.
+        #[serde(rename_all = "camelCase")]
+        AuthOk = "auth-ok" {
+            /// The token's `sub`.
+            participant_id: String,
+            /// Display name.
+            username: String,
+            /// Protocol version.
+            protocol: u32,
+            /// Node that serves this connection.
+            node_id: String,
+        },
+        /// Reply to `join` (or sent before the reply of an implicitly joining message).
+        #[serde(rename_all = "camelCase")]
+        Joined = "joined" {
+            /// Room.
+            room_name: String,
+            /// Own participant id.
+            participant_id: String,
+            /// Others already in the room.
+            participants: Vec<ParticipantInfo>,
+            /// Publishers whose media already flows.
+            publishers: Vec<PublisherInfo>,
+        },
+        /// Reply to `leave`.
+        #[serde(rename_all = "camelCase")]
+        Left = "left" {
+            /// Room.
+            room_name: String,
+        },
+        /// Someone joined a room this session is in.
+        #[serde(rename_all = "camelCase")]
+        ParticipantJoined = "participant-joined" {
+            /// Room.
+            room_name: String,
+            /// Who.
+            participant_id: String,
+            /// Display name.
+            username: String,
+        },
+        /// Someone left.
+        #[serde(rename_all = "camelCase")]
+        ParticipantLeft = "participant-left" {
+            /// Room.
+            room_name: String,
+            /// Who.
+            participant_id: String,
+        },
+        /// Answer to `publish-offer`.
+        #[serde(rename_all = "camelCase")]
+        PublishAnswer = "publish-answer" {
+            /// Room.
+            room_name: String,
+            /// SDP answer.
+            answer: String,
+        },
+        /// Server candidate of the publish PeerConnection.
+        #[serde(rename_all = "camelCase")]
+        PublishIceCandidate = "publish-ice-candidate" {
+            /// Room.
+            room_name: String,
+            /// Candidate; `None` = end of candidates.
+            candidate: Option<CandidateInit>,
+        },
+        /// A publisher's media reached the server, or its tracks changed (complete list).
+        #[serde(rename_all = "camelCase")]
+        NewPublisher = "new-publisher" {
+            /// Room.
+            room_name: String,
+            /// The publisher's participant id.
+            publisher_id: String,
+            /// Display name.
+            username: String,
+            /// All its tracks.
+            tracks: Vec<TrackInfo>,
+        },
+        /// A publisher unpublished, left or disconnected.
+        #[serde(rename_all = "camelCase")]
+        PublisherLeft = "publisher-left" {
+            /// Room.
+            room_name: String,
+            /// The publisher's participant id.
+            publisher_id: String,
+        },
+        /// Offer of the server's subscribe PeerConnection.
+        #[serde(rename_all = "camelCase")]
+        SubscribeOffer = "subscribe-offer" {
+            /// Room.
+            room_name: String,
+            /// The publisher this offer is about.
+            publisher_id: String,
+            /// SDP offer.
+            offer: String,
+            /// The publisher's tracks carried by this PeerConnection.
+            tracks: Vec<TrackInfo>,
+        },
+        /// Server candidate of the subscribe PeerConnection.
+        #[serde(rename_all = "camelCase")]
+        SubscribeIceCandidate = "subscribe-ice-candidate" {
+            /// Room.
+            room_name: String,
+            /// Candidate; `None` = end of candidates.
+            candidate: Option<CandidateInit>,
+        },
+        /// Answer to `subscribe-prepare`.
+        #[serde(rename_all = "camelCase")]
+        SubscribePrepareAnswer = "subscribe-prepare-answer" {
+            /// Room.
+            room_name: String,
+            /// SDP answer.
+            answer: String,
+        },
+        /// Chat message (to everyone in the room, sender included).
+        #[serde(rename_all = "camelCase")]
+        Chat = "chat" {
+            /// Room.
+            room_name: String,
+            /// Sender.
+            participant_id: String,
+            /// Sender's display name.
+            username: String,
+            /// Text.
+            text: String,
+            /// Server time, milliseconds since the Unix epoch.
+            ts: u64,
+        },
+        /// Relayed peer-to-peer signaling.
+        #[serde(rename_all = "camelCase")]
+        Signal = "signal" {
+            /// Room.
+            room_name: String,
+            /// Sender.
+            from: String,
+            /// Any JSON.
+            data: Value,
+        },
+        /// Reply to `ping`.
+        Pong = "pong",
+        /// Reconnect (to the same URL) and publish/subscribe again.
+        #[serde(rename_all = "camelCase")]
+        Reconnect = "reconnect" {
+            /// Why.
+            reason: ReconnectReason,
+            /// Suggested delay before reconnecting.
+            retry_after_ms: u64,
+        },
+        /// Something went wrong.
+        #[serde(rename_all = "camelCase")]
+        Error = "error" {
+            /// Error code.
+            code: ErrorCode,
+            /// Human-readable reason.
+            message: String,
+            /// `type` of the message that caused it.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            request_type: Option<String>,
+            /// Room of the message that caused it.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            room_name: Option<String>,
+        },
     }
-}
-
-impl std::fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Everything the server sends.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case")]
-pub enum ServerMessage {
-    /// Authentication succeeded.
-    #[serde(rename_all = "camelCase")]
-    AuthOk {
-        /// The token's `sub`.
-        participant_id: String,
-        /// Display name.
-        username: String,
-        /// Protocol version.
-        protocol: u32,
-        /// Node that serves this connection.
-        node_id: String,
-    },
-    /// Reply to `join` (or sent before the reply of an implicitly joining message).
-    #[serde(rename_all = "camelCase")]
-    Joined {
-        /// Room.
-        room_name: String,
-        /// Own participant id.
-        participant_id: String,
-        /// Others already in the room.
-        participants: Vec<ParticipantInfo>,
-        /// Publishers whose media already flows.
-        publishers: Vec<PublisherInfo>,
-    },
-    /// Reply to `leave`.
-    #[serde(rename_all = "camelCase")]
-    Left {
-        /// Room.
-        room_name: String,
-    },
-    /// Someone joined a room this session is in.
-    #[serde(rename_all = "camelCase")]
-    ParticipantJoined {
-        /// Room.
-        room_name: String,
-        /// Who.
-        participant_id: String,
-        /// Display name.
-        username: String,
-    },
-    /// Someone left.
-    #[serde(rename_all = "camelCase")]
-    ParticipantLeft {
-        /// Room.
-        room_name: String,
-        /// Who.
-        participant_id: String,
-    },
-    /// Answer to `publish-offer`.
-    #[serde(rename_all = "camelCase")]
-    PublishAnswer {
-        /// Room.
-        room_name: String,
-        /// SDP answer.
-        answer: String,
-    },
-    /// Server candidate of the publish PeerConnection.
-    #[serde(rename_all = "camelCase")]
-    PublishIceCandidate {
-        /// Room.
-        room_name: String,
-        /// Candidate; `None` = end of candidates.
-        candidate: Option<CandidateInit>,
-    },
-    /// A publisher's media reached the server, or its tracks changed (complete list).
-    #[serde(rename_all = "camelCase")]
-    NewPublisher {
-        /// Room.
-        room_name: String,
-        /// The publisher's participant id.
-        publisher_id: String,
-        /// Display name.
-        username: String,
-        /// All its tracks.
-        tracks: Vec<TrackInfo>,
-    },
-    /// A publisher unpublished, left or disconnected.
-    #[serde(rename_all = "camelCase")]
-    PublisherLeft {
-        /// Room.
-        room_name: String,
-        /// The publisher's participant id.
-        publisher_id: String,
-    },
-    /// Offer of the server's subscribe PeerConnection.
-    #[serde(rename_all = "camelCase")]
-    SubscribeOffer {
-        /// Room.
-        room_name: String,
-        /// The publisher this offer is about.
-        publisher_id: String,
-        /// SDP offer.
-        offer: String,
-        /// The publisher's tracks carried by this PeerConnection.
-        tracks: Vec<TrackInfo>,
-    },
-    /// Server candidate of the subscribe PeerConnection.
-    #[serde(rename_all = "camelCase")]
-    SubscribeIceCandidate {
-        /// Room.
-        room_name: String,
-        /// Candidate; `None` = end of candidates.
-        candidate: Option<CandidateInit>,
-    },
-    /// Answer to `subscribe-prepare`.
-    #[serde(rename_all = "camelCase")]
-    SubscribePrepareAnswer {
-        /// Room.
-        room_name: String,
-        /// SDP answer.
-        answer: String,
-    },
-    /// Chat message (to everyone in the room, sender included).
-    #[serde(rename_all = "camelCase")]
-    Chat {
-        /// Room.
-        room_name: String,
-        /// Sender.
-        participant_id: String,
-        /// Sender's display name.
-        username: String,
-        /// Text.
-        text: String,
-        /// Server time, milliseconds since the Unix epoch.
-        ts: u64,
-    },
-    /// Relayed peer-to-peer signaling.
-    #[serde(rename_all = "camelCase")]
-    Signal {
-        /// Room.
-        room_name: String,
-        /// Sender.
-        from: String,
-        /// Any JSON.
-        data: Value,
-    },
-    /// Reply to `ping`.
-    Pong,
-    /// Reconnect (to the same URL) and publish/subscribe again.
-    #[serde(rename_all = "camelCase")]
-    Reconnect {
-        /// Why.
-        reason: ReconnectReason,
-        /// Suggested delay before reconnecting.
-        retry_after_ms: u64,
-    },
-    /// Something went wrong.
-    #[serde(rename_all = "camelCase")]
-    Error {
-        /// Error code.
-        code: ErrorCode,
-        /// Human-readable reason.
-        message: String,
-        /// `type` of the message that caused it.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        request_type: Option<String>,
-        /// Room of the message that caused it.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        room_name: Option<String>,
-    },
 }
 
 impl ServerMessage {
@@ -485,29 +351,6 @@ impl ServerMessage {
             message: message.into(),
             request_type: None,
             room_name: None,
-        }
-    }
-
-    /// The wire `type` of this message.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            ServerMessage::AuthOk { .. } => "auth-ok",
-            ServerMessage::Joined { .. } => "joined",
-            ServerMessage::Left { .. } => "left",
-            ServerMessage::ParticipantJoined { .. } => "participant-joined",
-            ServerMessage::ParticipantLeft { .. } => "participant-left",
-            ServerMessage::PublishAnswer { .. } => "publish-answer",
-            ServerMessage::PublishIceCandidate { .. } => "publish-ice-candidate",
-            ServerMessage::NewPublisher { .. } => "new-publisher",
-            ServerMessage::PublisherLeft { .. } => "publisher-left",
-            ServerMessage::SubscribeOffer { .. } => "subscribe-offer",
-            ServerMessage::SubscribeIceCandidate { .. } => "subscribe-ice-candidate",
-            ServerMessage::SubscribePrepareAnswer { .. } => "subscribe-prepare-answer",
-            ServerMessage::Chat { .. } => "chat",
-            ServerMessage::Signal { .. } => "signal",
-            ServerMessage::Pong => "pong",
-            ServerMessage::Reconnect { .. } => "reconnect",
-            ServerMessage::Error { .. } => "error",
         }
     }
 
@@ -524,11 +367,6 @@ impl ServerMessage {
         value.to_string()
     }
 }
-
-/// A client's `requestId`: a string or a number, echoed verbatim.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct RequestId(pub Value);
 
 #[cfg(test)]
 mod tests {
@@ -552,5 +390,261 @@ mod tests {
             assert_eq!(v["reason"], text);
             assert_eq!(v["retryAfterMs"], 200);
         }
+    }
+
+    /// One message of every type, with the wire `type` PROTOCOL.md gives it.
+    fn client_samples() -> Vec<(ClientMessage, &'static str)> {
+        let room = || Some("r".to_owned());
+        let sdp = || "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n".to_owned();
+        vec![
+            (ClientMessage::Auth { token: "t".into() }, "auth"),
+            (
+                ClientMessage::Join {
+                    room_name: "r".into(),
+                },
+                "join",
+            ),
+            (
+                ClientMessage::Leave {
+                    room_name: "r".into(),
+                },
+                "leave",
+            ),
+            (
+                ClientMessage::PublishOffer {
+                    room_name: room(),
+                    offer: sdp(),
+                },
+                "publish-offer",
+            ),
+            (
+                ClientMessage::PublishIceCandidate {
+                    room_name: room(),
+                    candidate: None,
+                },
+                "publish-ice-candidate",
+            ),
+            (ClientMessage::Unpublish { room_name: room() }, "unpublish"),
+            (
+                ClientMessage::SubscribeRequest {
+                    room_name: room(),
+                    publisher_id: "p".into(),
+                },
+                "subscribe-request",
+            ),
+            (
+                ClientMessage::SubscribeAnswer {
+                    room_name: room(),
+                    publisher_id: Some("p".into()),
+                    answer: sdp(),
+                },
+                "subscribe-answer",
+            ),
+            (
+                ClientMessage::SubscribeIceCandidate {
+                    room_name: room(),
+                    candidate: None,
+                },
+                "subscribe-ice-candidate",
+            ),
+            (
+                ClientMessage::SubscribePrepare {
+                    room_name: room(),
+                    offer: sdp(),
+                },
+                "subscribe-prepare",
+            ),
+            (
+                ClientMessage::Unsubscribe {
+                    room_name: room(),
+                    publisher_id: "p".into(),
+                },
+                "unsubscribe",
+            ),
+            (
+                ClientMessage::Chat {
+                    room_name: room(),
+                    text: "hi".into(),
+                },
+                "chat",
+            ),
+            (
+                ClientMessage::Signal {
+                    room_name: room(),
+                    to: "p".into(),
+                    data: Value::Null,
+                },
+                "signal",
+            ),
+            (ClientMessage::Ping, "ping"),
+        ]
+    }
+
+    fn server_samples() -> Vec<(ServerMessage, &'static str)> {
+        let s = || "x".to_owned();
+        vec![
+            (
+                ServerMessage::AuthOk {
+                    participant_id: s(),
+                    username: s(),
+                    protocol: 1,
+                    node_id: s(),
+                },
+                "auth-ok",
+            ),
+            (
+                ServerMessage::Joined {
+                    room_name: s(),
+                    participant_id: s(),
+                    participants: vec![],
+                    publishers: vec![],
+                },
+                "joined",
+            ),
+            (ServerMessage::Left { room_name: s() }, "left"),
+            (
+                ServerMessage::ParticipantJoined {
+                    room_name: s(),
+                    participant_id: s(),
+                    username: s(),
+                },
+                "participant-joined",
+            ),
+            (
+                ServerMessage::ParticipantLeft {
+                    room_name: s(),
+                    participant_id: s(),
+                },
+                "participant-left",
+            ),
+            (
+                ServerMessage::PublishAnswer {
+                    room_name: s(),
+                    answer: s(),
+                },
+                "publish-answer",
+            ),
+            (
+                ServerMessage::PublishIceCandidate {
+                    room_name: s(),
+                    candidate: None,
+                },
+                "publish-ice-candidate",
+            ),
+            (
+                ServerMessage::NewPublisher {
+                    room_name: s(),
+                    publisher_id: s(),
+                    username: s(),
+                    tracks: vec![],
+                },
+                "new-publisher",
+            ),
+            (
+                ServerMessage::PublisherLeft {
+                    room_name: s(),
+                    publisher_id: s(),
+                },
+                "publisher-left",
+            ),
+            (
+                ServerMessage::SubscribeOffer {
+                    room_name: s(),
+                    publisher_id: s(),
+                    offer: s(),
+                    tracks: vec![],
+                },
+                "subscribe-offer",
+            ),
+            (
+                ServerMessage::SubscribeIceCandidate {
+                    room_name: s(),
+                    candidate: None,
+                },
+                "subscribe-ice-candidate",
+            ),
+            (
+                ServerMessage::SubscribePrepareAnswer {
+                    room_name: s(),
+                    answer: s(),
+                },
+                "subscribe-prepare-answer",
+            ),
+            (
+                ServerMessage::Chat {
+                    room_name: s(),
+                    participant_id: s(),
+                    username: s(),
+                    text: s(),
+                    ts: 1,
+                },
+                "chat",
+            ),
+            (
+                ServerMessage::Signal {
+                    room_name: s(),
+                    from: s(),
+                    data: Value::Null,
+                },
+                "signal",
+            ),
+            (ServerMessage::Pong, "pong"),
+            (
+                ServerMessage::Reconnect {
+                    reason: ReconnectReason::Draining,
+                    retry_after_ms: 1,
+                },
+                "reconnect",
+            ),
+            (ServerMessage::error(ErrorCode::Internal, "x"), "error"),
+        ]
+    }
+
+    /// The serde tag, `type_name()`, `kind()` and the type enums agree for
+    /// every variant, and spell the names PROTOCOL.md has.
+    #[test]
+    fn wire_names_agree_everywhere() {
+        let samples = client_samples();
+        let kinds: Vec<ClientType> = samples.iter().map(|(m, _)| m.kind()).collect();
+        assert_eq!(
+            kinds,
+            ClientType::ALL,
+            "one sample per client type, in order"
+        );
+        for (message, wire) in &samples {
+            let json = serde_json::to_value(message).expect("serializes");
+            assert_eq!(json["type"], *wire);
+            assert_eq!(message.type_name(), *wire);
+            assert_eq!(message.kind().as_str(), *wire);
+            assert_eq!(message.kind().to_string(), *wire);
+            assert_eq!(ClientType::from_wire(wire), Some(message.kind()));
+            let back: ClientMessage = serde_json::from_value(json).expect("deserializes");
+            assert_eq!(&back, message);
+        }
+        let names: Vec<&str> = samples.iter().map(|(_, w)| *w).collect();
+        assert_eq!(ClientType::NAMES, names);
+
+        let samples = server_samples();
+        let kinds: Vec<ServerType> = samples.iter().map(|(m, _)| m.kind()).collect();
+        assert_eq!(
+            kinds,
+            ServerType::ALL,
+            "one sample per server type, in order"
+        );
+        for (message, wire) in &samples {
+            let json = serde_json::to_value(message).expect("serializes");
+            assert_eq!(json["type"], *wire);
+            assert_eq!(message.type_name(), *wire);
+            assert_eq!(message.kind().as_str(), *wire);
+            assert_eq!(message.kind().to_string(), *wire);
+            assert_eq!(ServerType::from_wire(wire), Some(message.kind()));
+            let back: ServerMessage = serde_json::from_value(json).expect("deserializes");
+            assert_eq!(&back, message);
+        }
+        let names: Vec<&str> = samples.iter().map(|(_, w)| *w).collect();
+        assert_eq!(ServerType::NAMES, names);
+
+        assert_eq!(ClientType::from_wire("auth-ok"), None);
+        assert_eq!(ServerType::from_wire("auth"), None);
     }
 }

@@ -1,29 +1,14 @@
 //! Parsing and validation of client messages. Never panics: every input maps
 //! to a message or to the error code the server answers with.
 
-use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use crate::messages::{CandidateInit, ClientMessage, ErrorCode, RequestId};
-use crate::{MAX_CHAT_CHARS, MAX_ID_BYTES, MAX_ROOM_NAME_BYTES};
+use crate::limits::{MAX_CHAT_CHARS, MAX_ID_BYTES, MAX_ROOM_NAME_BYTES};
+use crate::messages::{ClientMessage, ClientType};
+use crate::types::{CandidateInit, ErrorCode, RequestId};
 
-/// Every `type` a client may send.
-pub const CLIENT_TYPES: &[&str] = &[
-    "auth",
-    "join",
-    "leave",
-    "publish-offer",
-    "publish-ice-candidate",
-    "unpublish",
-    "subscribe-request",
-    "subscribe-answer",
-    "subscribe-ice-candidate",
-    "subscribe-prepare",
-    "unsubscribe",
-    "chat",
-    "signal",
-    "ping",
-];
+/// Every `type` a client may send (the same list as [`ClientType::NAMES`]).
+pub const CLIENT_TYPES: &[&str] = ClientType::NAMES;
 
 /// A parsed, validated client message with its `requestId`.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,7 +82,7 @@ pub fn parse_client_message(text: &str) -> Result<Parsed, ParseError> {
         }
     };
     err.request_type = Some(ty.clone());
-    if !CLIENT_TYPES.contains(&ty.as_str()) {
+    if ClientType::from_wire(&ty).is_none() {
         err.code = ErrorCode::UnknownType;
         err.message = format!("unknown message type `{}`", truncate(&ty, 64));
         return Err(err);
@@ -223,75 +208,6 @@ fn truncate(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
-}
-
-/// SDP given as a string or as `{"type": "...", "sdp": "..."}`.
-pub(crate) fn de_sdp<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    use serde::de::Error;
-    match Value::deserialize(d)? {
-        Value::String(s) => Ok(s),
-        Value::Object(map) => match map.get("sdp") {
-            Some(Value::String(s)) => Ok(s.clone()),
-            _ => Err(D::Error::custom("SDP object needs a string field `sdp`")),
-        },
-        _ => Err(D::Error::custom(
-            "SDP must be a string or an object {type, sdp}",
-        )),
-    }
-}
-
-/// Candidate given as an RTCIceCandidateInit object, a bare string, null or "".
-pub(crate) fn de_candidate<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<CandidateInit>, D::Error> {
-    use serde::de::Error;
-    let normalize = |s: &str| s.trim().trim_start_matches("a=").to_owned();
-    match Value::deserialize(d)? {
-        Value::Null => Ok(None),
-        Value::String(s) if s.trim().is_empty() => Ok(None),
-        Value::String(s) => Ok(Some(CandidateInit {
-            candidate: normalize(&s),
-            sdp_mid: None,
-            sdp_m_line_index: Some(0),
-            username_fragment: None,
-        })),
-        v @ Value::Object(_) => {
-            let mut c: CandidateInit = serde_json::from_value(v)
-                .map_err(|e| D::Error::custom(format!("invalid candidate object: {e}")))?;
-            if c.candidate.trim().is_empty() {
-                return Ok(None);
-            }
-            c.candidate = normalize(&c.candidate);
-            if c.sdp_mid.is_none() && c.sdp_m_line_index.is_none() {
-                c.sdp_m_line_index = Some(0);
-            }
-            Ok(Some(c))
-        }
-        _ => Err(D::Error::custom(
-            "candidate must be an object, a string or null",
-        )),
-    }
-}
-
-fn value_to_id<E: serde::de::Error>(v: Value) -> Result<String, E> {
-    match v {
-        Value::String(s) => Ok(s),
-        Value::Number(n) if n.is_u64() || n.is_i64() => Ok(n.to_string()),
-        _ => Err(E::custom("id must be a string or an integer")),
-    }
-}
-
-/// Id given as a string or an integer.
-pub(crate) fn de_id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    value_to_id(Value::deserialize(d)?)
-}
-
-/// Optional id given as a string or an integer.
-pub(crate) fn de_opt_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    match Value::deserialize(d)? {
-        Value::Null => Ok(None),
-        v => value_to_id(v).map(Some),
-    }
 }
 
 #[cfg(test)]

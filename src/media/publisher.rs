@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rheomesh::publish_transport::PublishTransport;
 use rheomesh::transport::Transport;
-use signaling::{CandidateInit, ErrorCode, RequestId, TrackInfo, TrackKind};
+use signaling::{CandidateInit, ClientType, ErrorCode, RequestId, TrackInfo, TrackKind};
 use tokio::sync::mpsc;
 use webrtc::ice_transport::ice_candidate::RTCIceCandidate;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
@@ -301,7 +301,7 @@ impl Actor {
         if let Err(e) = transport.add_ice_candidate(to_rtc_candidate(&c)).await {
             self.ctx
                 .error(
-                    "publish-ice-candidate",
+                    ClientType::PublishIceCandidate.as_str(),
                     ErrorCode::BadRequest,
                     format!("candidate rejected: {e}"),
                     None,
@@ -421,7 +421,7 @@ impl Actor {
 
     async fn error(&self, code: ErrorCode, message: String, request_id: Option<RequestId>) {
         self.ctx
-            .error("publish-offer", code, message, request_id)
+            .error(ClientType::PublishOffer.as_str(), code, message, request_id)
             .await
     }
 }

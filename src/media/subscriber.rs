@@ -23,7 +23,7 @@ use std::time::Duration;
 use rheomesh::subscribe_transport::SubscribeTransport;
 use rheomesh::subscriber::Subscriber;
 use rheomesh::transport::Transport;
-use signaling::{CandidateInit, ErrorCode, RequestId, TrackInfo};
+use signaling::{CandidateInit, ClientType, ErrorCode, RequestId, TrackInfo};
 use tokio::sync::{mpsc, Mutex};
 use tokio::time::Instant;
 use webrtc::ice_transport::ice_candidate::RTCIceCandidate;
@@ -515,7 +515,7 @@ impl Actor {
         if let Err(e) = transport.add_ice_candidate(to_rtc_candidate(&c)).await {
             self.ctx
                 .error(
-                    "subscribe-ice-candidate",
+                    ClientType::SubscribeIceCandidate.as_str(),
                     ErrorCode::BadRequest,
                     format!("candidate rejected: {e}"),
                     None,

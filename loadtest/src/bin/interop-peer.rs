@@ -20,7 +20,7 @@ use clap::Parser;
 use loadtest::rtc::{self, Rtc};
 use serde_json::json;
 use signaling::client::{Client, ClientError};
-use signaling::{CandidateInit, ClientMessage, ServerMessage};
+use signaling::{CandidateInit, ClientMessage, ServerMessage, ServerType};
 use webrtc::api::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use webrtc::media::io::ivf_reader::IVFReader;
 use webrtc::media::Sample;
@@ -208,7 +208,9 @@ async fn run(args: &Args) -> Result<()> {
     let rtc = Rtc::new(args.ip)?;
     let frames = ivf_frames(&args.ivf)?;
     let mut client = Client::connect(&args.url, Some(&args.token)).await?;
-    let auth = client.wait_type("auth-ok", Duration::from_secs(10)).await?;
+    let auth = client
+        .wait_type(ServerType::AuthOk.as_str(), Duration::from_secs(10))
+        .await?;
     let own = match auth.message {
         Some(ServerMessage::AuthOk { participant_id, .. }) => participant_id,
         _ => bail!("bad auth-ok: {}", auth.raw),
@@ -220,7 +222,9 @@ async fn run(args: &Args) -> Result<()> {
             room_name: args.room.clone(),
         })
         .await?;
-    let joined = client.wait_type("joined", Duration::from_secs(10)).await?;
+    let joined = client
+        .wait_type(ServerType::Joined.as_str(), Duration::from_secs(10))
+        .await?;
     let mut pending: Vec<String> = match joined.message {
         Some(ServerMessage::Joined { publishers, .. }) => publishers
             .into_iter()

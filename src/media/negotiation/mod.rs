@@ -34,7 +34,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use signaling::{ErrorCode, RequestId, TrackInfo};
+use signaling::{ClientType, ErrorCode, RequestId, TrackInfo};
 
 mod io;
 mod results;
@@ -49,7 +49,7 @@ pub const TRACK_WAIT: Duration = Duration::from_secs(2);
 pub const TRACK_RETRY: Duration = Duration::from_millis(100);
 /// Limit on m-sections of one subscribe PeerConnection: rheomesh never
 /// removes a transceiver, and answers must fit in a 64 KiB frame.
-pub const MAX_MLINES: usize = 48;
+pub const MAX_MLINES: usize = signaling::MAX_SUBSCRIBE_MEDIA_SECTIONS;
 /// When an outstanding offer without answer is worth a warning.
 pub const ANSWER_WARN: Duration = Duration::from_secs(15);
 /// Pause between tries of an ICE restart that the library refused for now
@@ -225,7 +225,7 @@ impl Negotiation {
                 out,
                 ErrorCode::BadRequest,
                 format!("already subscribed to every track of {publisher_id}"),
-                "subscribe-request",
+                ClientType::SubscribeRequest,
                 request_id,
             );
             return;
@@ -320,7 +320,7 @@ impl Negotiation {
                 out,
                 ErrorCode::BadRequest,
                 "subscribe-prepare must come before the first subscription".to_owned(),
-                "subscribe-prepare",
+                ClientType::SubscribePrepare,
                 request_id,
             );
             return;
@@ -342,7 +342,7 @@ impl Negotiation {
                 out,
                 ErrorCode::BadRequest,
                 "no subscribe offer is waiting for an answer".to_owned(),
-                "subscribe-answer",
+                ClientType::SubscribeAnswer,
                 request_id,
             );
             return;
@@ -354,7 +354,7 @@ impl Negotiation {
                 out,
                 ErrorCode::BadRequest,
                 "the previous answer is still being applied".to_owned(),
-                "subscribe-answer",
+                ClientType::SubscribeAnswer,
                 request_id,
             );
             return;

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use signaling::{ErrorCode, RequestId};
+use signaling::{ClientType, ErrorCode, RequestId};
 
 use super::*;
 
@@ -90,7 +90,7 @@ impl Negotiation {
                         format!("subscribe to track {}: {m}", track.track_id),
                     ),
                 };
-                error(out, code, message, "subscribe-request", request_id);
+                error(out, code, message, ClientType::SubscribeRequest, request_id);
             }
             (Call::Prepare { request_id }, Input::Prepared { answer }) => {
                 self.negotiated = true;
@@ -107,7 +107,7 @@ impl Negotiation {
                 } else {
                     ErrorCode::BadRequest
                 };
-                error(out, code, message, "subscribe-prepare", request_id);
+                error(out, code, message, ClientType::SubscribePrepare, request_id);
             }
             (
                 Call::Answer {
@@ -146,7 +146,7 @@ impl Negotiation {
                     out,
                     ErrorCode::BadRequest,
                     format!("answer rejected: {message}"),
-                    "subscribe-answer",
+                    ClientType::SubscribeAnswer,
                     request_id,
                 );
             }
@@ -177,7 +177,7 @@ impl Negotiation {
                     out,
                     ErrorCode::Internal,
                     format!("ICE restart failed: {message}"),
-                    "subscribe-request",
+                    ClientType::SubscribeRequest,
                     None,
                 );
             }
@@ -212,7 +212,7 @@ impl Negotiation {
                     if self.mlines >= MAX_MLINES {
                         error(out, ErrorCode::RoomFull, format!(
                                 "this subscribe connection carries {MAX_MLINES} media sections, the limit; reconnect to start a fresh one"
-                            ), "subscribe-request", request_id);
+                            ), ClientType::SubscribeRequest, request_id);
                         continue;
                     }
                     out.push(Action::Subscribe {
@@ -279,13 +279,13 @@ pub(super) fn error(
     out: &mut Vec<Action>,
     code: ErrorCode,
     message: String,
-    request_type: &'static str,
+    request_type: ClientType,
     request_id: Option<RequestId>,
 ) {
     out.push(Action::Error {
         code,
         message,
-        request_type,
+        request_type: request_type.as_str(),
         request_id,
     });
 }

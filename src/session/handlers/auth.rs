@@ -1,7 +1,7 @@
 //! `auth`: verifies the token once per connection and takes a connection
 //! from the identity's quota.
 
-use signaling::{ErrorCode, RequestId, ServerMessage, PROTOCOL_VERSION};
+use signaling::{ClientType, ErrorCode, RequestId, ServerMessage, PROTOCOL_VERSION};
 
 use super::super::{reject, Session, CLOSE_POLICY, CLOSE_UNAUTHORIZED};
 use crate::quota::Kind;
@@ -43,7 +43,12 @@ impl Session {
                 } else {
                     (CLOSE_POLICY, "too many connections for this participant")
                 };
-                self.send_error(reject(code, message), Some("auth"), None, request_id);
+                self.send_error(
+                    reject(code, message),
+                    Some(ClientType::Auth.as_str()),
+                    None,
+                    request_id,
+                );
                 self.close(close.0, close.1);
             }
         }
