@@ -65,6 +65,8 @@ import {
   parseServerMessage,
 } from './sfu-core.js';
 
+import { AUTH_OK_KEY, SharedMethods, TRANSIENT_CODES, composeMethods, makeAbort, noop } from './client/shared.js';
+
 export {
   Backoff,
   PendingRequests,
@@ -87,10 +89,6 @@ const MAX_ORPHAN_TRACKS = 50;
 const MAX_SUBSCRIBE_SECTIONS = 48;
 /** Least time between two transparent leave+join cycles (room-full). */
 const MIN_RECYCLE_INTERVAL_MS = 10000;
-/** Key under which an unsolicited `auth-ok` (token in the URL) is awaited. */
-const AUTH_OK_KEY = '$auth-ok';
-/** Local error codes that mean "the session changed under us", not a real failure. */
-const TRANSIENT_CODES = new Set(['interrupted', 'cancelled', 'connection-lost', 'closed', 'not-connected']);
 /** Server messages that belong to the room (ignored while not joined). */
 const ROOM_SCOPED = new Set([
   'participant-joined',
@@ -105,8 +103,6 @@ const ROOM_SCOPED = new Set([
   'chat',
   'signal',
 ]);
-
-const noop = () => {};
 
 /**
  * Logger interface; every method is optional.
@@ -1806,26 +1802,6 @@ export class SfuClient extends EventTarget {
 
   // ------------------------------------------------------------ helpers
 
-  /** @private @returns {any} */
-  _newPc() {
-    const PC = this._opts.RTCPeerConnectionImpl ?? /** @type {any} */ (globalThis).RTCPeerConnection;
-    if (!PC) throw new SfuError('unsupported', 'RTCPeerConnection is not available');
-    return new PC({ iceServers: this._opts.iceServers });
-  }
-
-  /** @private @param {any} pc */
-  _closePc(pc) {
-    if (!pc) return;
-    pc.onicecandidate = null;
-    pc.ontrack = null;
-    pc.onconnectionstatechange = null;
-    try {
-      pc.close();
-    } catch (e) {
-      this._log.debug('pc.close failed', e);
-    }
-  }
-
   /** @private @param {SubState} sub @param {number} epoch */
   _checkSub(sub, epoch) {
     if (sub !== this._sub || epoch !== this._epoch) throw new SfuError('interrupted', 'subscribe PeerConnection replaced');
@@ -1932,58 +1908,6 @@ export class SfuClient extends EventTarget {
     this._state = /** @type {any} */ (state);
     this._emit('state', { state, previous, reason: reason ?? null });
   }
-
-  /**
-   * @private
-   * @param {SfuError} err
-   * @param {boolean} fatal
-   */
-  _emitError(err, fatal) {
-    this._emit('error', { code: err.code, message: err.message, requestType: err.requestType ?? null, fatal });
-  }
-
-  /**
-   * Dispatches a CustomEvent; a throwing listener never breaks the library.
-   * @private
-   * @param {string} type
-   * @param {object} detail
-   */
-  _emit(type, detail) {
-    try {
-      this.dispatchEvent(new CustomEvent(type, { detail }));
-    } catch (e) {
-      this._log.error(`a ${type} listener threw`, e);
-    }
-  }
-
-  /**
-   * Runs an event handler; logs instead of throwing.
-   * @private
-   * @param {string} what
-   * @param {() => void} fn
-   */
-  _guard(what, fn) {
-    try {
-      fn();
-    } catch (e) {
-      this._log.error(`${what} handler failed`, e);
-    }
-  }
-}
-
-/**
- * A promise that rejects on abort() (its rejection is always handled).
- * @returns {{promise: Promise<never>, abort: (err: unknown) => void}}
- */
-function makeAbort() {
-  /** @type {(err: unknown) => void} */
-  let abort = noop;
-  /** @type {Promise<never>} */
-  const promise = new Promise((_, reject) => {
-    abort = reject;
-  });
-  promise.catch(noop);
-  return { promise, abort };
 }
 
 /**
@@ -2013,3 +1937,7 @@ function candidateJson(c) {
   if (j.usernameFragment) out.usernameFragment = j.usernameFragment;
   return out;
 }
+
+composeMethods(SfuClient, [
+  SharedMethods,
+]);
