@@ -36,6 +36,11 @@ const WEB_ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../web/sfu-core.js"),
     ),
     (
+        "client/candidates.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/client/candidates.js"),
+    ),
+    (
         "client/shared.js",
         "text/javascript; charset=utf-8",
         include_str!("../web/client/shared.js"),
