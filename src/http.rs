@@ -46,6 +46,11 @@ const WEB_ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../web/client/shared.js"),
     ),
     (
+        "client/tracks.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/client/tracks.js"),
+    ),
+    (
         "style.css",
         "text/css; charset=utf-8",
         include_str!("../web/style.css"),
