@@ -41,6 +41,11 @@ const WEB_ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../web/client/candidates.js"),
     ),
     (
+        "client/publish.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/client/publish.js"),
+    ),
+    (
         "client/shared.js",
         "text/javascript; charset=utf-8",
         include_str!("../web/client/shared.js"),
