@@ -51,6 +51,11 @@ const WEB_ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../web/client/shared.js"),
     ),
     (
+        "client/subscribe.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/client/subscribe.js"),
+    ),
+    (
         "client/tracks.js",
         "text/javascript; charset=utf-8",
         include_str!("../web/client/tracks.js"),
