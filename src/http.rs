@@ -46,6 +46,11 @@ const WEB_ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../web/client/publish.js"),
     ),
     (
+        "client/room.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/client/room.js"),
+    ),
+    (
         "client/shared.js",
         "text/javascript; charset=utf-8",
         include_str!("../web/client/shared.js"),
