@@ -66,6 +66,11 @@ const WEB_ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../web/client/tracks.js"),
     ),
     (
+        "client/transport.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/client/transport.js"),
+    ),
+    (
         "style.css",
         "text/css; charset=utf-8",
         include_str!("../web/style.css"),
