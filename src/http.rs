@@ -51,6 +51,11 @@ const WEB_ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../web/client/room.js"),
     ),
     (
+        "client/session.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/client/session.js"),
+    ),
+    (
         "client/shared.js",
         "text/javascript; charset=utf-8",
         include_str!("../web/client/shared.js"),
