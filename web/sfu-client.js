@@ -83,6 +83,9 @@ import { SubscribeMethods } from './client/subscribe.js';
 import { TrackMethods } from './client/tracks.js';
 import { TransportMethods } from './client/transport.js';
 
+/** @typedef {import('./client/publish.js').PubState} PubState */
+/** @typedef {import('./client/subscribe.js').SubState} SubState */
+
 export {
   Backoff,
   PendingRequests,

@@ -6,6 +6,9 @@
 import { normalizeCandidate } from '../sfu-core.js';
 import { noop } from './shared.js';
 
+/** @typedef {import('./publish.js').PubState} PubState */
+/** @typedef {import('./subscribe.js').SubState} SubState */
+
 /** Cap of queued remote ICE candidates per PeerConnection. */
 const MAX_QUEUED_CANDIDATES = 200;
 

@@ -6,6 +6,8 @@
 
 import { isProbator, parseMsids } from '../sfu-core.js';
 
+/** @typedef {import('./subscribe.js').SubState} SubState */
+
 /** Cap of remote tracks whose publisher is not known yet. */
 const MAX_ORPHAN_TRACKS = 50;
 
