@@ -36,6 +36,46 @@ const WEB_ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../web/sfu-core.js"),
     ),
     (
+        "client/candidates.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/client/candidates.js"),
+    ),
+    (
+        "client/publish.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/client/publish.js"),
+    ),
+    (
+        "client/room.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/client/room.js"),
+    ),
+    (
+        "client/session.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/client/session.js"),
+    ),
+    (
+        "client/shared.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/client/shared.js"),
+    ),
+    (
+        "client/subscribe.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/client/subscribe.js"),
+    ),
+    (
+        "client/tracks.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/client/tracks.js"),
+    ),
+    (
+        "client/transport.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/client/transport.js"),
+    ),
+    (
         "style.css",
         "text/css; charset=utf-8",
         include_str!("../web/style.css"),
@@ -132,6 +172,14 @@ pub fn routes(
         .and_then(
             |name: String| async move { web_asset(&name).ok_or_else(warp::reject::not_found) },
         );
+    // The modules of the client library (web/client/) are one level down.
+    let client_assets = warp::get()
+        .and(warp::path("client"))
+        .and(warp::path::param::<String>())
+        .and(warp::path::end())
+        .and_then(|name: String| async move {
+            web_asset(&format!("client/{name}")).ok_or_else(warp::reject::not_found)
+        });
 
     let health = warp::get()
         .and(warp::path("health"))
@@ -187,6 +235,7 @@ pub fn routes(
         .or(health)
         .or(dev_token)
         .or(assets)
+        .or(client_assets)
         .recover(handle_rejection)
 }
 

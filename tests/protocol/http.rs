@@ -151,9 +151,27 @@ async fn http_routes_with_secret() {
         let want = std::fs::read(file).expect("web file");
         assert_eq!(body, want, "{path} differs from {file}");
     }
+    // Likewise every module of the client library (web/client/, imported by
+    // sfu-client.js): one missing breaks the library in the browser.
+    for entry in std::fs::read_dir("web/client").expect("web/client") {
+        let file = entry.expect("web/client entry").path();
+        let name = file.file_name().expect("file name").to_string_lossy();
+        let path = format!("/client/{name}");
+        let (head, body) = raw_get(server.addr, &path).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
+        assert!(
+            head.to_lowercase()
+                .contains("content-type: text/javascript"),
+            "{path}: {head}"
+        );
+        let want = std::fs::read(&file).expect("web file");
+        assert_eq!(body, want, "{path} differs from {}", file.display());
+    }
     for path in [
         "/no/such/path",
         "/sfu-client.js/x",
+        "/client/transport.js/x",
+        "/client/sfu-core.js",
         "/Cargo.toml",
         "/..%2FCargo.toml",
     ] {
