@@ -259,16 +259,18 @@ export async function pageMedia(page) {
  * True when the page decodes video (framesDecoded > 0, frameWidth > 0) and
  * receives audio (packetsReceived > 0) from every id in `publisherIds`, and
  * each of their tiles shows a video with videoWidth > 0. With `since`
- * (an earlier `pageMedia` result), the counters must also have grown.
+ * (an earlier `pageMedia` result), a track seen then must also have grown
+ * its counters since; a new track (a publisher that came back publishes new
+ * ones, whose counters start at 0) needs only to flow.
  */
 export function receivesFrom(media, publisherIds, since) {
-  const before = (pid, kind) => since?.stats.find((s) => s.publisherId === pid && s.kind === kind);
+  const before = (s) => since?.stats.find((b) => b.publisherId === s.publisherId && b.kind === s.kind && b.trackId === s.trackId);
   return publisherIds.every((pid) => {
     const video = media.stats.filter((s) => s.publisherId === pid && s.kind === 'video');
     const audio = media.stats.filter((s) => s.publisherId === pid && s.kind === 'audio');
     const tile = media.tiles.find((t) => t.participantId === pid);
-    const v = video.some((s) => s.framesDecoded > 0 && s.frameWidth > 0 && (!before(pid, 'video') || s.framesDecoded > before(pid, 'video').framesDecoded));
-    const a = audio.some((s) => s.packetsReceived > 0 && (!before(pid, 'audio') || s.packetsReceived > before(pid, 'audio').packetsReceived));
+    const v = video.some((s) => s.framesDecoded > 0 && s.frameWidth > 0 && (!before(s) || s.framesDecoded > before(s).framesDecoded));
+    const a = audio.some((s) => s.packetsReceived > 0 && (!before(s) || s.packetsReceived > before(s).packetsReceived));
     return v && a && tile && tile.videoWidth > 0;
   });
 }

@@ -88,12 +88,24 @@ const aiortcFlowing = (peer, n = 50) => Object.entries(peer.stats.inbound).filte
 /** The seed-001 page: decoded video and received audio per inbound stream. */
 async function seedMedia(page) {
   return page.evaluate(async () => {
-    const out = { video: 0, audio: 0, ufrags: window.seedOfferUfrags || [], log: window.seedLog };
+    const out = { video: 0, audio: 0, ufrags: window.seedOfferUfrags || [], log: window.seedLog, inbound: [] };
+    // mid -> "stream track" of the server's offer, to name the publisher of a stuck stream.
+    const msid = {};
+    let mid = null;
+    for (const line of (window.seedPcs.subPc.remoteDescription?.sdp || '').split('\r\n')) {
+      if (line.startsWith('a=mid:')) mid = line.slice(6);
+      if (line.startsWith('a=msid:')) msid[mid] = line.slice(7);
+    }
     (await window.seedPcs.subPc.getStats()).forEach((s) => {
       if (s.type !== 'inbound-rtp') return;
       if (s.kind === 'video' && s.framesDecoded > 0) out.video += 1;
       if (s.kind === 'audio' && s.packetsReceived > 0) out.audio += 1;
+      // One compact line per stream, so a failure shows which one is stuck.
+      out.inbound.push(`${s.kind} mid=${s.mid} msid=${msid[s.mid]} ssrc=${s.ssrc} pkts=${s.packetsReceived} lost=${s.packetsLost} `
+        + `frames=${s.framesDecoded ?? '-'} kf=${s.keyFramesDecoded ?? '-'} pli=${s.pliCount ?? '-'} nack=${s.nackCount ?? '-'}`);
     });
+    out.transceivers = window.seedPcs.subPc.getTransceivers().map((t) => `${t.mid}:${t.currentDirection}:${t.receiver.track.kind}`);
+    out.state = `${window.seedPcs.subPc.connectionState}/${window.seedPcs.subPc.iceConnectionState}`;
     return out;
   });
 }
@@ -117,14 +129,19 @@ describe('Chromium, Firefox, aiortc and webrtc-rs in one room', () => {
     });
     return page;
   };
-  const describeAll = async () => {
-    const out = {
-      aiortc: { flowing: aiortcFlowing(aiortc), errors: aiortc.errors },
-      webrtcRs: { stats: rs?.stats, errors: rs?.errors },
-    };
-    for (const [name, p] of Object.entries(pages)) {
+  // Everyone's view; `first` (the participant waited for) leads, since a
+  // long failure message may be cut in the middle.
+  const describeAll = (first) => async () => {
+    const out = {};
+    const names = Object.keys(pages).sort((a, b) => (b === first) - (a === first));
+    if (first === 'aiortc') out.aiortc = { flowing: aiortcFlowing(aiortc), inbound: aiortc.stats.inbound, errors: aiortc.errors };
+    if (first === 'webrtcRs') out.webrtcRs = { stats: rs?.stats, errors: rs?.errors };
+    for (const name of names) {
+      const p = pages[name];
       out[name] = name === 'seed' ? await seedMedia(p).catch(String) : { ...(await pageMedia(p).catch(String)), console: p.consoleLines.slice(-10) };
     }
+    out.aiortc = out.aiortc ?? { flowing: aiortcFlowing(aiortc), errors: aiortc?.errors };
+    out.webrtcRs = out.webrtcRs ?? { stats: rs?.stats, errors: rs?.errors };
     return out;
   };
 
@@ -159,25 +176,25 @@ describe('Chromium, Firefox, aiortc and webrtc-rs in one room', () => {
     const ivf = makeClip();
     const rsToken = (await (await fetch(`${server.url}/dev/token?user=webrtc-rs`)).json()).token;
     rs = startRsPeer(`${server.url.replace('http', 'ws')}/ws`, rsToken, ivf);
-    await waitFor('webrtc-rs to authenticate', () => rs.participantId, { timeoutMs: 20_000, describe: describeAll });
+    await waitFor('webrtc-rs to authenticate', () => rs.participantId, { timeoutMs: 20_000, describe: describeAll('webrtcRs') });
     ids.rs = rs.participantId;
 
     const all = Object.values(ids);
     for (const name of ['chrome', 'firefox']) {
       const others = all.filter((id) => id !== ids[name]);
       await waitFor(`${name} decodes ${others.join(', ')}`, async () => receivesFrom(await pageMedia(pages[name]), others), {
-        timeoutMs: MEDIA_TIMEOUT, describe: describeAll,
+        timeoutMs: MEDIA_TIMEOUT, describe: describeAll(name),
       });
     }
     await waitFor('the seed page decodes four videos and hears four', async () => {
       const m = await seedMedia(pages.seed);
       return m.video >= 4 && m.audio >= 4;
-    }, { timeoutMs: MEDIA_TIMEOUT, describe: describeAll });
+    }, { timeoutMs: MEDIA_TIMEOUT, describe: describeAll('seed') });
     await waitFor('aiortc receives the eight other tracks', () => aiortcFlowing(aiortc).length >= 8, {
-      timeoutMs: MEDIA_TIMEOUT, describe: describeAll,
+      timeoutMs: MEDIA_TIMEOUT, describe: describeAll('aiortc'),
     });
     await waitFor('webrtc-rs receives frames and keyframes of four videos and four audio tracks', () => rsFlowing(rs).length >= 8, {
-      timeoutMs: MEDIA_TIMEOUT, describe: describeAll,
+      timeoutMs: MEDIA_TIMEOUT, describe: describeAll('webrtcRs'),
     });
     console.log(`# five participants, four stacks, full mesh flowing ${Date.now() - started} ms after the first join`);
 
@@ -203,25 +220,25 @@ describe('Chromium, Firefox, aiortc and webrtc-rs in one room', () => {
     delete pages.seed;
     for (const name of ['chrome', 'firefox']) {
       await waitFor(`${name} drops the seed tile`, async () => !(await pageMedia(pages[name])).tiles.some((t) => t.participantId === 'seed'), {
-        timeoutMs: 20_000, describe: describeAll,
+        timeoutMs: 20_000, describe: describeAll(name),
       });
     }
     pages.seed = await openSeed('seed');
     for (const name of ['chrome', 'firefox']) {
       await waitFor(`${name} decodes the returning seed page`, async () => receivesFrom(await pageMedia(pages[name]), ['seed'], before[name]), {
-        timeoutMs: MEDIA_TIMEOUT, describe: describeAll,
+        timeoutMs: MEDIA_TIMEOUT, describe: describeAll(name),
       });
     }
     await waitFor('aiortc receives the returning tracks', () => aiortcFlowing(aiortc).filter((id) => !seenBefore.has(id)).length >= 2, {
-      timeoutMs: MEDIA_TIMEOUT, describe: describeAll,
+      timeoutMs: MEDIA_TIMEOUT, describe: describeAll('aiortc'),
     });
     await waitFor('webrtc-rs receives the returning tracks', () => rsFlowing(rs).filter((id) => !rsSeenBefore.has(id)).length >= 2, {
-      timeoutMs: MEDIA_TIMEOUT, describe: describeAll,
+      timeoutMs: MEDIA_TIMEOUT, describe: describeAll('webrtcRs'),
     });
     await waitFor('the returning seed page decodes the other four', async () => {
       const m = await seedMedia(pages.seed);
       return m.video >= 4 && m.audio >= 4;
-    }, { timeoutMs: MEDIA_TIMEOUT, describe: describeAll });
+    }, { timeoutMs: MEDIA_TIMEOUT, describe: describeAll('seed') });
     assert.equal(new Set(aiortc.stats.offers).size, 1, `aiortc offers: ${aiortc.stats.offers}`);
     assert.equal(new Set(rs.stats.offers).size, 1, `webrtc-rs offers: ${rs.stats.offers}`);
   });
