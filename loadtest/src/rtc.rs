@@ -57,7 +57,7 @@ impl Rtc {
         )?;
         m.register_codec(
             RTCRtpCodecParameters {
-                capability: vp8(),
+                capability: vp8(&[]),
                 payload_type: PT_VP8,
                 ..Default::default()
             },
@@ -176,7 +176,8 @@ pub async fn accept_answer(rtc: &Rtc, pc: &RTCPeerConnection, remote_answer: &st
         .context("set remote answer")
 }
 
-fn opus() -> RTCRtpCodecCapability {
+/// Opus as every webrtc-rs peer of the load tester and the tests offers it.
+pub fn opus() -> RTCRtpCodecCapability {
     RTCRtpCodecCapability {
         mime_type: MIME_TYPE_OPUS.to_owned(),
         clock_rate: 48000,
@@ -186,16 +187,20 @@ fn opus() -> RTCRtpCodecCapability {
     }
 }
 
-fn vp8() -> RTCRtpCodecCapability {
+/// VP8 with FIR, NACK and PLI feedback, plus `extra` feedback types
+/// (`(type, parameter)`, e.g. `("goog-remb", "")`).
+pub fn vp8(extra: &[(&str, &str)]) -> RTCRtpCodecCapability {
     let fb = |typ: &str, parameter: &str| RTCPFeedback {
         typ: typ.to_owned(),
         parameter: parameter.to_owned(),
     };
+    let mut rtcp_feedback = vec![fb("ccm", "fir"), fb("nack", ""), fb("nack", "pli")];
+    rtcp_feedback.extend(extra.iter().map(|(t, p)| fb(t, p)));
     RTCRtpCodecCapability {
         mime_type: MIME_TYPE_VP8.to_owned(),
         clock_rate: 90000,
         channels: 0,
         sdp_fmtp_line: String::new(),
-        rtcp_feedback: vec![fb("ccm", "fir"), fb("nack", ""), fb("nack", "pli")],
+        rtcp_feedback,
     }
 }

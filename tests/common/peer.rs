@@ -37,7 +37,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 use webrtc::api::interceptor_registry::register_default_interceptors;
-use webrtc::api::media_engine::{MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use webrtc::api::media_engine::MediaEngine;
 use webrtc::api::setting_engine::SettingEngine;
 use webrtc::api::{APIBuilder, API};
 use webrtc::data_channel::data_channel_state::RTCDataChannelState;
@@ -58,7 +58,7 @@ use webrtc::rtp_transceiver::rtp_codec::{
     RTCRtpCodecCapability, RTCRtpCodecParameters, RTPCodecType,
 };
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
-use webrtc::rtp_transceiver::{RTCPFeedback, RTCRtpTransceiverInit};
+use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
 use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
 use webrtc::track::track_local::TrackLocalWriter;
 use webrtc::track::track_remote::TrackRemote;
@@ -339,33 +339,12 @@ pub fn build_api(ip: IpAddr) -> Result<API> {
 }
 
 fn opus_capability() -> RTCRtpCodecCapability {
-    RTCRtpCodecCapability {
-        mime_type: MIME_TYPE_OPUS.to_owned(),
-        clock_rate: 48000,
-        channels: 2,
-        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
-        rtcp_feedback: vec![],
-    }
+    loadtest::rtc::opus()
 }
 
+/// The load tester's VP8, with the congestion-control feedback browsers offer.
 fn vp8_capability() -> RTCRtpCodecCapability {
-    let fb = |typ: &str, parameter: &str| RTCPFeedback {
-        typ: typ.to_owned(),
-        parameter: parameter.to_owned(),
-    };
-    RTCRtpCodecCapability {
-        mime_type: MIME_TYPE_VP8.to_owned(),
-        clock_rate: 90000,
-        channels: 0,
-        sdp_fmtp_line: String::new(),
-        rtcp_feedback: vec![
-            fb("goog-remb", ""),
-            fb("ccm", "fir"),
-            fb("nack", ""),
-            fb("nack", "pli"),
-            fb("transport-cc", ""),
-        ],
-    }
+    loadtest::rtc::vp8(&[("goog-remb", ""), ("transport-cc", "")])
 }
 
 fn random_u64() -> u64 {
