@@ -68,15 +68,7 @@ impl Rtc {
         registry = configure_rtcp_reports(registry);
         registry = configure_twcc_receiver_only(registry, &mut m)?;
 
-        let mut s = SettingEngine::default();
-        s.set_ip_filter(Box::new(move |a: IpAddr| a == ip));
-        s.set_network_types(vec![if ip.is_ipv4() {
-            NetworkType::Udp4
-        } else {
-            NetworkType::Udp6
-        }]);
-        s.set_include_loopback_candidate(ip.is_loopback());
-        s.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
+        let s = one_ip_settings(ip);
         let api = APIBuilder::new()
             .with_media_engine(m)
             .with_interceptor_registry(registry)
@@ -174,6 +166,24 @@ pub async fn accept_answer(rtc: &Rtc, pc: &RTCPeerConnection, remote_answer: &st
     pc.set_remote_description(desc)
         .await
         .context("set remote answer")
+}
+
+/// ICE settings that gather and use host UDP candidates on `ip` only (an
+/// ip filter, one network type, no mDNS): what keeps a test or load peer to
+/// the address under test.
+pub fn one_ip_settings(ip: IpAddr) -> SettingEngine {
+    let mut s = SettingEngine::default();
+    s.set_ip_filter(Box::new(move |a: IpAddr| a == ip));
+    s.set_network_types(vec![if ip.is_ipv4() {
+        NetworkType::Udp4
+    } else {
+        NetworkType::Udp6
+    }]);
+    // Loopback addresses are only gathered if `ip` itself is one; the filter
+    // still admits nothing but `ip`.
+    s.set_include_loopback_candidate(ip.is_loopback());
+    s.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
+    s
 }
 
 /// Opus as every webrtc-rs peer of the load tester and the tests offers it.

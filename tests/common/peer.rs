@@ -38,12 +38,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 use webrtc::api::interceptor_registry::register_default_interceptors;
 use webrtc::api::media_engine::MediaEngine;
-use webrtc::api::setting_engine::SettingEngine;
 use webrtc::api::{APIBuilder, API};
 use webrtc::data_channel::data_channel_state::RTCDataChannelState;
 use webrtc::data_channel::RTCDataChannel;
-use webrtc::ice::mdns::MulticastDnsMode;
-use webrtc::ice::network_type::NetworkType;
 use webrtc::ice_transport::ice_candidate::{RTCIceCandidate, RTCIceCandidateInit};
 use webrtc::interceptor::registry::Registry;
 use webrtc::peer_connection::configuration::RTCConfiguration;
@@ -319,17 +316,7 @@ pub fn build_api(ip: IpAddr) -> Result<API> {
     let mut registry = Registry::new();
     registry = register_default_interceptors(registry, &mut m)?;
 
-    let mut s = SettingEngine::default();
-    s.set_ip_filter(Box::new(move |a: IpAddr| a == ip));
-    s.set_network_types(vec![if ip.is_ipv4() {
-        NetworkType::Udp4
-    } else {
-        NetworkType::Udp6
-    }]);
-    // Loopback addresses are only gathered if the configured IP itself is one;
-    // the ip filter above still admits nothing but `ip`.
-    s.set_include_loopback_candidate(ip.is_loopback());
-    s.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
+    let s = loadtest::rtc::one_ip_settings(ip);
 
     Ok(APIBuilder::new()
         .with_media_engine(m)
