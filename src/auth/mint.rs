@@ -5,6 +5,7 @@ use jsonwebtoken::{Algorithm, Header};
 use serde_json::{Map, Value};
 
 use super::claims::now_secs;
+use super::verify::MAX_TOKEN_LEN;
 use super::{AuthError, Verifier};
 
 /// What a dev-mode token minted by [`Verifier::issue_token`] grants.
@@ -68,8 +69,16 @@ impl Verifier {
         if let Some(aud) = &self.audience {
             out.insert("aud".into(), Value::String(aud.clone()));
         }
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &out, key)
-            .map_err(|e| AuthError::InvalidKey(e.to_string()))
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &out, key)
+            .map_err(|e| AuthError::InvalidKey(e.to_string()))?;
+        // `verify` refuses longer tokens before decoding them: minting one
+        // would hand out a token that can never be used.
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(AuthError::InvalidRequest(format!(
+                "the token would be longer than {MAX_TOKEN_LEN} bytes"
+            )));
+        }
+        Ok(token)
     }
 }
 
@@ -177,6 +186,17 @@ mod tests {
         assert!(matches!(
             v.issue_token(&req),
             Err(AuthError::InvalidRequest(_))
+        ));
+        // Found by the fuzz harness (tests/fuzz): a sub this long made a
+        // token that `verify` refuses as too long.
+        let req = TokenRequest {
+            sub: "%".repeat(MAX_TOKEN_LEN),
+            rooms: None,
+            ..req
+        };
+        assert!(matches!(
+            v.issue_token(&req),
+            Err(AuthError::InvalidRequest(why)) if why.contains("longer")
         ));
     }
 

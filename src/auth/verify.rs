@@ -14,7 +14,7 @@ use super::{malformed, sanitize_alg, AuthConfig, AuthError, Grants, JwtKey};
 
 /// Longest token [`Verifier::verify`] looks at, in bytes. Real tokens are a
 /// few hundred bytes; anything this big is refused before any decoding work.
-const MAX_TOKEN_LEN: usize = 32 * 1024;
+pub(super) const MAX_TOKEN_LEN: usize = 32 * 1024;
 
 /// Verifies tokens against one configured key; cheap to clone.
 #[derive(Clone)]
