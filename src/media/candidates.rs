@@ -94,12 +94,26 @@ impl CandidateRules {
     }
 }
 
-/// The address field of a candidate, read the way webrtc-ice reads it
-/// (`unmarshal_candidate`: an optional `candidate:` prefix, fields split on
-/// any whitespace, the fifth is the address); `None` when webrtc-ice would
-/// refuse the candidate anyway (fewer than eight fields).
-fn address_of(candidate: &str) -> Option<&str> {
-    let value = candidate.strip_prefix("candidate:").unwrap_or(candidate);
+/// Where a candidate comes from, which decides how webrtc-rs reads it.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// Trickled: `add_ice_candidate` drops a leading `candidate:` first.
+    Trickled,
+    /// The value of an SDP `a=candidate` line: read as it is, so in
+    /// `a=candidate:candidate: 1 udp 7 127.0.0.1 9 typ host` the
+    /// `candidate:` is the foundation and 127.0.0.1 the address.
+    Sdp,
+}
+
+/// The address field of a candidate, read the way webrtc-ice reads it from
+/// `source` (`unmarshal_candidate`: fields split on any whitespace, the
+/// fifth is the address); `None` when webrtc-ice would refuse the candidate
+/// anyway (fewer than eight fields).
+fn address_of(candidate: &str, source: Source) -> Option<&str> {
+    let value = match source {
+        Source::Trickled => candidate.strip_prefix("candidate:").unwrap_or(candidate),
+        Source::Sdp => candidate,
+    };
     let fields: Vec<&str> = value.split_whitespace().collect();
     (fields.len() >= 8).then(|| fields[4])
 }
@@ -151,9 +165,14 @@ impl CandidateGate {
         }
     }
 
-    /// Whether a candidate is used; counts it when it is.
+    /// Whether a trickled candidate line is used; counts it when it is.
     pub fn admit_line(&mut self, candidate: &str) -> Result<(), String> {
-        let Some(address) = address_of(candidate) else {
+        self.admit_from(candidate, Source::Trickled)
+    }
+
+    /// Whether a candidate read from `source` is used; counts it when it is.
+    fn admit_from(&mut self, candidate: &str, source: Source) -> Result<(), String> {
+        let Some(address) = address_of(candidate, source) else {
             // webrtc-ice refuses it with an error the client sees; it
             // probes nothing.
             return Ok(());
@@ -195,7 +214,7 @@ impl CandidateGate {
         let mut out = String::with_capacity(sdp.len());
         for line in sdp.split_inclusive('\n') {
             if let Some(value) = sdp_candidate_value(line) {
-                if self.admit_line(value).is_err() {
+                if self.admit_from(value, Source::Sdp).is_err() {
                     continue;
                 }
             }
@@ -210,7 +229,7 @@ impl CandidateGate {
             let mut seen = std::collections::HashSet::new();
             for a in session.chain(media).filter(|a| a.key == "candidate") {
                 let value = a.value.as_deref().unwrap_or("");
-                if let Some(address) = address_of(value) {
+                if let Some(address) = address_of(value, Source::Sdp) {
                     if self.rules.refuse_address(address).is_some() {
                         return Err(format!("an SDP candidate line for {address} could not be removed; send candidates as a=candidate:<fields> lines"));
                     }
@@ -362,6 +381,11 @@ mod tests {
             "\ra=candidate:1 1 udp 1 127.0.0.1 5001 typ host\r\n",
             "a=candidate: 1 1 udp 1 127.0.0.1 5002 typ host\r\n",
             "a=candidate:1 1 udp 1 abc.local 5003 typ host\r\n",
+            // webrtc-rs reads an SDP value as it is: here `candidate:` is the
+            // foundation and 127.0.0.1 the address (only a trickled line
+            // loses the prefix). tests/fuzz checks the gate against
+            // webrtc-rs's own reading.
+            "a=candidate:candidate: 1 udp 7 127.0.0.1 5006 typ host\r\n",
         ] {
             let out = g.filter_sdp(&format!("{base}{sneaky}")).expect("filtered");
             assert!(
