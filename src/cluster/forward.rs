@@ -66,6 +66,51 @@ pub enum NodeMsg {
     },
 }
 
+/// Reads a message another node published on this node's channel. Its
+/// bytes come from the network: anything may arrive, and whatever does
+/// is an error or a message, never a panic.
+#[doc(hidden)]
+pub fn decode(payload: &[u8]) -> Result<NodeMsg, serde_json::Error> {
+    serde_json::from_slice(payload)
+}
+
+/// What a forwarded frame's sequence number means to its route.
+#[doc(hidden)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrameOrder {
+    /// The next frame: deliver it.
+    Next,
+    /// Seen before (a retried publish), or the route already lost frames:
+    /// drop it.
+    Drop,
+    /// Frames were lost: the session ends with `reconnect`.
+    Gap {
+        /// The sequence number that was due.
+        expected: u64,
+        /// The one that came.
+        got: u64,
+    },
+}
+
+/// `next_in` of a route that lost frames: every later frame is dropped.
+const LOST: u64 = u64::MAX;
+
+/// Orders a frame with sequence number `seq` on a route that expects
+/// `next_in`, and advances `next_in`.
+#[doc(hidden)]
+pub fn order_frame(next_in: &mut u64, seq: u64) -> FrameOrder {
+    if *next_in == LOST || seq < *next_in {
+        return FrameOrder::Drop;
+    }
+    if seq > *next_in {
+        let expected = *next_in;
+        *next_in = LOST;
+        return FrameOrder::Gap { expected, got: seq };
+    }
+    *next_in += 1;
+    FrameOrder::Next
+}
+
 impl NodeMsg {
     fn session(&self) -> &str {
         match self {
@@ -175,7 +220,7 @@ impl Forwarder {
             tokio::spawn(async move {
                 while let Some(payload) = payloads.recv().await {
                     let Some(fwd) = fwd.upgrade() else { break };
-                    match serde_json::from_slice::<NodeMsg>(&payload) {
+                    match decode(&payload) {
                         Ok(msg) => fwd.route(msg, &opens_tx).await,
                         Err(e) => tracing::warn!("unreadable node message dropped: {e}"),
                     }
@@ -235,17 +280,13 @@ impl Forwarder {
                     let Some(route) = routes.get_mut(&key) else {
                         return;
                     };
-                    if seq < route.next_in {
-                        return; // a duplicate of a retried publish
-                    }
-                    if seq > route.next_in {
-                        let gap =
-                            format!("forwarded frames lost ({} to {})", route.next_in, seq - 1);
-                        route.next_in = u64::MAX;
-                        Some((route.tx.clone(), Inbound::PeerLost(gap)))
-                    } else {
-                        route.next_in += 1;
-                        Some((route.tx.clone(), Inbound::Frame(text)))
+                    match order_frame(&mut route.next_in, seq) {
+                        FrameOrder::Drop => return,
+                        FrameOrder::Gap { expected, got } => {
+                            let gap = format!("forwarded frames lost ({expected} to {})", got - 1);
+                            Some((route.tx.clone(), Inbound::PeerLost(gap)))
+                        }
+                        FrameOrder::Next => Some((route.tx.clone(), Inbound::Frame(text))),
                     }
                 };
                 if let Some((tx, item)) = delivery {
@@ -404,5 +445,38 @@ mod tests {
             );
         }
         assert!(serde_json::from_str::<NodeMsg>("{\"t\":\"nope\"}").is_err());
+    }
+
+    #[test]
+    fn frames_in_order_and_nothing_after_a_gap() {
+        let mut next = 0;
+        assert_eq!(order_frame(&mut next, 0), FrameOrder::Next);
+        assert_eq!(order_frame(&mut next, 1), FrameOrder::Next);
+        assert_eq!(order_frame(&mut next, 1), FrameOrder::Drop);
+        assert_eq!(
+            order_frame(&mut next, 3),
+            FrameOrder::Gap {
+                expected: 2,
+                got: 3
+            }
+        );
+        assert_eq!(order_frame(&mut next, 2), FrameOrder::Drop);
+        assert_eq!(order_frame(&mut next, 4), FrameOrder::Drop);
+    }
+
+    #[test]
+    fn the_largest_sequence_number_does_not_overflow() {
+        // After a gap to u64::MAX (tests/fuzz, forward_frame, finds this),
+        // a frame u64::MAX was "next" and `next_in += 1` overflowed.
+        let mut next = 0;
+        assert_eq!(
+            order_frame(&mut next, u64::MAX),
+            FrameOrder::Gap {
+                expected: 0,
+                got: u64::MAX
+            }
+        );
+        assert_eq!(order_frame(&mut next, u64::MAX), FrameOrder::Drop);
+        assert_eq!(order_frame(&mut next, 0), FrameOrder::Drop);
     }
 }
