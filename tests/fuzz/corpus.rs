@@ -1,6 +1,6 @@
 //! Real inputs the mutations start from: the client SDPs captured from
-//! browsers and stacks, and the client messages that docs/PROTOCOL.md
-//! shows.
+//! browsers and stacks, the keys of the test suite, and the client messages
+//! that docs/PROTOCOL.md shows.
 
 use serde_json::Value;
 
@@ -26,6 +26,33 @@ pub const SMALL_SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n
     a=candidate:1 1 udp 2122260223 192.0.2.10 50000 typ host generation 0\r\n\
     m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=sendrecv\r\n\
     a=msid:s v1\r\na=rtpmap:96 VP8/90000\r\na=rid:h send\r\na=rid:l send\r\na=simulcast:send h;l\r\n";
+
+/// Public keys of the test suite, each family (and a too-small RSA key).
+pub const PUBLIC_PEMS: &[&[u8]] = &[
+    include_bytes!("../keys/rsa_public.pem"),
+    include_bytes!("../keys/rsa_public_pkcs1.pem"),
+    include_bytes!("../keys/rsa1024_public.pem"),
+    include_bytes!("../keys/ec_public.pem"),
+    include_bytes!("../keys/ec384_public.pem"),
+    include_bytes!("../keys/ed_public.pem"),
+];
+
+/// Private keys of the test suite (configured by mistake, they are refused).
+pub const PRIVATE_PEMS: &[&[u8]] = &[
+    include_bytes!("../keys/rsa_private.pem"),
+    include_bytes!("../keys/ec_private.pem"),
+    include_bytes!("../keys/ec384_private.pem"),
+    include_bytes!("../keys/ed_private.pem"),
+];
+
+pub const RSA_PRIVATE: &[u8] = include_bytes!("../keys/rsa_private.pem");
+pub const RSA_PUBLIC: &[u8] = include_bytes!("../keys/rsa_public.pem");
+pub const EC_PRIVATE: &[u8] = include_bytes!("../keys/ec_private.pem");
+pub const EC_PUBLIC: &[u8] = include_bytes!("../keys/ec_public.pem");
+pub const EC384_PRIVATE: &[u8] = include_bytes!("../keys/ec384_private.pem");
+pub const EC384_PUBLIC: &[u8] = include_bytes!("../keys/ec384_public.pem");
+pub const ED_PRIVATE: &[u8] = include_bytes!("../keys/ed_private.pem");
+pub const ED_PUBLIC: &[u8] = include_bytes!("../keys/ed_public.pem");
 
 /// Candidate lines as browsers and stacks trickle them.
 pub const CANDIDATES: &[&str] = &[

@@ -22,5 +22,7 @@
 
 mod corpus;
 mod driver;
+mod keys;
 mod messages;
 mod mutate;
+mod tokens;

@@ -108,6 +108,114 @@ pub fn text(u: &mut Unstructured<'_>, s: &mut String, dict: &[&str]) -> Result<(
     Ok(())
 }
 
+/// Edits a byte string: flips, interesting bytes, inserts, deletes,
+/// duplicates, truncates, splices in a piece of a donor.
+pub fn bytes(
+    u: &mut Unstructured<'_>,
+    b: &mut Vec<u8>,
+    dict: &[&[u8]],
+    donors: &[&[u8]],
+) -> Result<()> {
+    for _ in 0..u.int_in_range(1..=4)? {
+        let at = u.int_in_range(0..=b.len())?;
+        match u.int_in_range(0..=8)? {
+            0 if at < b.len() => b[at] ^= 1 << u.int_in_range(0..=7)?,
+            1 if at < b.len() => {
+                b[at] = *u.choose(&[
+                    0x00, 0x01, 0x02, 0x7f, 0x80, 0x81, 0x82, 0xff, b'\n', b'\r', b' ',
+                ])?
+            }
+            2 if !dict.is_empty() => {
+                let word = u.choose(dict)?;
+                b.splice(at..at, word.iter().copied());
+            }
+            3 => {
+                let end = (at + u.int_in_range(1..=16)?).min(b.len());
+                b.drain(at..end);
+            }
+            4 => {
+                let end = (at + u.int_in_range(1..=32)?).min(b.len());
+                let copy = b[at..end].to_vec();
+                let to = u.int_in_range(0..=b.len())?;
+                b.splice(to..to, copy);
+            }
+            5 => b.truncate(at),
+            6 if !donors.is_empty() => {
+                let donor = u.choose(donors)?;
+                let from = u.int_in_range(0..=donor.len())?;
+                let end = (from + u.int_in_range(1..=64)?).min(donor.len());
+                let to_end = (at + u.int_in_range(0..=64)?).min(b.len());
+                b.splice(at..to_end, donor[from..end].iter().copied());
+            }
+            7 if at < b.len() => b[at] = b[at].wrapping_add(*u.choose(&[1, 255, 16, 240])?),
+            _ => {
+                let n = u.int_in_range(1..=8)?;
+                for _ in 0..n {
+                    b.insert(at.min(b.len()), u.arbitrary()?);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Line-level edits that keep the text valid UTF-8: delete, duplicate,
+/// swap or move lines, insert a dictionary line or a donor's line, change a
+/// line's ending, edit inside a line.
+pub fn lines(
+    u: &mut Unstructured<'_>,
+    s: &mut String,
+    max_edits: u32,
+    dict_lines: &[&str],
+    donors: &[&str],
+    words: &[&str],
+) -> Result<()> {
+    let mut ls: Vec<String> = s.split_inclusive('\n').map(str::to_owned).collect();
+    for _ in 0..u.int_in_range(1..=max_edits)? {
+        let at = u.int_in_range(0..=ls.len())?;
+        match u.int_in_range(0..=9)? {
+            0 if at < ls.len() => {
+                ls.remove(at);
+            }
+            1 if at < ls.len() => {
+                let l = ls[at].clone();
+                ls.insert(at, l);
+            }
+            2 if ls.len() > 1 => {
+                let other = u.choose_index(ls.len())?;
+                let at = at.min(ls.len() - 1);
+                ls.swap(at, other);
+            }
+            3 | 4 if !dict_lines.is_empty() => ls.insert(at, (*u.choose(dict_lines)?).to_owned()),
+            5 if !donors.is_empty() => {
+                let donor: Vec<&str> = u.choose(donors)?.split_inclusive('\n').collect();
+                if !donor.is_empty() {
+                    let from = u.choose_index(donor.len())?;
+                    let n = u.int_in_range(1..=8)?;
+                    for (k, l) in donor.iter().skip(from).take(n).enumerate() {
+                        ls.insert(at + k, (*l).to_owned());
+                    }
+                }
+            }
+            6 if at < ls.len() => {
+                let l = &mut ls[at];
+                let bare = l.trim_end_matches(['\r', '\n']).len();
+                l.truncate(bare);
+                l.push_str(u.choose(&["\r\n", "\n", "\r", "", "\r\r\n", "\n\r", " \r\n"])?);
+            }
+            7 if at < ls.len() && ls.len() > 1 => {
+                let l = ls.remove(at);
+                let to = u.int_in_range(0..=ls.len())?;
+                ls.insert(to, l);
+            }
+            _ if at < ls.len() => text(u, &mut ls[at], words)?,
+            _ => {}
+        }
+    }
+    *s = ls.concat();
+    Ok(())
+}
+
 /// A JSON value of any type, at most `depth` deep: dictionary strings and
 /// keys, the numbers parsers mishandle.
 pub fn any_json(
