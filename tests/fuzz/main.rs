@@ -20,9 +20,11 @@
 //! command that replays it, and the input (and a smaller one when cutting
 //! the seed's bytes short still fails).
 
+mod candidates;
 mod corpus;
 mod driver;
 mod keys;
 mod messages;
 mod mutate;
+mod sdp;
 mod tokens;
