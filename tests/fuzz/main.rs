@@ -23,6 +23,7 @@
 mod candidates;
 mod corpus;
 mod driver;
+mod forward;
 mod keys;
 mod messages;
 mod mutate;
