@@ -3,7 +3,8 @@
 #   scripts/fuzz.sh [seconds]      default 120
 # Needs the nightly toolchain and cargo-fuzz (installed here if missing).
 # The same properties run on every `cargo test` over deterministic
-# mutations (media::client_sdp::mutation).
+# mutations (media::client_sdp::mutation, and the client_sdp target of the
+# stable harness in tests/fuzz/, which fuzzes the other parsers too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-120}"

@@ -12,11 +12,13 @@
 //!
 //! ```text
 //! cargo test --test fuzz                                 # what CI runs
-//! FUZZ_INPUTS=10000000 FUZZ_SEED=random cargo test --release --test fuzz -- --nocapture
+//! FUZZ_INPUTS=10000000 FUZZ_SEED=random cargo test --profile fuzz --test fuzz -- --nocapture
 //! FUZZ_SEED=0x... FUZZ_INPUTS=1 cargo test --test fuzz <target>   # replay one failure
 //! ```
 //!
-//! A failure prints the target, the input's seed, the
+//! The `fuzz` profile (Cargo.toml) optimizes but keeps overflow checks and
+//! debug assertions; `--release` works too, without them, after a long
+//! whole-program build. A failure prints the target, the input's seed, the
 //! command that replays it, and the input (and a smaller one when cutting
 //! the seed's bytes short still fails).
 
