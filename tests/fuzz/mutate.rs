@@ -263,7 +263,8 @@ fn key(u: &mut Unstructured<'_>, keys: &[&str]) -> Result<String> {
 }
 
 /// Numbers at the edges: 0, ±1, the integer type limits, fractions, large
-/// floats, times around now.
+/// floats, times around now (relative to the clock, so a replayed seed
+/// keeps an input's relation to the current time, not its absolute value).
 pub fn any_number(u: &mut Unstructured<'_>) -> Result<Number> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
