@@ -111,6 +111,10 @@ pub fn run<I: Debug>(
 ) -> Tally {
     let n = inputs();
     let base = base_seed();
+    if n > DEFAULT_INPUTS {
+        // A long run: say at once how to run it again.
+        eprintln!("fuzz {target}: {n} inputs from base seed {base:#018x}");
+    }
     let started = Instant::now();
     let cpu_before = thread_cpu();
     let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
@@ -128,7 +132,10 @@ pub fn run<I: Debug>(
         match outcome {
             Ok(Some(label)) => *counts.entry(label).or_default() += 1,
             Ok(None) => *counts.entry("(no input)").or_default() += 1,
-            Err(payload) => fail(target, seed, &buf, &make, &check, payload),
+            Err(payload) => {
+                eprintln!("fuzz {target}: input {i} of the run with base seed {base:#018x} failed");
+                fail(target, seed, &buf, &make, &check, payload)
+            }
         }
     }
     let elapsed = started.elapsed();

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use arbitrary::{Result, Unstructured};
 use serde_json::Value;
-use signaling::{parse_client_message, validate, ErrorCode, CLIENT_TYPES};
+use signaling::{parse_client_message, validate, ClientMessage, ErrorCode, CLIENT_TYPES};
 
 use crate::{corpus, driver, mutate};
 
@@ -121,10 +121,64 @@ fn check(text: &str) -> &'static str {
             let again = parse_client_message(&json).unwrap_or_else(|e| {
                 panic!("accepted message does not parse again: {e:?} from {json}")
             });
-            assert_eq!(&again.message, message, "round trip changed the message");
+            assert!(
+                same(&again.message, message),
+                "round trip changed the message: {message:?} became {:?}",
+                again.message
+            );
             message.type_name()
         }
     }
+}
+
+/// Equal, except that numbers in a signal's free-form `data` may differ in
+/// their last bits: serde_json (without its `float_roundtrip` feature)
+/// does not always read a float back to the same value it wrote.
+fn same(a: &ClientMessage, b: &ClientMessage) -> bool {
+    match (a, b) {
+        (
+            ClientMessage::Signal {
+                room_name: ra,
+                to: ta,
+                data: da,
+            },
+            ClientMessage::Signal {
+                room_name: rb,
+                to: tb,
+                data: db,
+            },
+        ) => ra == rb && ta == tb && close(da, db),
+        _ => a == b,
+    }
+}
+
+fn close(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
+            (Some(x), Some(y)) if x.is_finite() && y.is_finite() => {
+                x == y || (x - y).abs() <= 1e-14 * x.abs().max(y.abs())
+            }
+            _ => x == y,
+        },
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| close(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| close(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+/// Inputs that failed once, kept as they were found.
+#[test]
+fn client_message_regressions() {
+    // Found by a 10-million-input run: serde_json reads
+    // -1.0640958587646801e-280 as -1.0640958587646799e-280 and that, written
+    // and read again, as -1.06409585876468e-280. Only a signal's free-form
+    // data can hold a float, and the server relays it as it read it.
+    let text = r#"{"data":{"kind":"hello","s":[null,"[",-1.0640958587646801e-280,null]},"roomName":"r","to":42,"type":"signal"}"#;
+    assert_eq!(check(text), "signal");
 }
 
 #[test]
