@@ -15,6 +15,7 @@ pub mod logging;
 pub mod media;
 pub mod quota;
 pub mod room;
+pub mod routing;
 mod session;
 
 use std::future::Future;
@@ -30,6 +31,8 @@ use crate::cluster::{Cluster, LocalCluster};
 use crate::config::Config;
 use crate::media::MediaEngine;
 use crate::room::Rooms;
+use crate::routing::redis::RedisRouter;
+use crate::routing::{LocalRouter, Router};
 
 /// Shared state of one running server.
 pub struct AppState {
@@ -45,6 +48,8 @@ pub struct AppState {
     pub draining: watch::Receiver<bool>,
     /// Room ownership and the node registry (single node or Redis).
     pub cluster: Arc<dyn Cluster>,
+    /// Signaling links to the nodes that hold rooms held elsewhere.
+    pub router: Arc<dyn Router>,
     /// Quotas per identity.
     pub quotas: Arc<quota::Quotas>,
 }
@@ -92,8 +97,9 @@ impl Server {
         // The node's registry entry reports the rooms' load: the cluster
         // counts them through the shared registry, which refers to nothing.
         let registry = room::Registry::new();
-        let cluster: Arc<dyn Cluster> = match &config.cluster {
-            None => LocalCluster::new(),
+        // The cluster backend and the signaling router come in pairs.
+        let (cluster, router): (Arc<dyn Cluster>, Arc<dyn Router>) = match &config.cluster {
+            None => (LocalCluster::new(), Arc::new(LocalRouter)),
             Some(settings) => {
                 let registry = Arc::clone(&registry);
                 let load: cluster::redis::LoadFn = Arc::new(move || {
@@ -111,14 +117,22 @@ impl Server {
                     .iter()
                     .map(|ip| ip.to_string())
                     .collect();
-                RedisCluster::start(
+                let cluster = RedisCluster::start(
                     &config.node_id,
                     settings,
                     ips,
                     load,
                     Duration::from_secs(10),
                 )
-                .await?
+                .await?;
+                let router = RedisRouter::start(
+                    &config.node_id,
+                    cluster.store(),
+                    &settings.redis_url,
+                    &settings.prefix,
+                    settings.node_ttl / 3,
+                );
+                (cluster, Arc::new(router))
             }
         };
         let rooms = Rooms::new(
@@ -140,6 +154,7 @@ impl Server {
             rooms,
             draining: drain_rx,
             cluster,
+            router,
         });
         Ok((Server { state, media }, drain_tx))
     }
@@ -178,9 +193,9 @@ pub async fn run(
     };
     // Sessions that other nodes forward here, for rooms this node holds.
     let remote = state
-        .cluster
-        .take_remote_sessions()
-        .map(|opens| tokio::spawn(session::remote::serve(Arc::clone(&state), opens)));
+        .router
+        .take_incoming()
+        .map(|incoming| tokio::spawn(session::serve_routed(Arc::clone(&state), incoming)));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let limits = &state.config.limits;
     let http = tokio::spawn(listener::serve(
@@ -214,6 +229,7 @@ pub async fn run(
     if let Some(r) = remote {
         r.abort();
     }
+    state.router.shutdown();
     state.cluster.shutdown().await;
     server.media.close().await;
     tracing::info!("shutdown complete");

@@ -4,11 +4,11 @@
 //! [`Cluster`] is what the rest of the server sees. [`LocalCluster`] is the
 //! single-node answer ("every room is mine", nothing to coordinate);
 //! [`redis::RedisCluster`] holds room leases and a registry entry in Redis.
-//! `main` (through [`crate::run`]) picks one from the configuration; nothing
-//! else knows which. This module never touches rheomesh, and the session
-//! never talks to Redis.
+//! `main` (through [`crate::run`]) picks one from the configuration, with
+//! the matching signaling router ([`crate::routing`]); nothing else knows
+//! which. This module never touches rheomesh, and the session never talks
+//! to Redis.
 
-pub mod forward;
 pub mod redis;
 pub mod store;
 
@@ -148,17 +148,6 @@ pub trait Cluster: Send + Sync + 'static {
 
     /// The node began draining: other nodes stop placing rooms here.
     fn set_draining(&self) {}
-
-    /// Signaling forwarding between nodes (cluster mode only).
-    fn forwarder(&self) -> Option<&Arc<forward::Forwarder>> {
-        None
-    }
-
-    /// Sessions other nodes forward to this one, to be run here. Taken
-    /// once, by the server at start.
-    fn take_remote_sessions(&self) -> Option<tokio::sync::mpsc::Receiver<forward::RemoteOpen>> {
-        None
-    }
 }
 
 /// A single node: every room is placed here, nothing is shared.

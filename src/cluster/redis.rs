@@ -23,10 +23,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::future::BoxFuture;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
-use super::forward::{Forwarder, RemoteOpen};
 use super::store::{Claim, NodeInfo, RedisStore, StoreError};
 use super::{every, lock, Cluster, ClusterError, ClusterStatus, Load, RoomPlacement};
 use crate::config::{ClusterSettings, Placement};
@@ -52,8 +51,6 @@ pub struct RedisCluster {
     started_at: u64,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     load: LoadFn,
-    forwarder: Arc<Forwarder>,
-    remote_sessions: Mutex<Option<mpsc::Receiver<RemoteOpen>>>,
     // For CPU load: (process CPU seconds, wall time) at the last heartbeat.
     cpu_mark: Mutex<Option<(f64, std::time::Instant)>>,
 }
@@ -92,13 +89,6 @@ impl RedisCluster {
             }
         };
         let (lost, _) = broadcast::channel(256);
-        let (forwarder, remote_sessions) = Forwarder::start(
-            node_id,
-            store.clone(),
-            &settings.redis_url,
-            &settings.prefix,
-            settings.node_ttl / 3,
-        );
         let cluster = Arc::new(RedisCluster {
             node_id: node_id.to_owned(),
             settings: settings.clone(),
@@ -112,8 +102,6 @@ impl RedisCluster {
             started_at: unix_ms(),
             tasks: Mutex::new(Vec::new()),
             load,
-            forwarder,
-            remote_sessions: Mutex::new(Some(remote_sessions)),
             cpu_mark: Mutex::new(None),
         });
         cluster.heartbeat().await;
@@ -126,6 +114,12 @@ impl RedisCluster {
         lock(&cluster.tasks).extend([hb, renew]);
         tracing::info!(node = %node_id, url = %settings.advertise_url, "joined the cluster");
         Ok(cluster)
+    }
+
+    /// The Redis connection this node uses (shared with the signaling
+    /// router of cluster mode).
+    pub fn store(&self) -> RedisStore {
+        self.store.clone()
     }
 
     fn mark_redis(&self, up: bool) {
@@ -359,20 +353,11 @@ impl Cluster for RedisCluster {
         self.draining.store(true, Ordering::Relaxed);
     }
 
-    fn forwarder(&self) -> Option<&Arc<Forwarder>> {
-        Some(&self.forwarder)
-    }
-
-    fn take_remote_sessions(&self) -> Option<mpsc::Receiver<RemoteOpen>> {
-        lock(&self.remote_sessions).take()
-    }
-
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             for t in lock(&self.tasks).drain(..) {
                 t.abort();
             }
-            self.forwarder.shutdown();
             let rooms: Vec<String> = lock(&self.owned).drain().collect();
             for room in rooms {
                 let _ = self.store.release_room(&room, &self.node_id).await;

@@ -11,7 +11,7 @@ pub mod frame;
 mod handlers;
 mod ratelimit;
 mod relay;
-pub mod remote;
+mod routed;
 mod ws;
 
 use std::collections::HashMap;
@@ -31,7 +31,8 @@ use crate::room::{Room, SessionHandle};
 use crate::AppState;
 use frame::{FrameError, FrameIn, FrameOut};
 use ratelimit::RateLimiter;
-use relay::{recv_relay, Relay};
+use relay::recv_relay;
+pub(crate) use routed::serve as serve_routed;
 
 /// Close codes of PROTOCOL.md.
 const CLOSE_UNAUTHORIZED: u16 = 4001;
@@ -263,7 +264,8 @@ struct Session {
     conn_quota: Option<QuotaGuard>,
     rooms: HashMap<String, RoomSession>,
     closing: Option<u16>,
-    relay: Option<Relay>,
+    /// Set when the session's room is held by another node.
+    relay: Option<crate::routing::Link>,
 }
 
 /// An error to answer a message with.

@@ -1,6 +1,6 @@
 //! Frames from other nodes: what a node reads from its Redis pub/sub
-//! channel (`cluster::forward::decode`), and how the sequence numbers of
-//! forwarded frames are ordered per session (`cluster::forward::order_frame`,
+//! channel (`routing::redis::decode`), and how the sequence numbers of
+//! forwarded frames are ordered per session (`routing::redis::order_frame`,
 //! what the forwarder's router applies to every frame).
 
 use std::collections::HashMap;
@@ -8,7 +8,7 @@ use std::fmt;
 
 use arbitrary::{Result, Unstructured};
 use rheo_sfu::auth::{Grants, RoomScope};
-use rheo_sfu::cluster::forward::{decode, order_frame, FrameOrder, NodeMsg};
+use rheo_sfu::routing::redis::{decode, order_frame, FrameOrder, NodeMsg};
 use serde_json::Value;
 
 use crate::{corpus, driver, mutate};

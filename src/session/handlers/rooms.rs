@@ -61,9 +61,7 @@ impl Session {
             // A session with no room here becomes a relay to the owner;
             // one with rooms here cannot also relay (one owner per
             // connection).
-            Err(JoinError::OwnedElsewhere { node_id, .. })
-                if self.rooms.is_empty() && self.state.cluster.forwarder().is_some() =>
-            {
+            Err(JoinError::OwnedElsewhere { node_id, .. }) if self.rooms.is_empty() => {
                 return Ok(Joined::Elsewhere(node_id));
             }
             Err(e) => return Err(join_error(e)),

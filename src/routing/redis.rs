@@ -1,4 +1,4 @@
-//! Signaling forwarding between nodes over Redis pub/sub.
+//! Cluster mode: links between nodes over Redis pub/sub.
 //!
 //! A client may connect to any node (the *edge*). When its room is held by
 //! another node (the *owner*), the edge opens a *remote session* on the
@@ -22,9 +22,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::lock;
-use super::store::RedisStore;
+use super::{Inbound, Incoming, Link, LinkSink, Router};
 use crate::auth::Grants;
+use crate::cluster::store::{subscribe_node_channel, RedisStore};
+use crate::cluster::{every, lock};
 
 /// Frames queued per forwarded session in either direction.
 pub const SESSION_QUEUE: usize = 1024;
@@ -121,35 +122,6 @@ impl NodeMsg {
     }
 }
 
-/// What a forwarded session (either side) receives.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Inbound {
-    /// A text frame from the peer.
-    Frame(String),
-    /// The peer ended the session.
-    Closed {
-        /// Close code from the owner, if any.
-        code: Option<u16>,
-        /// Why.
-        reason: String,
-    },
-    /// The peer node is gone (or a frame was lost): end with `reconnect`.
-    PeerLost(String),
-}
-
-/// A remote session the owner must start (from an `Open`).
-#[derive(Debug)]
-pub struct RemoteOpen {
-    /// Session key.
-    pub session: String,
-    /// The edge node.
-    pub edge: String,
-    /// The client's grants.
-    pub grants: Grants,
-    /// Frames from the client.
-    pub inbound: mpsc::Receiver<Inbound>,
-}
-
 struct Route {
     peer: String,
     tx: mpsc::Sender<Inbound>,
@@ -173,16 +145,108 @@ impl std::fmt::Debug for Forwarder {
     }
 }
 
-impl Forwarder {
-    /// Starts listening on this node's channel. Remote sessions that peers
-    /// open arrive on the returned receiver.
+/// The [`Router`] of cluster mode: links are sessions of the
+/// [`Forwarder`], keyed `{client's node}/{session id}`.
+#[derive(Debug)]
+pub struct RedisRouter {
+    fwd: Arc<Forwarder>,
+    incoming: Mutex<Option<mpsc::Receiver<Incoming>>>,
+}
+
+impl RedisRouter {
+    /// Starts listening on this node's channel (`{prefix}:chan:{node}`);
+    /// peers are checked for liveness every `liveness_period`.
     pub fn start(
         node_id: &str,
         store: RedisStore,
         redis_url: &str,
         prefix: &str,
         liveness_period: Duration,
-    ) -> (Arc<Forwarder>, mpsc::Receiver<RemoteOpen>) {
+    ) -> RedisRouter {
+        let (fwd, incoming) = Forwarder::start(node_id, store, redis_url, prefix, liveness_period);
+        RedisRouter {
+            fwd,
+            incoming: Mutex::new(Some(incoming)),
+        }
+    }
+}
+
+impl Router for RedisRouter {
+    fn connect(&self, session_id: u64, node: &str, grants: &Grants) -> Option<Link> {
+        Some(self.fwd.open(session_id, node, grants))
+    }
+
+    fn take_incoming(&self) -> Option<mpsc::Receiver<Incoming>> {
+        lock(&self.incoming).take()
+    }
+
+    fn shutdown(&self) {
+        self.fwd.shutdown();
+    }
+}
+
+/// One end of a forwarded session: numbers the frames it sends, and tells
+/// the peer once when it ends (by [`LinkSink::close`] or by being dropped).
+struct RedisLink {
+    fwd: Arc<Forwarder>,
+    peer: String,
+    session: String,
+    seq: u64,
+    closed: bool,
+}
+
+impl LinkSink for RedisLink {
+    fn frame(&mut self, text: String) {
+        if self.closed {
+            return;
+        }
+        self.fwd.send(
+            &self.peer,
+            NodeMsg::Frame {
+                session: self.session.clone(),
+                seq: self.seq,
+                text,
+            },
+        );
+        self.seq += 1;
+    }
+
+    fn close(&mut self, code: Option<u16>, reason: &str) {
+        if std::mem::replace(&mut self.closed, true) {
+            return;
+        }
+        // A route already gone was ended by the peer (or the peer is
+        // gone): there is nobody to tell.
+        if lock(&self.fwd.routes).remove(&self.session).is_none() {
+            return;
+        }
+        self.fwd.send(
+            &self.peer,
+            NodeMsg::Close {
+                session: self.session.clone(),
+                code,
+                reason: reason.to_owned(),
+            },
+        );
+    }
+}
+
+impl Drop for RedisLink {
+    fn drop(&mut self) {
+        self.close(None, "session ended");
+    }
+}
+
+impl Forwarder {
+    /// Starts listening on this node's channel. Sessions that peers open
+    /// arrive on the returned receiver.
+    fn start(
+        node_id: &str,
+        store: RedisStore,
+        redis_url: &str,
+        prefix: &str,
+        liveness_period: Duration,
+    ) -> (Arc<Forwarder>, mpsc::Receiver<Incoming>) {
         // Publishing happens in one task, in order: Redis keeps the order of
         // one connection's publishes, so frames arrive in sequence.
         let (outbox, mut out_rx) = mpsc::channel::<(String, NodeMsg)>(OUTBOX);
@@ -194,7 +258,7 @@ impl Forwarder {
             tasks: Mutex::new(Vec::new()),
         });
         let (opens_tx, opens_rx) = mpsc::channel(256);
-        let (mut payloads, _up, sub_task) = super::store::subscribe_node_channel(
+        let (mut payloads, _up, sub_task) = subscribe_node_channel(
             redis_url.to_owned(),
             prefix.to_owned(),
             node_id.to_owned(),
@@ -221,25 +285,44 @@ impl Forwarder {
                 while let Some(payload) = payloads.recv().await {
                     let Some(fwd) = fwd.upgrade() else { break };
                     match decode(&payload) {
-                        Ok(msg) => fwd.route(msg, &opens_tx).await,
+                        Ok(msg) => fwd.route(msg, &opens_tx),
                         Err(e) => tracing::warn!("unreadable node message dropped: {e}"),
                     }
                 }
             })
         };
-        let liveness = super::every(liveness_period, &fwd, |fwd| async move {
+        let liveness = every(liveness_period, &fwd, |fwd| async move {
             fwd.check_peers().await;
         });
         lock(&fwd.tasks).extend([sub_task, publisher, router, liveness]);
         (fwd, opens_rx)
     }
 
-    /// This node's id.
-    pub fn node_id(&self) -> &str {
-        &self.node_id
+    /// A link end for `session` with `peer`, registered to receive.
+    fn link(self: &Arc<Self>, peer: &str, session: String) -> Link {
+        let (tx, source) = mpsc::channel(SESSION_QUEUE);
+        lock(&self.routes).insert(
+            session.clone(),
+            Route {
+                peer: peer.to_owned(),
+                tx,
+                next_in: 0,
+            },
+        );
+        let sink = RedisLink {
+            fwd: Arc::clone(self),
+            peer: peer.to_owned(),
+            session,
+            seq: 0,
+            closed: false,
+        };
+        Link {
+            sink: Box::new(sink),
+            source,
+        }
     }
 
-    async fn route(&self, msg: NodeMsg, opens: &mpsc::Sender<RemoteOpen>) {
+    fn route(self: &Arc<Self>, msg: NodeMsg, opens: &mpsc::Sender<Incoming>) {
         let key = msg.session().to_owned();
         match msg {
             NodeMsg::Open {
@@ -247,31 +330,15 @@ impl Forwarder {
                 from,
                 grants,
             } => {
-                let (tx, rx) = mpsc::channel(SESSION_QUEUE);
-                lock(&self.routes).insert(
-                    session.clone(),
-                    Route {
-                        peer: from.clone(),
-                        tx,
-                        next_in: 0,
-                    },
-                );
-                let open = RemoteOpen {
-                    session: session.clone(),
-                    edge: from.clone(),
+                let open = Incoming {
                     grants,
-                    inbound: rx,
+                    link: self.link(&from, session.clone()),
+                    key: session,
                 };
-                if opens.try_send(open).is_err() {
-                    lock(&self.routes).remove(&session);
-                    self.send(
-                        &from,
-                        NodeMsg::Close {
-                            session,
-                            code: Some(1013),
-                            reason: "owner node is too busy".into(),
-                        },
-                    );
+                if let Err(e) = opens.try_send(open) {
+                    // Dropping the link tells the client's node.
+                    let mut link = e.into_inner().link;
+                    link.sink.close(Some(1013), "owner node is too busy");
                 }
             }
             NodeMsg::Frame { seq, text, .. } => {
@@ -304,58 +371,21 @@ impl Forwarder {
         }
     }
 
-    /// Edge side: registers a session that relays to `owner` and sends
-    /// `Open`. Returns the session key and the frames the owner sends.
-    pub fn open(
-        &self,
-        session_id: u64,
-        owner: &str,
-        grants: &Grants,
-    ) -> (String, mpsc::Receiver<Inbound>) {
+    /// The client's side: registers a session that relays to `owner` and
+    /// sends `Open`.
+    fn open(self: &Arc<Self>, session_id: u64, owner: &str, grants: &Grants) -> Link {
         let session = format!("{}/{}", self.node_id, session_id);
-        let (tx, rx) = mpsc::channel(SESSION_QUEUE);
-        lock(&self.routes).insert(
-            session.clone(),
-            Route {
-                peer: owner.to_owned(),
-                tx,
-                next_in: 0,
-            },
-        );
+        let link = self.link(owner, session.clone());
+        tracing::debug!(%session, %owner, "forwarding to the room's node");
         self.send(
             owner,
             NodeMsg::Open {
-                session: session.clone(),
+                session,
                 from: self.node_id.clone(),
                 grants: grants.clone(),
             },
         );
-        (session, rx)
-    }
-
-    /// Sends a frame of `session` to `peer`.
-    pub fn frame(&self, peer: &str, session: &str, seq: u64, text: String) {
-        self.send(
-            peer,
-            NodeMsg::Frame {
-                session: session.to_owned(),
-                seq,
-                text,
-            },
-        );
-    }
-
-    /// Ends `session` (tells the peer, forgets the route).
-    pub fn close(&self, peer: &str, session: &str, code: Option<u16>, reason: &str) {
-        lock(&self.routes).remove(session);
-        self.send(
-            peer,
-            NodeMsg::Close {
-                session: session.to_owned(),
-                code,
-                reason: reason.to_owned(),
-            },
-        );
+        link
     }
 
     fn send(&self, node: &str, msg: NodeMsg) {
@@ -397,7 +427,7 @@ impl Forwarder {
     }
 
     /// Stops the tasks.
-    pub fn shutdown(&self) {
+    fn shutdown(&self) {
         for t in lock(&self.tasks).drain(..) {
             t.abort();
         }
