@@ -25,7 +25,7 @@ use std::sync::Arc;
 use rheomesh::config::{PortRange, WebRTCTransportConfig, WorkerConfig};
 use rheomesh::router::Router;
 use rheomesh::worker::Worker;
-use signaling::{CandidateInit, ErrorCode, RequestId, TrackInfo};
+use signaling::{CandidateInit, ClientType, RequestId, TrackInfo};
 use tokio::sync::{mpsc, Mutex};
 use webrtc::ice::network_type::NetworkType;
 use webrtc::ice_transport::ice_server::RTCIceServer;
@@ -47,6 +47,21 @@ pub enum MediaError {
     /// A media task panicked (a bug in the media library or here).
     #[error("media task failed: {0}")]
     TaskFailed(String),
+}
+
+/// Why a media request failed, in the media layer's terms; the session
+/// maps each kind to a protocol error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The client's input cannot be used (its SDP, a candidate, an
+    /// answer without an offer).
+    Rejected,
+    /// What the request names is not there (a publisher, a track).
+    Missing,
+    /// The node's forwarding budget is used up.
+    OverBudget,
+    /// The media library failed.
+    Internal,
 }
 
 /// What the media actors tell their session.
@@ -126,12 +141,12 @@ pub enum MediaEvent {
     Error {
         /// Room.
         room: String,
-        /// Code.
-        code: ErrorCode,
+        /// Why.
+        failure: Failure,
         /// Reason.
         message: String,
         /// Type of the failed request.
-        request_type: &'static str,
+        request_type: ClientType,
         /// Echo.
         request_id: Option<RequestId>,
     },
@@ -336,14 +351,14 @@ impl ActorContext {
     /// Reports a failed request.
     async fn error(
         &self,
-        request_type: &'static str,
-        code: ErrorCode,
+        request_type: ClientType,
+        failure: Failure,
         message: String,
         request_id: Option<RequestId>,
     ) {
         self.emit(MediaEvent::Error {
             room: self.room.clone(),
-            code,
+            failure,
             message,
             request_type,
             request_id,

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use rheomesh::publish_transport::PublishTransport;
 use rheomesh::transport::Transport;
-use signaling::{CandidateInit, ClientType, ErrorCode, RequestId, TrackInfo, TrackKind};
+use signaling::{CandidateInit, ClientType, RequestId, TrackInfo, TrackKind};
+
+use super::Failure;
 use tokio::sync::mpsc;
 use webrtc::ice_transport::ice_candidate::RTCIceCandidate;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
@@ -224,18 +226,18 @@ impl Actor {
             client_sdp::check_publisher(&sdp).and_then(|()| self.ctx.filter_candidates(sdp));
         let sdp = match checked {
             Ok(sdp) => sdp,
-            Err(e) => return self.error(ErrorCode::BadRequest, e, request_id).await,
+            Err(e) => return self.error(Failure::Rejected, e, request_id).await,
         };
         let offered = match offered_tracks(&sdp) {
             Ok(t) => t,
-            Err(e) => return self.error(ErrorCode::BadRequest, e, request_id).await,
+            Err(e) => return self.error(Failure::Rejected, e, request_id).await,
         };
         let desc = match RTCSessionDescription::offer(sdp) {
             Ok(d) => d,
             Err(e) => {
                 return self
                     .error(
-                        ErrorCode::BadRequest,
+                        Failure::Rejected,
                         format!("invalid SDP offer: {e}"),
                         request_id,
                     )
@@ -262,12 +264,12 @@ impl Actor {
             Ok(Err(e)) => {
                 let message = format!("offer rejected: {e}");
                 self.recover_if_unstable().await;
-                self.error(ErrorCode::BadRequest, message, request_id).await;
+                self.error(Failure::Rejected, message, request_id).await;
             }
             Err(_) => {
                 self.recover_if_unstable().await;
                 self.error(
-                    ErrorCode::Internal,
+                    Failure::Internal,
                     "timed out creating the publish answer".to_owned(),
                     request_id,
                 )
@@ -301,8 +303,8 @@ impl Actor {
         if let Err(e) = transport.add_ice_candidate(to_rtc_candidate(&c)).await {
             self.ctx
                 .error(
-                    ClientType::PublishIceCandidate.as_str(),
-                    ErrorCode::BadRequest,
+                    ClientType::PublishIceCandidate,
+                    Failure::Rejected,
                     format!("candidate rejected: {e}"),
                     None,
                 )
@@ -419,9 +421,9 @@ impl Actor {
         self.reported.clear();
     }
 
-    async fn error(&self, code: ErrorCode, message: String, request_id: Option<RequestId>) {
+    async fn error(&self, code: Failure, message: String, request_id: Option<RequestId>) {
         self.ctx
-            .error(ClientType::PublishOffer.as_str(), code, message, request_id)
+            .error(ClientType::PublishOffer, code, message, request_id)
             .await
     }
 }

@@ -23,7 +23,9 @@ use std::time::Duration;
 use rheomesh::subscribe_transport::SubscribeTransport;
 use rheomesh::subscriber::Subscriber;
 use rheomesh::transport::Transport;
-use signaling::{CandidateInit, ClientType, ErrorCode, RequestId, TrackInfo};
+use signaling::{CandidateInit, ClientType, RequestId, TrackInfo};
+
+use super::Failure;
 use tokio::sync::{mpsc, Mutex};
 use tokio::time::Instant;
 use webrtc::ice_transport::ice_candidate::RTCIceCandidate;
@@ -289,13 +291,13 @@ impl Actor {
                 None
             }
             Action::Error {
-                code,
+                failure,
                 message,
                 request_type,
                 request_id,
             } => {
                 self.ctx
-                    .error(request_type, code, message, request_id)
+                    .error(request_type, failure, message, request_id)
                     .await;
                 None
             }
@@ -515,8 +517,8 @@ impl Actor {
         if let Err(e) = transport.add_ice_candidate(to_rtc_candidate(&c)).await {
             self.ctx
                 .error(
-                    ClientType::SubscribeIceCandidate.as_str(),
-                    ErrorCode::BadRequest,
+                    ClientType::SubscribeIceCandidate,
+                    Failure::Rejected,
                     format!("candidate rejected: {e}"),
                     None,
                 )

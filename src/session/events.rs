@@ -6,7 +6,7 @@
 use signaling::{ReconnectReason, ServerMessage};
 
 use super::{reject, Session, CLOSE_GOING_AWAY};
-use crate::media::MediaEvent;
+use crate::media::{Failure, MediaEvent};
 use crate::room::SessionEvent;
 use signaling::ErrorCode;
 
@@ -186,17 +186,27 @@ impl Session {
                 request_id.as_ref(),
             ),
             MediaEvent::Error {
-                code,
+                failure,
                 message,
                 request_type,
                 request_id,
                 ..
             } => self.send_error(
-                reject(code, message),
-                Some(request_type),
+                reject(error_code(failure), message),
+                Some(request_type.as_str()),
                 Some(&room),
                 request_id.as_ref(),
             ),
         }
+    }
+}
+
+/// The protocol's code for a failed media request.
+fn error_code(failure: Failure) -> ErrorCode {
+    match failure {
+        Failure::Rejected => ErrorCode::BadRequest,
+        Failure::Missing => ErrorCode::NotFound,
+        Failure::OverBudget => ErrorCode::RoomFull,
+        Failure::Internal => ErrorCode::Internal,
     }
 }

@@ -1,7 +1,9 @@
 //! The state machine's inputs (client messages, call results, time) and
 //! outputs (actions for the subscriber actor).
 
-use signaling::{ErrorCode, RequestId, TrackInfo};
+use signaling::{ClientType, RequestId, TrackInfo};
+
+use crate::media::Failure;
 
 /// How a client answer is applied to the transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,9 +134,9 @@ pub enum Action {
     },
     /// Send an `error`.
     Error {
-        code: ErrorCode,
+        failure: Failure,
         message: String,
-        request_type: &'static str,
+        request_type: ClientType,
         request_id: Option<RequestId>,
     },
     /// Log a warning (the client is slow to answer).

@@ -34,7 +34,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use signaling::{ClientType, ErrorCode, RequestId, TrackInfo};
+use signaling::{ClientType, RequestId, TrackInfo};
+
+use crate::media::Failure;
 
 mod io;
 mod results;
@@ -223,7 +225,7 @@ impl Negotiation {
         if new.is_empty() {
             error(
                 out,
-                ErrorCode::BadRequest,
+                Failure::Rejected,
                 format!("already subscribed to every track of {publisher_id}"),
                 ClientType::SubscribeRequest,
                 request_id,
@@ -318,7 +320,7 @@ impl Negotiation {
         {
             error(
                 out,
-                ErrorCode::BadRequest,
+                Failure::Rejected,
                 "subscribe-prepare must come before the first subscription".to_owned(),
                 ClientType::SubscribePrepare,
                 request_id,
@@ -340,7 +342,7 @@ impl Negotiation {
         let Some(outstanding) = &self.outstanding else {
             error(
                 out,
-                ErrorCode::BadRequest,
+                Failure::Rejected,
                 "no subscribe offer is waiting for an answer".to_owned(),
                 ClientType::SubscribeAnswer,
                 request_id,
@@ -352,7 +354,7 @@ impl Negotiation {
             // then); refuse rather than run two calls at once.
             error(
                 out,
-                ErrorCode::BadRequest,
+                Failure::Rejected,
                 "the previous answer is still being applied".to_owned(),
                 ClientType::SubscribeAnswer,
                 request_id,

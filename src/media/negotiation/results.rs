@@ -3,7 +3,9 @@
 
 use std::time::Instant;
 
-use signaling::{ClientType, ErrorCode, RequestId};
+use signaling::{ClientType, RequestId};
+
+use crate::media::Failure;
 
 use super::*;
 
@@ -80,13 +82,13 @@ impl Negotiation {
                             track_id: track.track_id.clone(),
                         });
                         (
-                            ErrorCode::NotFound,
+                            Failure::Missing,
                             format!("subscribe to track {}: {m}", track.track_id),
                         )
                     }
-                    SubscribeFailure::Budget(m) => (ErrorCode::RoomFull, m),
+                    SubscribeFailure::Budget(m) => (Failure::OverBudget, m),
                     SubscribeFailure::Other(m) => (
-                        ErrorCode::Internal,
+                        Failure::Internal,
                         format!("subscribe to track {}: {m}", track.track_id),
                     ),
                 };
@@ -103,9 +105,9 @@ impl Negotiation {
                 self.reset();
                 out.push(Action::Reset);
                 let code = if internal {
-                    ErrorCode::Internal
+                    Failure::Internal
                 } else {
-                    ErrorCode::BadRequest
+                    Failure::Rejected
                 };
                 error(out, code, message, ClientType::SubscribePrepare, request_id);
             }
@@ -144,7 +146,7 @@ impl Negotiation {
                 }
                 error(
                     out,
-                    ErrorCode::BadRequest,
+                    Failure::Rejected,
                     format!("answer rejected: {message}"),
                     ClientType::SubscribeAnswer,
                     request_id,
@@ -175,7 +177,7 @@ impl Negotiation {
                 }
                 error(
                     out,
-                    ErrorCode::Internal,
+                    Failure::Internal,
                     format!("ICE restart failed: {message}"),
                     ClientType::SubscribeRequest,
                     None,
@@ -210,7 +212,7 @@ impl Negotiation {
                     first_try,
                 } => {
                     if self.mlines >= MAX_MLINES {
-                        error(out, ErrorCode::RoomFull, format!(
+                        error(out, Failure::OverBudget, format!(
                                 "this subscribe connection carries {MAX_MLINES} media sections, the limit; reconnect to start a fresh one"
                             ), ClientType::SubscribeRequest, request_id);
                         continue;
@@ -277,15 +279,15 @@ impl Negotiation {
 /// Adds an `error` action.
 pub(super) fn error(
     out: &mut Vec<Action>,
-    code: ErrorCode,
+    code: Failure,
     message: String,
     request_type: ClientType,
     request_id: Option<RequestId>,
 ) {
     out.push(Action::Error {
-        code,
+        failure: code,
         message,
-        request_type: request_type.as_str(),
+        request_type,
         request_id,
     });
 }

@@ -127,11 +127,13 @@ fn restarts(actions: &[Action]) -> usize {
         .count()
 }
 
-fn errors(actions: &[Action]) -> Vec<(ErrorCode, String)> {
+fn errors(actions: &[Action]) -> Vec<(Failure, String)> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Error { code, message, .. } => Some((*code, message.clone())),
+            Action::Error {
+                failure, message, ..
+            } => Some((*failure, message.clone())),
             _ => None,
         })
         .collect()
@@ -215,7 +217,7 @@ fn prepare_after_a_subscription_is_refused() {
         request_id: rid(3),
     });
     assert_eq!(errors(&a).len(), 1);
-    assert_eq!(errors(&a)[0].0, ErrorCode::BadRequest);
+    assert_eq!(errors(&a)[0].0, Failure::Rejected);
 }
 
 #[test]
@@ -231,10 +233,7 @@ fn failed_prepare_resets_the_transport() {
         internal: false,
     });
     assert_eq!(a[0], Action::Reset);
-    assert_eq!(
-        errors(&a),
-        vec![(ErrorCode::BadRequest, "bad offer".into())]
-    );
+    assert_eq!(errors(&a), vec![(Failure::Rejected, "bad offer".into())]);
     assert!(!b.n.prepared());
     // A fresh start works.
     assert_eq!(subscribes(&b.subscribe("p")), vec!["p-audio"]);
@@ -264,7 +263,7 @@ fn a_repeated_request_never_queues_a_track_twice() {
     b.subscribe("p");
     // Asked again while the first track is in flight and the second queued.
     let a = b.subscribe("p");
-    assert_eq!(errors(&a)[0].0, ErrorCode::BadRequest);
+    assert_eq!(errors(&a)[0].0, Failure::Rejected);
     let all = {
         let mut v = b.subscribed();
         let (x, y) = b.answered("c1");
@@ -443,7 +442,7 @@ fn missing_track_is_retried_then_reported() {
             "no track".to_owned(),
         )));
         if !errors(&a).is_empty() {
-            assert_eq!(errors(&a)[0].0, ErrorCode::NotFound);
+            assert_eq!(errors(&a)[0].0, Failure::Missing);
             // The publisher is told, so that it republishes.
             assert!(
                 a.contains(&Action::TrackMissing {
@@ -486,7 +485,7 @@ fn budget_refusal_is_room_full_and_the_queue_goes_on() {
     let a = b.feed(Input::SubscribeFailed(SubscribeFailure::Budget(
         "limit".to_owned(),
     )));
-    assert_eq!(errors(&a)[0].0, ErrorCode::RoomFull);
+    assert_eq!(errors(&a)[0].0, Failure::OverBudget);
     assert_eq!(subscribes(&a), vec!["p-video"]);
 }
 
@@ -522,7 +521,7 @@ fn restart_refused_for_now_is_retried_with_a_bound() {
             retry: true,
         });
         if !errors(&a).is_empty() {
-            assert_eq!(errors(&a)[0].0, ErrorCode::Internal);
+            assert_eq!(errors(&a)[0].0, Failure::Internal);
             break;
         }
         let a = b.advance(RESTART_RETRY);
@@ -540,7 +539,7 @@ fn answer_without_offer_is_bad_request() {
     assert_eq!(
         errors(&a),
         vec![(
-            ErrorCode::BadRequest,
+            Failure::Rejected,
             "no subscribe offer is waiting for an answer".into()
         )]
     );
@@ -614,7 +613,7 @@ fn media_section_limit_is_room_full() {
         let p = format!("p{n}");
         let a = b.subscribe(&p);
         if let Some((code, _)) = errors(&a).first() {
-            assert_eq!(*code, ErrorCode::RoomFull);
+            assert_eq!(*code, Failure::OverBudget);
             break b.n.mlines();
         }
         b.subscribed();
