@@ -98,15 +98,18 @@ impl SubscriberHandle {
         Ok(self.tx.try_send(Command::Unsubscribe { publisher_id })?)
     }
 
-    /// A publisher in the room left (`None`) or changed its tracks.
-    pub async fn publisher_changed(&self, publisher_id: String, tracks: Option<Vec<TrackInfo>>) {
-        let _ = self
-            .tx
-            .send(Command::PublisherChanged {
-                publisher_id,
-                tracks,
-            })
-            .await;
+    /// A publisher in the room left (`None`) or changed its tracks. Called
+    /// by the room (under its lock, so never waits); `Busy` means the
+    /// actor's inbox is full.
+    pub fn publisher_changed(
+        &self,
+        publisher_id: String,
+        tracks: Option<Vec<TrackInfo>>,
+    ) -> Result<(), SendError> {
+        Ok(self.tx.try_send(Command::PublisherChanged {
+            publisher_id,
+            tracks,
+        })?)
     }
 
     /// The client's answer to the outstanding offer.

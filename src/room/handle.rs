@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use signaling::{ServerMessage, TrackInfo};
+use signaling::ServerMessage;
 use tokio::sync::{mpsc, watch};
 
 use super::budget;
@@ -14,24 +14,6 @@ use super::budget;
 pub enum SessionEvent {
     /// Forward to the client as is.
     Send(ServerMessage),
-    /// A publisher left (forward `publisher-left`, and stop subscriptions to it).
-    PublisherLeft {
-        /// Room.
-        room: String,
-        /// Publisher.
-        publisher_id: String,
-    },
-    /// A publisher's track list changed (forward `new-publisher`, follow it).
-    PublisherTracks {
-        /// Room.
-        room: String,
-        /// Publisher.
-        publisher_id: String,
-        /// Display name.
-        username: String,
-        /// Complete list.
-        tracks: Vec<TrackInfo>,
-    },
     /// The same participant joined this room from another connection.
     Replaced {
         /// Room.
@@ -59,7 +41,6 @@ impl SessionEvent {
         FLOOR
             + match self {
                 SessionEvent::Send(msg) => budget::json_len(msg),
-                SessionEvent::PublisherTracks { tracks, .. } => budget::json_len(tracks),
                 _ => 0,
             }
     }

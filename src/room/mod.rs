@@ -18,7 +18,7 @@ use signaling::{ParticipantInfo, PublisherInfo, ServerMessage, TrackInfo};
 use tokio::sync::{watch, OnceCell};
 
 use crate::cluster::{Cluster, ClusterError, RoomPlacement};
-use crate::media::{MediaEngine, RoomMedia};
+use crate::media::{MediaEngine, RoomMedia, SubscriberHandle};
 
 /// Why a join was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,6 +55,25 @@ struct Member {
     claimed: Vec<String>,
     /// Tracks whose media flows (announced with new-publisher).
     live: Vec<TrackInfo>,
+    /// The member's subscribe side, once started: the room tells it
+    /// directly when publishers change their tracks or leave.
+    subscriber: Option<SubscriberHandle>,
+}
+
+impl Member {
+    /// Tells the member's subscriber that a publisher's tracks changed
+    /// (`None`: it left). A subscriber whose inbox is full has a client
+    /// flooding it with requests: its session is closed.
+    fn follow(&self, publisher_id: &str, tracks: Option<&[TrackInfo]>) {
+        if let Some(s) = &self.subscriber {
+            if s.publisher_changed(publisher_id.to_owned(), tracks.map(<[_]>::to_vec))
+                .is_err()
+            {
+                self.session
+                    .kill("the session's subscriber cannot keep up with the room");
+            }
+        }
+    }
 }
 
 /// One room on this node.
@@ -115,6 +134,39 @@ impl Room {
         for (id, m) in members {
             if Some(id.as_str()) != except {
                 m.session.deliver(event.clone());
+            }
+        }
+    }
+
+    /// A publisher left: every member except `except` gets `publisher-left`
+    /// and its subscriber stops following it.
+    fn publisher_left(
+        members: &HashMap<String, Member>,
+        room: &str,
+        publisher_id: &str,
+        except: Option<&str>,
+    ) {
+        let ev = SessionEvent::Send(ServerMessage::PublisherLeft {
+            room_name: room.to_owned(),
+            publisher_id: publisher_id.to_owned(),
+        });
+        for (id, m) in members {
+            if Some(id.as_str()) != except {
+                // The message first: the client hears of the change before
+                // anything the subscriber sends because of it (the session
+                // reads room events before media events).
+                m.session.deliver(ev.clone());
+                m.follow(publisher_id, None);
+            }
+        }
+    }
+
+    /// Starts telling `participant_id`'s subscriber about publisher
+    /// changes (when `session_id` is still the member).
+    pub fn attach_subscriber(&self, participant_id: &str, session_id: u64, s: SubscriberHandle) {
+        if let Some(m) = self.lock().get_mut(participant_id) {
+            if m.session.session_id == session_id {
+                m.subscriber = Some(s);
             }
         }
     }
@@ -202,21 +254,23 @@ impl Room {
         let username = m.username.clone();
         if tracks.is_empty() {
             if was_publishing {
-                let ev = SessionEvent::PublisherLeft {
-                    room: self.name.clone(),
-                    publisher_id: participant_id.to_owned(),
-                };
                 // The publisher gets it too: it is the acknowledgement of unpublish.
-                Self::broadcast(&members, None, &ev);
+                Self::publisher_left(&members, &self.name, participant_id, None);
             }
         } else {
-            let ev = SessionEvent::PublisherTracks {
-                room: self.name.clone(),
+            let ev = SessionEvent::Send(ServerMessage::NewPublisher {
+                room_name: self.name.clone(),
                 publisher_id: participant_id.to_owned(),
                 username,
-                tracks,
-            };
-            Self::broadcast(&members, Some(participant_id), &ev);
+                tracks: tracks.clone(),
+            });
+            for (id, m) in members.iter() {
+                if id != participant_id {
+                    // The announcement first (see publisher_left).
+                    m.session.deliver(ev.clone());
+                    m.follow(participant_id, Some(&tracks));
+                }
+            }
         }
     }
 
@@ -403,6 +457,7 @@ impl Rooms {
                     username: username.to_owned(),
                     claimed: Vec::new(),
                     live: Vec::new(),
+                    subscriber: None,
                 },
             )
         });
@@ -413,11 +468,7 @@ impl Rooms {
                     room: room_name.to_owned(),
                 });
                 if !old.live.is_empty() {
-                    let ev = SessionEvent::PublisherLeft {
-                        room: room_name.to_owned(),
-                        publisher_id: participant_id.to_owned(),
-                    };
-                    Room::broadcast(&members, Some(participant_id), &ev);
+                    Room::publisher_left(&members, room_name, participant_id, Some(participant_id));
                 }
             }
             Some(None) => {
@@ -468,11 +519,7 @@ impl Rooms {
                 return false;
             };
             if !m.live.is_empty() {
-                let ev = SessionEvent::PublisherLeft {
-                    room: room.name.clone(),
-                    publisher_id: participant_id.to_owned(),
-                };
-                Room::broadcast(&members, None, &ev);
+                Room::publisher_left(&members, &room.name, participant_id, None);
             }
             let ev = SessionEvent::Send(ServerMessage::ParticipantLeft {
                 room_name: room.name.clone(),

@@ -11,42 +11,9 @@ use crate::room::SessionEvent;
 use signaling::ErrorCode;
 
 impl Session {
-    pub(super) async fn on_room_event(&mut self, ev: SessionEvent) {
+    pub(super) fn on_room_event(&mut self, ev: SessionEvent) {
         match ev {
             SessionEvent::Send(msg) => self.send(msg, None),
-            SessionEvent::PublisherLeft { room, publisher_id } => {
-                let sub = self.rooms.get(&room).and_then(|r| r.subscriber.clone());
-                self.send(
-                    ServerMessage::PublisherLeft {
-                        room_name: room,
-                        publisher_id: publisher_id.clone(),
-                    },
-                    None,
-                );
-                if let Some(s) = sub {
-                    s.publisher_changed(publisher_id, None).await;
-                }
-            }
-            SessionEvent::PublisherTracks {
-                room,
-                publisher_id,
-                username,
-                tracks,
-            } => {
-                let sub = self.rooms.get(&room).and_then(|r| r.subscriber.clone());
-                self.send(
-                    ServerMessage::NewPublisher {
-                        room_name: room,
-                        publisher_id: publisher_id.clone(),
-                        username,
-                        tracks: tracks.clone(),
-                    },
-                    None,
-                );
-                if let Some(s) = sub {
-                    s.publisher_changed(publisher_id, Some(tracks)).await;
-                }
-            }
             SessionEvent::RoomMoved { room } => {
                 // The room's membership is gone already; the client finds
                 // the room where it lives now by reconnecting.

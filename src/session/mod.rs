@@ -189,7 +189,7 @@ pub async fn run_over<Si, St>(
             },
             Some(q) = events_rx.recv() => {
                 budget.give(q.weight);
-                session.on_room_event(q.event).await;
+                session.on_room_event(q.event);
             }
             Some(ev) = media_rx.recv() => session.on_media_event(ev),
             _ = ping.tick(), if keepalive => {

@@ -235,6 +235,10 @@ impl RoomCtx<'_> {
         let media = self.rs.room.media().await;
         let span = tracing::debug_span!("subscriber", participant = %self.grants.participant_id);
         let s = span.in_scope(|| media.subscriber(self.room, self.media_tx.clone()));
+        // From now on the room tells it about publishers' tracks.
+        self.rs
+            .room
+            .attach_subscriber(&self.grants.participant_id, self.session_id, s.clone());
         self.rs.subscriber = Some(s.clone());
         s
     }

@@ -13,16 +13,22 @@ pub(super) async fn request(
     rid: Option<RequestId>,
 ) -> Result<Outcome, Reject> {
     require(ctx.grants.can_subscribe, "subscribing")?;
-    let tracks = ctx.room().publisher_tracks(&publisher_id).ok_or_else(|| {
+    let not_found = |room: &str| {
         reject(
             ErrorCode::NotFound,
-            format!(
-                "publisher `{publisher_id}` is not publishing in room `{}`",
-                ctx.room
-            ),
+            format!("publisher `{publisher_id}` is not publishing in room `{room}`"),
         )
-    })?;
+    };
+    if ctx.room().publisher_tracks(&publisher_id).is_none() {
+        return Err(not_found(ctx.room));
+    }
     let s = ctx.subscriber().await;
+    // The tracks as of now: the room tells the subscriber of every later
+    // change (and of none before it started).
+    let tracks = ctx
+        .room()
+        .publisher_tracks(&publisher_id)
+        .ok_or_else(|| not_found(ctx.room))?;
     s.subscribe(publisher_id, tracks, rid).map_err(busy)?;
     Ok(Outcome::Done)
 }
