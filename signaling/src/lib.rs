@@ -13,6 +13,7 @@
 
 #[cfg(feature = "client")]
 pub mod client;
+pub mod close;
 mod de;
 mod limits;
 mod macros;

@@ -101,4 +101,48 @@ macro_rules! wire_enum {
     };
 }
 
+/// Declares a fieldless enum of wire strings (an error code, a reason):
+/// each variant names its string once, next to it, and that one name is
+/// the serde name (`#[serde(rename = "...")]`), `as_str()`, `Display` and
+/// an entry of `ALL`.
+macro_rules! wire_strings {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $(
+                $(#[$variant_meta:meta])*
+                $variant:ident = $wire:literal,
+            )*
+        }
+    ) => {
+        $(#[$meta])*
+        pub enum $name {
+            $(
+                $(#[$variant_meta])*
+                #[serde(rename = $wire)]
+                $variant,
+            )*
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+
+            /// The wire string.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $wire,)*
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
 pub(crate) use wire_enum;
+pub(crate) use wire_strings;

@@ -1,8 +1,10 @@
 //! Leaf types of the protocol: the pieces messages are made of, and the
-//! error codes and reasons they carry. Imports nothing from this crate.
+//! error codes and reasons they carry. Imports only the crate's macros.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::macros::wire_strings;
 
 /// A client's ICE candidate or the server's, in RTCIceCandidateInit form.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,72 +65,51 @@ pub struct PublisherInfo {
     pub tracks: Vec<TrackInfo>,
 }
 
-/// Why the server asks a client to reconnect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ReconnectReason {
-    /// The node is shutting down.
-    Draining,
-    /// The cluster node that hosted the room is gone.
-    OwnerLost,
-    /// The room moved to another node.
-    RoomMoved,
-    /// The server lost a track this client publishes (a fault in the media
-    /// library); publishing again on a new PeerConnection recovers it.
-    MediaLost,
-}
-
-/// Error codes of PROTOCOL.md.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ErrorCode {
-    /// No or bad token (socket closes with 4001).
-    Unauthorized,
-    /// The token does not allow this room or action.
-    Forbidden,
-    /// Not JSON, missing/invalid field, invalid SDP or candidate, text too long.
-    BadRequest,
-    /// `type` not in the protocol.
-    UnknownType,
-    /// Unknown publisher or signal target.
-    NotFound,
-    /// Too many messages per second from this connection.
-    RateLimited,
-    /// The room or the node is at its configured limit.
-    RoomFull,
-    /// This connection or identity is at one of its quotas (rooms,
-    /// connections, tracks).
-    QuotaExceeded,
-    /// The node is shutting down and takes no new rooms.
-    Draining,
-    /// The same participant joined the room from another connection.
-    Replaced,
-    /// A failure inside the server.
-    Internal,
-}
-
-impl ErrorCode {
-    /// The wire string of this code.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            ErrorCode::Unauthorized => "unauthorized",
-            ErrorCode::Forbidden => "forbidden",
-            ErrorCode::BadRequest => "bad-request",
-            ErrorCode::UnknownType => "unknown-type",
-            ErrorCode::NotFound => "not-found",
-            ErrorCode::RateLimited => "rate-limited",
-            ErrorCode::RoomFull => "room-full",
-            ErrorCode::QuotaExceeded => "quota-exceeded",
-            ErrorCode::Draining => "draining",
-            ErrorCode::Replaced => "replaced",
-            ErrorCode::Internal => "internal",
-        }
+wire_strings! {
+    /// Why the server asks a client to reconnect.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum ReconnectReason {
+        /// The node is shutting down.
+        Draining = "draining",
+        /// The cluster node that hosted the room is gone.
+        OwnerLost = "owner-lost",
+        /// The room moved to another node.
+        RoomMoved = "room-moved",
+        /// The server lost a track this client publishes (a fault in the
+        /// media library); publishing again on a new PeerConnection
+        /// recovers it.
+        MediaLost = "media-lost",
     }
 }
 
-impl std::fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+wire_strings! {
+    /// Error codes of PROTOCOL.md.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum ErrorCode {
+        /// No or bad token (socket closes with 4001).
+        Unauthorized = "unauthorized",
+        /// The token does not allow this room or action.
+        Forbidden = "forbidden",
+        /// Not JSON, missing/invalid field, invalid SDP or candidate, text
+        /// too long.
+        BadRequest = "bad-request",
+        /// `type` not in the protocol.
+        UnknownType = "unknown-type",
+        /// Unknown publisher or signal target.
+        NotFound = "not-found",
+        /// Too many messages per second from this connection.
+        RateLimited = "rate-limited",
+        /// The room or the node is at its configured limit.
+        RoomFull = "room-full",
+        /// This connection or identity is at one of its quotas (rooms,
+        /// connections, tracks).
+        QuotaExceeded = "quota-exceeded",
+        /// The node is shutting down and takes no new rooms.
+        Draining = "draining",
+        /// The same participant joined the room from another connection.
+        Replaced = "replaced",
+        /// A failure inside the server.
+        Internal = "internal",
     }
 }
 
@@ -136,3 +117,24 @@ impl std::fmt::Display for ErrorCode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct RequestId(pub Value);
+
+#[cfg(test)]
+mod wire_string_tests {
+    use super::*;
+
+    #[test]
+    fn serde_names_are_the_wire_strings() {
+        for code in ErrorCode::ALL {
+            let json = serde_json::to_string(code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+            assert_eq!(serde_json::from_str::<ErrorCode>(&json).unwrap(), *code);
+        }
+        for reason in ReconnectReason::ALL {
+            let json = serde_json::to_string(reason).unwrap();
+            assert_eq!(json, format!("\"{reason}\""));
+        }
+        assert_eq!(ErrorCode::ALL.len(), 11);
+        assert_eq!(ErrorCode::QuotaExceeded.as_str(), "quota-exceeded");
+        assert_eq!(ReconnectReason::OwnerLost.as_str(), "owner-lost");
+    }
+}

@@ -338,7 +338,10 @@ impl Forwarder {
                 if let Err(e) = opens.try_send(open) {
                     // Dropping the link tells the client's node.
                     let mut link = e.into_inner().link;
-                    link.sink.close(Some(1013), "owner node is too busy");
+                    link.sink.close(
+                        Some(signaling::close::TRY_AGAIN_LATER),
+                        "owner node is too busy",
+                    );
                 }
             }
             NodeMsg::Frame { seq, text, .. } => {

@@ -5,9 +5,10 @@
 
 use signaling::{ReconnectReason, ServerMessage};
 
-use super::{reject, Session, CLOSE_GOING_AWAY};
+use super::{reject, Session};
 use crate::media::{Failure, MediaEvent};
 use crate::room::SessionEvent;
+use signaling::close;
 use signaling::ErrorCode;
 
 impl Session {
@@ -25,7 +26,7 @@ impl Session {
                     },
                     None,
                 );
-                self.close(CLOSE_GOING_AWAY, "room moved to another node");
+                self.close(close::GOING_AWAY, "room moved to another node");
             }
             SessionEvent::TrackMissing { room, track_id } => {
                 // Once per track: every subscriber of it may report it.

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::{SinkExt, StreamExt};
-use signaling::{ErrorCode, ReconnectReason, RequestId, ServerMessage, MAX_FRAME_BYTES};
+use signaling::{close, ErrorCode, ReconnectReason, RequestId, ServerMessage, MAX_FRAME_BYTES};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use warp::ws::WebSocket;
 
@@ -34,12 +34,6 @@ use ratelimit::RateLimiter;
 use relay::recv_relay;
 pub(crate) use routed::serve as serve_routed;
 
-/// Close codes of PROTOCOL.md.
-const CLOSE_UNAUTHORIZED: u16 = 4001;
-const CLOSE_AUTH_TIMEOUT: u16 = 4008;
-const CLOSE_TOO_BIG: u16 = 1009;
-const CLOSE_GOING_AWAY: u16 = 1001;
-const CLOSE_POLICY: u16 = 1008;
 /// How long to wait for the client's close frame after sending ours.
 const CLOSE_HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(1);
 /// Bookkeeping bytes counted per queued frame besides its payload.
@@ -144,7 +138,7 @@ pub async fn run_over<Si, St>(
             _ = kill_rx.changed() => {
                 let reason = kill_rx.borrow().clone().unwrap_or_default();
                 tracing::info!(session = session.handle.session_id, %reason, "closing session");
-                session.close(CLOSE_POLICY, &reason);
+                session.close(close::POLICY, &reason);
             }
             // Resolves at once when the drain began before this session
             // started or while it was busy (an `if !*draining.borrow()`
@@ -152,25 +146,25 @@ pub async fn run_over<Si, St>(
             // the server is gone, which is a drain too.
             _ = async { draining.wait_for(|d| *d).await.map(|_| ()) } => {
                 session.send(ServerMessage::Reconnect { reason: ReconnectReason::Draining, retry_after_ms: 500 }, None);
-                session.close(CLOSE_GOING_AWAY, "server shutting down");
+                session.close(close::GOING_AWAY, "server shutting down");
             }
             _ = tokio::time::sleep_until(auth_deadline), if session.grants.is_none() => {
                 session.send(ServerMessage::error(ErrorCode::Unauthorized, "not authenticated within the time limit"), None);
-                session.close(CLOSE_AUTH_TIMEOUT, "authentication timeout");
+                session.close(close::AUTH_TIMEOUT, "authentication timeout");
             }
             frame = stream.next() => match frame {
                 None => break,
                 Some(Err(e)) => {
                     tracing::debug!(session = session.handle.session_id, "transport error: {e}");
                     if matches!(e, FrameError::TooBig) {
-                        session.close(CLOSE_TOO_BIG, "frame larger than 64 KiB");
+                        session.close(close::TOO_BIG, "frame larger than 64 KiB");
                     }
                     break;
                 }
                 Some(Ok(frame)) => {
                     let data = frame.data_len();
                     if data.is_some_and(|n| n > MAX_FRAME_BYTES) {
-                        session.close(CLOSE_TOO_BIG, "frame larger than 64 KiB");
+                        session.close(close::TOO_BIG, "frame larger than 64 KiB");
                     } else if data.is_some() && !limiter.allow(Instant::now()) {
                         // Pings count too: the pong costs a write.
                         if limiter.should_report(Instant::now()) {
@@ -194,7 +188,7 @@ pub async fn run_over<Si, St>(
             Some(ev) = media_rx.recv() => session.on_media_event(ev),
             _ = ping.tick(), if keepalive => {
                 if last_pong.elapsed() > state.config.limits.pong_timeout {
-                    session.close(CLOSE_POLICY, "no pong for 60 s");
+                    session.close(close::POLICY, "no pong for 60 s");
                 } else {
                     session.push(FrameOut::Ping);
                 }
@@ -295,7 +289,7 @@ impl Session {
                 queued = self.budget.used(),
                 "outbound budget exhausted; closing"
             );
-            self.closing = Some(CLOSE_POLICY);
+            self.closing = Some(close::POLICY);
             return;
         }
         if self.out.try_send((msg, weight)).is_err() {
@@ -304,7 +298,7 @@ impl Session {
                 session = self.handle.session_id,
                 "outbound queue full; closing"
             );
-            self.closing = Some(CLOSE_POLICY);
+            self.closing = Some(close::POLICY);
         }
     }
 

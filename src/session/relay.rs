@@ -5,8 +5,9 @@
 use signaling::{ErrorCode, ReconnectReason, ServerMessage};
 
 use super::frame::FrameOut;
-use super::{reject, Session, CLOSE_GOING_AWAY};
+use super::{reject, Session};
 use crate::routing::{Inbound, Link};
+use signaling::close;
 
 pub(super) async fn recv_relay(relay: &mut Option<Link>) -> Option<Inbound> {
     match relay {
@@ -57,7 +58,7 @@ impl Session {
             Inbound::Frame(text) => self.push(FrameOut::Text(text)),
             Inbound::Closed { code, reason } => {
                 self.relay = None;
-                self.close(code.unwrap_or(CLOSE_GOING_AWAY), &reason);
+                self.close(code.unwrap_or(close::GOING_AWAY), &reason);
             }
             Inbound::PeerLost(why) => {
                 tracing::info!(session = self.handle.session_id, "room's node lost: {why}");
@@ -71,7 +72,7 @@ impl Session {
                     },
                     None,
                 );
-                self.close(CLOSE_GOING_AWAY, "room owner lost");
+                self.close(close::GOING_AWAY, "room owner lost");
             }
         }
     }

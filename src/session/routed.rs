@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_util::{Sink, Stream, StreamExt};
+use signaling::close;
 use tokio::sync::mpsc;
 
 use super::frame::{FrameError, FrameIn, FrameOut};
@@ -15,16 +16,13 @@ use super::{run_over, Auth};
 use crate::routing::{Inbound, Incoming, Link, LinkSink};
 use crate::AppState;
 
-/// WebSocket close code for "try again later" (RFC 6455 registry).
-const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
-
 /// Runs every session other nodes route here, until the router stops.
 pub async fn serve(state: Arc<AppState>, mut incoming: mpsc::Receiver<Incoming>) {
     while let Some(Incoming { grants, link, key }) = incoming.recv().await {
         let Ok(permit) = Arc::clone(&state.connections).try_acquire_owned() else {
             let Link { mut sink, .. } = link;
             sink.close(
-                Some(CLOSE_TRY_AGAIN_LATER),
+                Some(close::TRY_AGAIN_LATER),
                 "connection limit reached on the room's node",
             );
             continue;

@@ -3,8 +3,9 @@
 
 use signaling::{ClientType, ErrorCode, RequestId, ServerMessage, PROTOCOL_VERSION};
 
-use super::super::{reject, Session, CLOSE_POLICY, CLOSE_UNAUTHORIZED};
+use super::super::{reject, Session};
 use crate::quota::Kind;
+use signaling::close;
 
 impl Session {
     /// Answers `auth-ok`, or an error and closes the socket.
@@ -39,9 +40,9 @@ impl Session {
             }
             Err((code, message)) => {
                 let close = if code == ErrorCode::Unauthorized {
-                    (CLOSE_UNAUTHORIZED, "unauthorized")
+                    (close::UNAUTHORIZED, "unauthorized")
                 } else {
-                    (CLOSE_POLICY, "too many connections for this participant")
+                    (close::POLICY, "too many connections for this participant")
                 };
                 self.send_error(
                     reject(code, message),
