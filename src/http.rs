@@ -224,6 +224,20 @@ pub fn routes(
             },
         );
 
+    // On the main port unless METRICS_ADDR puts it elsewhere.
+    let on_main_port = state.config.metrics_addr.is_none();
+    let metrics = warp::get()
+        .and(warp::path("metrics"))
+        .and(warp::path::end())
+        .and(with_state.clone())
+        .and_then(move |state: Arc<AppState>| async move {
+            if on_main_port {
+                Ok(metrics_reply(&state))
+            } else {
+                Err(warp::reject::not_found())
+            }
+        });
+
     let dev_token = warp::get()
         .and(warp::path!("dev" / "token"))
         .and(warp::query::<HashMap<String, String>>())
@@ -233,10 +247,44 @@ pub fn routes(
     ws_routes
         .or(index)
         .or(health)
+        .or(metrics)
         .or(dev_token)
         .or(assets)
         .or(client_assets)
         .recover(handle_rejection)
+}
+
+/// The routes of `METRICS_ADDR`: `GET /metrics` only.
+pub fn metrics_routes(
+    state: Arc<AppState>,
+) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone + Send + Sync + 'static {
+    warp::get()
+        .and(warp::path("metrics"))
+        .and(warp::path::end())
+        .map(move || metrics_reply(&state))
+        .recover(handle_rejection)
+}
+
+/// `GET /metrics`: the Prometheus text exposition.
+fn metrics_reply(state: &AppState) -> warp::reply::Response {
+    let c = state.rooms.counts();
+    let limit = state.config.limits.max_connections;
+    let body = crate::metrics::render(crate::metrics::Snapshot {
+        rooms: c.rooms,
+        participants: c.participants,
+        publishers: c.publishers,
+        published_tracks: c.tracks,
+        forwarded_tracks: c.forwarded_tracks,
+        forward_limit: c.forward_limit,
+        connections: limit.saturating_sub(state.connections.available_permits()),
+        connection_limit: limit,
+    });
+    let mut response = warp::reply::Response::new(body.into());
+    response.headers_mut().insert(
+        warp::http::header::CONTENT_TYPE,
+        warp::http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
 }
 
 async fn upgrade(
@@ -246,6 +294,7 @@ async fn upgrade(
     state: Arc<AppState>,
 ) -> Result<warp::reply::Response, Rejection> {
     let Ok(permit) = Arc::clone(&state.connections).try_acquire_owned() else {
+        crate::metrics::connection_refused("limit");
         return Ok(warp::reply::with_status(
             "connection limit reached",
             StatusCode::SERVICE_UNAVAILABLE,
@@ -253,6 +302,7 @@ async fn upgrade(
         .into_response());
     };
     if *state.draining.borrow() {
+        crate::metrics::connection_refused("draining");
         return Ok(warp::reply::with_status(
             "server is shutting down",
             StatusCode::SERVICE_UNAVAILABLE,
@@ -274,6 +324,7 @@ async fn upgrade(
         .max_message_size(signaling::MAX_FRAME_BYTES + 1024)
         .max_frame_size(signaling::MAX_FRAME_BYTES + 1024)
         .on_upgrade(move |socket| {
+            crate::metrics::connection_accepted();
             crate::session::run(socket, state, crate::session::Auth::Token(token), permit)
         })
         .into_response())

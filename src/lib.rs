@@ -13,6 +13,7 @@ mod http;
 mod listener;
 pub mod logging;
 pub mod media;
+pub mod metrics;
 pub mod quota;
 pub mod room;
 pub mod routing;
@@ -67,6 +68,14 @@ pub enum RunError {
     /// Cluster mode could not reach Redis.
     #[error(transparent)]
     Cluster(#[from] cluster::ClusterError),
+    /// `METRICS_ADDR` could not be bound.
+    #[error("METRICS_ADDR {addr}: {source}")]
+    Metrics {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// A server that has started: its address and how to stop it.
@@ -198,14 +207,32 @@ pub async fn run(
         .map(|incoming| tokio::spawn(session::serve_routed(Arc::clone(&state), incoming)));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let limits = &state.config.limits;
+    let listener_limits = listener::Limits {
+        header_timeout: limits.http_header_timeout,
+        max_pending: limits.max_pending_connections,
+        max_pending_per_ip: limits.max_pending_connections_per_ip,
+    };
+    // `GET /metrics` on an address of its own, when configured; it stops
+    // with the server.
+    let metrics = match state.config.metrics_addr {
+        None => None,
+        Some(addr) => {
+            let l = TcpListener::bind(addr)
+                .await
+                .map_err(|source| RunError::Metrics { addr, source })?;
+            tracing::info!(%addr, "serving /metrics");
+            Some(tokio::spawn(listener::serve(
+                l,
+                http::metrics_routes(Arc::clone(&state)),
+                listener_limits,
+                std::future::pending::<()>(),
+            )))
+        }
+    };
     let http = tokio::spawn(listener::serve(
         listener,
         http::routes(Arc::clone(&state)),
-        listener::Limits {
-            header_timeout: limits.http_header_timeout,
-            max_pending: limits.max_pending_connections,
-            max_pending_per_ip: limits.max_pending_connections_per_ip,
-        },
+        listener_limits,
         async move {
             let _ = stop_rx.await;
         },
@@ -225,6 +252,9 @@ pub async fn run(
         tracing::warn!(sessions = left, "grace period over; closing anyway");
     }
     http.abort();
+    if let Some(m) = metrics {
+        m.abort();
+    }
     evictions.abort();
     if let Some(r) = remote {
         r.abort();

@@ -119,6 +119,7 @@ pub async fn serve<F>(
         };
         let ip = peer.ip().to_canonical();
         let Some(guard) = pending.admit(ip, &limits) else {
+            crate::metrics::connection_refused("pending");
             refused += 1;
             // One line per 10 s at most: a flood must not flood the log.
             if refused_logged.elapsed() >= Duration::from_secs(10) {

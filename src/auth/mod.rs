@@ -139,6 +139,27 @@ pub enum AuthError {
     InvalidRequest(String),
 }
 
+impl AuthError {
+    /// A short, fixed name of the kind of failure (a metrics label).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AuthError::Malformed(_) => "malformed",
+            AuthError::AlgorithmNotAllowed { .. } => "algorithm",
+            AuthError::BadSignature => "signature",
+            AuthError::Expired => "expired",
+            AuthError::NotYetValid | AuthError::IssuedInFuture => "not-yet-valid",
+            AuthError::MissingExp
+            | AuthError::MissingSub
+            | AuthError::InvalidSub
+            | AuthError::WrongIssuer
+            | AuthError::WrongAudience => "claims",
+            AuthError::InvalidKey(_) | AuthError::CannotIssue(_) | AuthError::InvalidRequest(_) => {
+                "server"
+            }
+        }
+    }
+}
+
 fn malformed(why: impl Into<String>) -> AuthError {
     AuthError::Malformed(why.into())
 }

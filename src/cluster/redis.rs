@@ -29,6 +29,7 @@ use tokio::task::JoinHandle;
 use super::store::{Claim, NodeInfo, RedisStore, StoreError};
 use super::{every, lock, Cluster, ClusterError, ClusterStatus, Load, RoomPlacement};
 use crate::config::{ClusterSettings, Placement};
+use crate::metrics;
 
 /// How long one Redis call may take before Redis counts as unreachable.
 const OP_TIMEOUT: Duration = Duration::from_secs(1);
@@ -122,7 +123,12 @@ impl RedisCluster {
         self.store.clone()
     }
 
+    /// Records whether the last Redis call succeeded (every failure is
+    /// counted).
     fn mark_redis(&self, up: bool) {
+        if !up {
+            metrics::redis_error();
+        }
         let was = self.redis_up.swap(up, Ordering::Relaxed);
         if was != up {
             if up {
@@ -196,7 +202,10 @@ impl RedisCluster {
                 .renew_room(&room, &self.node_id, self.settings.room_lease)
                 .await
             {
-                Ok(true) => true,
+                Ok(true) => {
+                    metrics::lease("renewed");
+                    true
+                }
                 // Not ours any more, or gone (Redis restarted without its
                 // data): claim it again; only another holder takes it away.
                 Ok(false) => match self
@@ -222,6 +231,7 @@ impl RedisCluster {
                 }
             };
             if !kept && lock(&self.owned).remove(&room) {
+                metrics::lease("lost");
                 let _ = self.lost.send(room);
             }
         }
@@ -284,7 +294,9 @@ impl Cluster for RedisCluster {
             {
                 Ok(Claim::Owned) => {
                     self.mark_redis(true);
-                    lock(&self.owned).insert(room.to_owned());
+                    if lock(&self.owned).insert(room.to_owned()) {
+                        metrics::lease("claimed");
+                    }
                     Ok(RoomPlacement::Here)
                 }
                 Ok(Claim::OwnedBy(node_id)) => {

@@ -135,6 +135,10 @@ pub struct Cli {
     /// server's internal network on an internet-facing node.
     #[arg(long, env = "CANDIDATE_DENY", value_delimiter = ',')]
     pub candidate_deny: Vec<String>,
+    /// Serve `GET /metrics` (Prometheus) only on this address, e.g.
+    /// `10.0.0.5:9100`, instead of on the main port.
+    #[arg(long, env = "METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Seconds to wait for sessions to leave on shutdown.
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,

@@ -67,6 +67,9 @@ pub struct Config {
     pub limits: Limits,
     /// Shutdown grace period.
     pub shutdown_grace: Duration,
+    /// Where `GET /metrics` is served: `None` on the main port, else only
+    /// on this address (e.g. a private interface).
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Log filter.
     pub rust_log: String,
     /// Log format.
@@ -170,6 +173,7 @@ impl Config {
             node_id: random_node_id(),
             limits: Limits::default(),
             shutdown_grace: Duration::from_secs(10),
+            metrics_addr: None,
             rust_log: "info".into(),
             log_format: LogFormat::Text,
             cluster: None,
@@ -365,6 +369,7 @@ impl Config {
                 ..Limits::default()
             },
             shutdown_grace: Duration::from_secs(cli.shutdown_grace_secs),
+            metrics_addr: cli.metrics_addr,
             rust_log: cli.rust_log,
             log_format: cli.log_format,
             cluster,

@@ -15,6 +15,7 @@ mod negotiation;
 mod publisher;
 pub mod sdp;
 mod settle;
+mod stats;
 mod subscriber;
 mod teardown;
 

@@ -10,6 +10,7 @@ use rheomesh::transport::Transport;
 use signaling::{CandidateInit, ClientType, RequestId, TrackInfo, TrackKind};
 
 use super::Failure;
+use crate::metrics;
 use tokio::sync::mpsc;
 use webrtc::ice_transport::ice_candidate::RTCIceCandidate;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
@@ -212,6 +213,7 @@ impl Actor {
             }))
             .await;
         let transport = Arc::new(transport);
+        super::stats::watch(&transport, "publish");
         self.transport = Some(Arc::clone(&transport));
         transport
     }
@@ -222,6 +224,8 @@ impl Actor {
         request_id: Option<RequestId>,
         itx: &mpsc::UnboundedSender<Internal>,
     ) {
+        let started = std::time::Instant::now();
+        metrics::negotiation_started("publish");
         let checked =
             client_sdp::check_publisher(&sdp).and_then(|()| self.ctx.filter_candidates(sdp));
         let sdp = match checked {
@@ -248,6 +252,7 @@ impl Actor {
         let result = tokio::time::timeout(ANSWER_TIMEOUT, transport.get_answer(desc)).await;
         match result {
             Ok(Ok(answer)) => {
+                metrics::negotiation_completed("publish", started.elapsed());
                 self.offered = offered;
                 // The arrival wait restarts with every applied offer.
                 self.reported.clear();
@@ -422,6 +427,8 @@ impl Actor {
     }
 
     async fn error(&self, code: Failure, message: String, request_id: Option<RequestId>) {
+        // Every failure of a publish offer comes through here.
+        metrics::negotiation_failed("publish");
         self.ctx
             .error(ClientType::PublishOffer, code, message, request_id)
             .await

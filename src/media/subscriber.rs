@@ -26,6 +26,7 @@ use rheomesh::transport::Transport;
 use signaling::{CandidateInit, ClientType, RequestId, TrackInfo};
 
 use super::Failure;
+use crate::metrics;
 use tokio::sync::{mpsc, Mutex};
 use tokio::time::Instant;
 use webrtc::ice_transport::ice_candidate::RTCIceCandidate;
@@ -135,6 +136,8 @@ pub(super) fn spawn(ctx: ActorContext) -> SubscriberHandle {
         transport: None,
         negotiation: Negotiation::new(),
         forwarded: HashMap::new(),
+        offer_sent: None,
+        requested: VecDeque::new(),
     };
     // The caller's span (the participant) labels everything the actor logs.
     tokio::spawn(tracing::Instrument::instrument(
@@ -151,7 +154,15 @@ struct Actor {
     /// track id -> its rheomesh subscriber and forwarding slot; dropping an
     /// entry releases the slot.
     forwarded: HashMap<String, (Arc<Mutex<Subscriber>>, Slot)>,
+    /// When the outstanding offer was sent (negotiation time).
+    offer_sent: Option<std::time::Instant>,
+    /// When subscribe-requests arrived that no applied answer has
+    /// completed yet (subscription time); at most [`PENDING_TIMES`].
+    requested: VecDeque<std::time::Instant>,
 }
+
+/// Request times kept for the subscription-time histogram.
+const PENDING_TIMES: usize = 64;
 
 impl Actor {
     async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
@@ -178,11 +189,17 @@ impl Actor {
                 publisher_id,
                 tracks,
                 request_id,
-            } => Input::Subscribe {
-                publisher_id,
-                tracks,
-                request_id,
-            },
+            } => {
+                if self.requested.len() == PENDING_TIMES {
+                    self.requested.pop_front();
+                }
+                self.requested.push_back(std::time::Instant::now());
+                Input::Subscribe {
+                    publisher_id,
+                    tracks,
+                    request_id,
+                }
+            }
             Command::Unsubscribe { publisher_id } => Input::Unsubscribe { publisher_id },
             Command::PublisherChanged {
                 publisher_id,
@@ -231,8 +248,13 @@ impl Actor {
                 track,
             } => Some(self.subscribe(track, itx).await),
             Action::Prepare { offer } => Some(self.prepare(offer, itx).await),
-            Action::ApplyAnswer { sdp, how } => Some(self.apply_answer(sdp, how).await),
+            Action::ApplyAnswer { sdp, how } => {
+                let result = self.apply_answer(sdp, how).await;
+                self.count_answer(&result);
+                Some(result)
+            }
             Action::RestartIce { cause } => {
+                metrics::ice_restart(cause.label());
                 tracing::warn!(room = %self.ctx.room, ?cause, "restarting ICE of a subscribe transport");
                 Some(self.restart(itx).await)
             }
@@ -246,6 +268,8 @@ impl Actor {
                 let offer = sdp::retire_stale_tracks(&offer, |id| negotiation.is_live(id));
                 let offer = sdp::only_mid_extension(&offer);
                 let offer = sdp::declare_ice_lite(&sdp::silence_probe(&offer));
+                metrics::negotiation_started("subscribe");
+                self.offer_sent = Some(std::time::Instant::now());
                 tracing::debug!(room = %self.ctx.room, publisher = %publisher_id, tracks = tracks.len(), mlines = self.negotiation.mlines(), prepared = self.negotiation.prepared(), "subscribe offer");
                 self.ctx
                     .emit(MediaEvent::SubscribeOffer {
@@ -334,6 +358,7 @@ impl Actor {
             }))
             .await;
         let transport = Arc::new(transport);
+        super::stats::watch(&transport, "subscribe");
         self.transport = Some(Arc::clone(&transport));
         transport
     }
@@ -418,6 +443,26 @@ impl Actor {
                 message: "subscribe-prepare failed".to_owned(),
                 internal: true,
             },
+        }
+    }
+
+    /// Negotiation and subscription times of an answer's result.
+    fn count_answer(&mut self, result: &Input) {
+        match result {
+            Input::AnswerApplied => {
+                let Some(sent) = self.offer_sent.take() else {
+                    return;
+                };
+                metrics::negotiation_completed("subscribe", sent.elapsed());
+                // The requests this offer carried: those before it.
+                while self.requested.front().is_some_and(|t| *t <= sent) {
+                    if let Some(t) = self.requested.pop_front() {
+                        metrics::subscribed(t.elapsed());
+                    }
+                }
+            }
+            Input::AnswerFailed { .. } => metrics::negotiation_failed("subscribe"),
+            _ => {}
         }
     }
 

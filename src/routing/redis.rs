@@ -208,6 +208,7 @@ impl LinkSink for RedisLink {
                 text,
             },
         );
+        crate::metrics::forwarded_frame("out");
         self.seq += 1;
     }
 
@@ -356,7 +357,10 @@ impl Forwarder {
                             let gap = format!("forwarded frames lost ({expected} to {})", got - 1);
                             Some((route.tx.clone(), Inbound::PeerLost(gap)))
                         }
-                        FrameOrder::Next => Some((route.tx.clone(), Inbound::Frame(text))),
+                        FrameOrder::Next => {
+                            crate::metrics::forwarded_frame("in");
+                            Some((route.tx.clone(), Inbound::Frame(text)))
+                        }
                     }
                 };
                 if let Some((tx, item)) = delivery {

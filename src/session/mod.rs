@@ -303,6 +303,13 @@ impl Session {
     }
 
     fn send(&mut self, msg: ServerMessage, request_id: Option<&RequestId>) {
+        match &msg {
+            ServerMessage::Error { code, .. } => crate::metrics::error_sent(code.as_str()),
+            ServerMessage::Reconnect { reason, .. } => {
+                crate::metrics::reconnect_sent(reason.as_str())
+            }
+            _ => {}
+        }
         self.push(FrameOut::Text(msg.to_json(request_id)));
     }
 

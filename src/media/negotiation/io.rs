@@ -26,6 +26,17 @@ pub enum RestartCause {
     HalfApplied,
 }
 
+impl RestartCause {
+    /// The metrics label.
+    pub fn label(self) -> &'static str {
+        match self {
+            RestartCause::ClientRestarted => "client-restarted",
+            RestartCause::Stuck => "stuck",
+            RestartCause::HalfApplied => "half-applied",
+        }
+    }
+}
+
 /// Why a `subscribe()` call failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SubscribeFailure {

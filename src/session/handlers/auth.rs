@@ -4,23 +4,30 @@
 use signaling::{ClientType, ErrorCode, RequestId, ServerMessage, PROTOCOL_VERSION};
 
 use super::super::{reject, Session};
+use crate::metrics;
 use crate::quota::Kind;
 use signaling::close;
 
 impl Session {
     /// Answers `auth-ok`, or an error and closes the socket.
     pub(in crate::session) fn authenticate(&mut self, token: &str, request_id: Option<&RequestId>) {
-        let verified = self
-            .state
-            .verifier
-            .verify(token)
-            .map_err(|e| (ErrorCode::Unauthorized, e.to_string()))
+        let started = std::time::Instant::now();
+        let verified = self.state.verifier.verify(token);
+        metrics::auth_timed(started.elapsed());
+        let verified = verified
+            .map_err(|e| {
+                metrics::auth_failed(e.reason());
+                (ErrorCode::Unauthorized, e.to_string())
+            })
             .and_then(|grants| {
                 let quota = self
                     .state
                     .quotas
                     .take(&grants.participant_id, Kind::Connection)
-                    .map_err(|e| (ErrorCode::QuotaExceeded, e))?;
+                    .map_err(|e| {
+                        metrics::connection_refused("quota");
+                        (ErrorCode::QuotaExceeded, e)
+                    })?;
                 Ok((grants, quota))
             });
         match verified {

@@ -90,6 +90,7 @@ impl Session {
         } = match parse_client_message(text) {
             Ok(p) => p,
             Err(e) => {
+                crate::metrics::message_received("invalid");
                 let (ty, room, id) = (
                     e.request_type.clone(),
                     e.room_name.clone(),
@@ -105,6 +106,7 @@ impl Session {
         };
         let rid = request_id.as_ref();
         let ty = message.type_name();
+        crate::metrics::message_received(ty);
         if self.grants.is_none() {
             return match message {
                 ClientMessage::Auth { token } => self.authenticate(&token, rid),
