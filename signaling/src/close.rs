@@ -17,3 +17,6 @@ pub const TRY_AGAIN_LATER: u16 = 1013;
 pub const UNAUTHORIZED: u16 = 4001;
 /// No successful authentication within [`crate::AUTH_TIMEOUT`].
 pub const AUTH_TIMEOUT: u16 = 4008;
+/// An administrator removed the participant (or closed its room); sent
+/// after `kicked`.
+pub const KICKED: u16 = 4003;

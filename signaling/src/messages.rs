@@ -9,7 +9,8 @@ use serde_json::Value;
 use crate::de::{de_candidate, de_id, de_opt_id, de_sdp};
 use crate::macros::wire_enum;
 use crate::types::{
-    CandidateInit, ErrorCode, ParticipantInfo, PublisherInfo, ReconnectReason, RequestId, TrackInfo,
+    CandidateInit, ErrorCode, KickReason, ParticipantInfo, PublisherInfo, ReconnectReason,
+    RequestId, TrackInfo,
 };
 
 wire_enum! {
@@ -325,6 +326,19 @@ wire_enum! {
             reason: ReconnectReason,
             /// Suggested delay before reconnecting.
             retry_after_ms: u64,
+        },
+        /// An administrator removed this participant from the room (or
+        /// closed the room); the socket closes next with
+        /// [`crate::close::KICKED`]. Do not reconnect on your own.
+        #[serde(rename_all = "camelCase")]
+        Kicked = "kicked" {
+            /// Room.
+            room_name: String,
+            /// `removed` (this participant) or `room-closed` (everyone).
+            reason: KickReason,
+            /// The administrator's note, if any.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            message: Option<String>,
         },
         /// Something went wrong.
         #[serde(rename_all = "camelCase")]

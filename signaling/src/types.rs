@@ -83,6 +83,17 @@ wire_strings! {
 }
 
 wire_strings! {
+    /// Why an administrator removed a participant (`kicked`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum KickReason {
+        /// This participant was removed from the room.
+        Removed = "removed",
+        /// The whole room was closed.
+        RoomClosed = "room-closed",
+    }
+}
+
+wire_strings! {
     /// Error codes of PROTOCOL.md.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
     pub enum ErrorCode {
@@ -133,6 +144,11 @@ mod wire_string_tests {
             let json = serde_json::to_string(reason).unwrap();
             assert_eq!(json, format!("\"{reason}\""));
         }
+        for reason in KickReason::ALL {
+            let json = serde_json::to_string(reason).unwrap();
+            assert_eq!(json, format!("\"{reason}\""));
+        }
+        assert_eq!(KickReason::RoomClosed.as_str(), "room-closed");
         assert_eq!(ErrorCode::ALL.len(), 11);
         assert_eq!(ErrorCode::QuotaExceeded.as_str(), "quota-exceeded");
         assert_eq!(ReconnectReason::OwnerLost.as_str(), "owner-lost");

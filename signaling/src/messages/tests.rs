@@ -226,6 +226,14 @@ fn server_samples() -> Vec<(ServerMessage, &'static str)> {
             },
             "reconnect",
         ),
+        (
+            ServerMessage::Kicked {
+                room_name: s(),
+                reason: KickReason::RoomClosed,
+                message: Some(s()),
+            },
+            "kicked",
+        ),
         (ServerMessage::error(ErrorCode::Internal, "x"), "error"),
     ]
 }
