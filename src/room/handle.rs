@@ -24,6 +24,16 @@ pub enum SessionEvent {
         /// Room.
         room: String,
     },
+    /// An administrator removed this session's participant from the room
+    /// (or closed the room): the session says so and closes.
+    Kicked {
+        /// Room.
+        room: String,
+        /// Removed, or the room closed.
+        reason: signaling::KickReason,
+        /// The administrator's note.
+        message: Option<String>,
+    },
     /// A subscriber found no media for one of this session's live tracks.
     TrackMissing {
         /// Room.

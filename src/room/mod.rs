@@ -6,12 +6,16 @@
 //! session whose queue is full is told to close ([`SessionHandle::kill`])
 //! rather than letting memory grow.
 
+mod admin;
 pub mod budget;
+pub mod events;
 mod handle;
 
+pub use admin::{AdminError, MemberView, RoomView};
+pub use events::{EventBus, RoomEvent};
 pub use handle::{Queued, SessionEvent, SessionHandle};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use signaling::{ParticipantInfo, PublisherInfo, ServerMessage, TrackInfo};
@@ -53,7 +57,12 @@ struct Member {
     username: String,
     /// Track ids claimed by this member's latest publish offer.
     claimed: Vec<String>,
-    /// Tracks whose media flows (announced with new-publisher).
+    /// Tracks whose media flows, as the publisher reported them.
+    published: Vec<TrackInfo>,
+    /// Track ids an administrator muted: not forwarded, not announced.
+    muted: HashSet<String>,
+    /// Tracks announced to the room (new-publisher): `published` without
+    /// the muted ones.
     live: Vec<TrackInfo>,
     /// The member's subscribe side, once started: the room tells it
     /// directly when publishers change their tracks or leave.
@@ -82,6 +91,7 @@ pub struct Room {
     media: OnceCell<RoomMedia>,
     engine: Arc<MediaEngine>,
     members: Mutex<HashMap<String, Member>>,
+    events: EventBus,
 }
 
 impl std::fmt::Debug for Room {
@@ -237,25 +247,58 @@ impl Room {
         }
     }
 
-    /// Records a publisher's live tracks and tells the room.
+    /// Records a publisher's live tracks and tells the room (what is not
+    /// muted).
     pub fn set_live_tracks(&self, participant_id: &str, session_id: u64, tracks: Vec<TrackInfo>) {
         let mut members = self.lock();
         let Some(m) = members.get_mut(participant_id) else {
             return;
         };
-        if m.session.session_id != session_id || m.live == tracks {
+        if m.session.session_id != session_id || m.published == tracks {
+            return;
+        }
+        if tracks.is_empty() {
+            m.claimed.clear();
+        }
+        m.published = tracks;
+        // The publisher gets `publisher-left` too: it is the
+        // acknowledgement of unpublish.
+        self.announce(&mut members, participant_id, None);
+    }
+
+    /// Announces `participant_id`'s tracks that are not muted, when they
+    /// differ from what the room was told: `new-publisher` (complete list)
+    /// to everyone else, or `publisher-left` to all but `except` when none
+    /// is left; the members' subscribers follow.
+    fn announce(
+        &self,
+        members: &mut HashMap<String, Member>,
+        participant_id: &str,
+        except: Option<&str>,
+    ) {
+        let Some(m) = members.get_mut(participant_id) else {
+            return;
+        };
+        let tracks: Vec<TrackInfo> = m
+            .published
+            .iter()
+            .filter(|t| !m.muted.contains(&t.track_id))
+            .cloned()
+            .collect();
+        if m.live == tracks {
             return;
         }
         let was_publishing = !m.live.is_empty();
         m.live = tracks.clone();
-        if tracks.is_empty() {
-            m.claimed.clear();
-        }
         let username = m.username.clone();
+        let members = &*members;
         if tracks.is_empty() {
             if was_publishing {
-                // The publisher gets it too: it is the acknowledgement of unpublish.
-                Self::publisher_left(&members, &self.name, participant_id, None);
+                Self::publisher_left(members, &self.name, participant_id, except);
+                self.events.emit(RoomEvent::TracksUnpublished {
+                    room: self.name.clone(),
+                    participant_id: participant_id.to_owned(),
+                });
             }
         } else {
             let ev = SessionEvent::Send(ServerMessage::NewPublisher {
@@ -271,6 +314,11 @@ impl Room {
                     m.follow(participant_id, Some(&tracks));
                 }
             }
+            self.events.emit(RoomEvent::TracksPublished {
+                room: self.name.clone(),
+                participant_id: participant_id.to_owned(),
+                tracks,
+            });
         }
     }
 
@@ -289,6 +337,8 @@ impl Room {
 #[derive(Debug, Default)]
 pub struct Registry {
     rooms: Mutex<HashMap<String, Arc<Room>>>,
+    /// What happens in these rooms, for monitors.
+    events: EventBus,
 }
 
 impl Registry {
@@ -300,6 +350,11 @@ impl Registry {
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Room>>> {
         // See Room::lock: sections are short and leave the map consistent.
         self.rooms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Where the rooms publish their events.
+    pub fn events(&self) -> &EventBus {
+        &self.events
     }
 
     /// Rooms, participants, publishers and live tracks of this node.
@@ -432,8 +487,12 @@ impl Rooms {
                     media: OnceCell::new(),
                     engine: Arc::clone(&self.engine),
                     members: Mutex::new(HashMap::new()),
+                    events: self.registry.events.clone(),
                 });
                 rooms.insert(room_name.to_owned(), Arc::clone(&r));
+                r.events.emit(RoomEvent::RoomOpened {
+                    room: room_name.to_owned(),
+                });
                 r
             }
         };
@@ -456,6 +515,8 @@ impl Rooms {
                     session: session.clone(),
                     username: username.to_owned(),
                     claimed: Vec::new(),
+                    published: Vec::new(),
+                    muted: HashSet::new(),
                     live: Vec::new(),
                     subscriber: None,
                 },
@@ -478,6 +539,11 @@ impl Rooms {
                     username: username.to_owned(),
                 });
                 Room::broadcast(&members, Some(participant_id), &ev);
+                room.events.emit(RoomEvent::ParticipantJoined {
+                    room: room_name.to_owned(),
+                    participant_id: participant_id.to_owned(),
+                    username: username.to_owned(),
+                });
             }
         }
         let participants = members
@@ -520,15 +586,26 @@ impl Rooms {
             };
             if !m.live.is_empty() {
                 Room::publisher_left(&members, &room.name, participant_id, None);
+                room.events.emit(RoomEvent::TracksUnpublished {
+                    room: room.name.clone(),
+                    participant_id: participant_id.to_owned(),
+                });
             }
             let ev = SessionEvent::Send(ServerMessage::ParticipantLeft {
                 room_name: room.name.clone(),
                 participant_id: participant_id.to_owned(),
             });
             Room::broadcast(&members, None, &ev);
+            room.events.emit(RoomEvent::ParticipantLeft {
+                room: room.name.clone(),
+                participant_id: participant_id.to_owned(),
+            });
             let empty = members.is_empty();
             if empty && rooms.get(&room.name).is_some_and(|r| Arc::ptr_eq(r, room)) {
                 rooms.remove(&room.name);
+                room.events.emit(RoomEvent::RoomClosed {
+                    room: room.name.clone(),
+                });
             }
             empty
         };
@@ -559,6 +636,9 @@ impl Rooms {
                 room: room_name.to_owned(),
             });
         }
+        room.events.emit(RoomEvent::RoomClosed {
+            room: room_name.to_owned(),
+        });
         if let Some(media) = room.media.get() {
             media.close().await;
         }

@@ -28,6 +28,26 @@ impl Session {
                 );
                 self.close(close::GOING_AWAY, "room moved to another node");
             }
+            SessionEvent::Kicked {
+                room,
+                reason,
+                message,
+            } => {
+                // A closed room's membership is gone already; a removed
+                // participant leaves every room with the socket.
+                if reason == signaling::KickReason::RoomClosed {
+                    self.rooms.remove(&room);
+                }
+                self.send(
+                    ServerMessage::Kicked {
+                        room_name: room,
+                        reason,
+                        message,
+                    },
+                    None,
+                );
+                self.close(close::KICKED, "removed by an administrator");
+            }
             SessionEvent::TrackMissing { room, track_id } => {
                 // Once per track: every subscriber of it may report it.
                 let Some(rs) = self.rooms.get_mut(&room) else {
