@@ -148,6 +148,12 @@ pub trait Cluster: Send + Sync + 'static {
 
     /// The node began draining: other nodes stop placing rooms here.
     fn set_draining(&self) {}
+
+    /// Ids of the live nodes of the cluster, this one included; empty on
+    /// a single node.
+    fn nodes(&self) -> BoxFuture<'_, Result<Vec<String>, ClusterError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
 }
 
 /// A single node: every room is placed here, nothing is shared.

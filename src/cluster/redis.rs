@@ -344,6 +344,13 @@ impl Cluster for RedisCluster {
         self.lost.subscribe()
     }
 
+    fn nodes(&self) -> BoxFuture<'_, Result<Vec<String>, ClusterError>> {
+        Box::pin(async move {
+            let nodes = self.store.live_nodes().await.map_err(unavailable)?;
+            Ok(nodes.into_iter().map(|n| n.node_id).collect())
+        })
+    }
+
     fn status(&self) -> BoxFuture<'_, ClusterStatus> {
         Box::pin(async move {
             ClusterStatus {

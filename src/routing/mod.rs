@@ -16,7 +16,10 @@
 
 pub mod redis;
 
-use tokio::sync::mpsc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::auth::Grants;
 
@@ -75,6 +78,36 @@ pub struct Incoming {
     pub key: String,
 }
 
+/// A request another node sent to this one (an admin operation on a room
+/// this node holds), and where its answer goes. The bodies are opaque
+/// here: the admin layer writes and reads them.
+#[derive(Debug)]
+pub struct Call {
+    /// The request.
+    pub body: String,
+    /// The answer, or why there is none.
+    pub reply: oneshot::Sender<Result<String, String>>,
+}
+
+/// Why a call to another node has no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// There are no other nodes (a single node).
+    #[error("no route to other nodes")]
+    NoRoute,
+    /// No answer in time (the node is gone, or busy).
+    #[error("node {0} did not answer in time")]
+    Timeout(String),
+    /// The other node could not handle it.
+    #[error("node {node}: {why}")]
+    Failed {
+        /// The node.
+        node: String,
+        /// Why.
+        why: String,
+    },
+}
+
 /// Links between nodes for the sessions of rooms held elsewhere.
 pub trait Router: Send + Sync + 'static {
     /// Opens a link from this node's session `session_id` to a participant
@@ -88,6 +121,22 @@ pub trait Router: Send + Sync + 'static {
 
     /// Stops routing (the server is shutting down).
     fn shutdown(&self) {}
+
+    /// Sends a request to `node` and waits up to `timeout` for its answer.
+    fn call(
+        &self,
+        _node: &str,
+        _body: String,
+        _timeout: Duration,
+    ) -> BoxFuture<'static, Result<String, CallError>> {
+        Box::pin(async { Err(CallError::NoRoute) })
+    }
+
+    /// Requests other nodes send to this one. Taken once, by the server at
+    /// start; `None` on a single node.
+    fn take_calls(&self) -> Option<mpsc::Receiver<Call>> {
+        None
+    }
 }
 
 /// A single node: there are no other nodes to route to.

@@ -15,14 +15,16 @@
 //! `reconnect` (`owner-lost`) and the owner ends the remote session.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::{Inbound, Incoming, Link, LinkSink, Router};
+use super::{Call, CallError, Inbound, Incoming, Link, LinkSink, Router};
 use crate::auth::Grants;
 use crate::cluster::store::{subscribe_node_channel, RedisStore};
 use crate::cluster::{every, lock};
@@ -33,6 +35,11 @@ pub const SESSION_QUEUE: usize = 1024;
 /// away the queue fills and further messages are dropped; the receiving
 /// side sees the sequence gap and ends those sessions with `reconnect`.
 const OUTBOX: usize = 8192;
+/// Requests from other nodes waiting for this node's handler; more are
+/// answered "busy" at once.
+const CALLS: usize = 64;
+/// Longest this node takes to answer a call before it says so.
+const CALL_ANSWER: Duration = Duration::from_secs(10);
 
 /// One message between nodes.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -64,6 +71,22 @@ pub enum NodeMsg {
         code: Option<u16>,
         /// Why.
         reason: String,
+    },
+    /// A request to the node that holds a room (admin operations).
+    Call {
+        /// Names the answer, unique per sending node.
+        id: u64,
+        /// The sending node (where the answer goes).
+        from: String,
+        /// The request.
+        body: String,
+    },
+    /// The answer to a [`NodeMsg::Call`].
+    Reply {
+        /// The call's id.
+        id: u64,
+        /// The answer, or why there is none.
+        result: Result<String, String>,
     },
 }
 
@@ -118,6 +141,7 @@ impl NodeMsg {
             NodeMsg::Open { session, .. }
             | NodeMsg::Frame { session, .. }
             | NodeMsg::Close { session, .. } => session,
+            NodeMsg::Call { .. } | NodeMsg::Reply { .. } => "",
         }
     }
 }
@@ -135,6 +159,11 @@ pub struct Forwarder {
     routes: Mutex<HashMap<String, Route>>,
     outbox: mpsc::Sender<(String, NodeMsg)>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Calls this node made that wait for their answer, by id.
+    pending: Mutex<HashMap<u64, oneshot::Sender<Result<String, String>>>>,
+    next_call: AtomicU64,
+    /// Calls from other nodes, to this node's handler.
+    calls: mpsc::Sender<Call>,
 }
 
 impl std::fmt::Debug for Forwarder {
@@ -151,6 +180,7 @@ impl std::fmt::Debug for Forwarder {
 pub struct RedisRouter {
     fwd: Arc<Forwarder>,
     incoming: Mutex<Option<mpsc::Receiver<Incoming>>>,
+    calls: Mutex<Option<mpsc::Receiver<Call>>>,
 }
 
 impl RedisRouter {
@@ -163,10 +193,12 @@ impl RedisRouter {
         prefix: &str,
         liveness_period: Duration,
     ) -> RedisRouter {
-        let (fwd, incoming) = Forwarder::start(node_id, store, redis_url, prefix, liveness_period);
+        let (fwd, incoming, calls) =
+            Forwarder::start(node_id, store, redis_url, prefix, liveness_period);
         RedisRouter {
             fwd,
             incoming: Mutex::new(Some(incoming)),
+            calls: Mutex::new(Some(calls)),
         }
     }
 }
@@ -182,6 +214,21 @@ impl Router for RedisRouter {
 
     fn shutdown(&self) {
         self.fwd.shutdown();
+    }
+
+    fn call(
+        &self,
+        node: &str,
+        body: String,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<String, CallError>> {
+        let fwd = Arc::clone(&self.fwd);
+        let node = node.to_owned();
+        Box::pin(async move { fwd.call(node, body, timeout).await })
+    }
+
+    fn take_calls(&self) -> Option<mpsc::Receiver<Call>> {
+        lock(&self.calls).take()
     }
 }
 
@@ -247,16 +294,24 @@ impl Forwarder {
         redis_url: &str,
         prefix: &str,
         liveness_period: Duration,
-    ) -> (Arc<Forwarder>, mpsc::Receiver<Incoming>) {
+    ) -> (
+        Arc<Forwarder>,
+        mpsc::Receiver<Incoming>,
+        mpsc::Receiver<Call>,
+    ) {
         // Publishing happens in one task, in order: Redis keeps the order of
         // one connection's publishes, so frames arrive in sequence.
         let (outbox, mut out_rx) = mpsc::channel::<(String, NodeMsg)>(OUTBOX);
+        let (calls, calls_rx) = mpsc::channel(CALLS);
         let fwd = Arc::new(Forwarder {
             node_id: node_id.to_owned(),
             store,
             routes: Mutex::new(HashMap::new()),
             outbox,
             tasks: Mutex::new(Vec::new()),
+            pending: Mutex::new(HashMap::new()),
+            next_call: AtomicU64::new(1),
+            calls,
         });
         let (opens_tx, opens_rx) = mpsc::channel(256);
         let (mut payloads, _up, sub_task) = subscribe_node_channel(
@@ -296,7 +351,57 @@ impl Forwarder {
             fwd.check_peers().await;
         });
         lock(&fwd.tasks).extend([sub_task, publisher, router, liveness]);
-        (fwd, opens_rx)
+        (fwd, opens_rx, calls_rx)
+    }
+
+    /// Sends a call to `node` and waits for its answer.
+    async fn call(
+        self: Arc<Self>,
+        node: String,
+        body: String,
+        timeout: Duration,
+    ) -> Result<String, CallError> {
+        let id = self.next_call.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        lock(&self.pending).insert(id, tx);
+        self.send(
+            &node,
+            NodeMsg::Call {
+                id,
+                from: self.node_id.clone(),
+                body,
+            },
+        );
+        let answer = tokio::time::timeout(timeout, rx).await;
+        lock(&self.pending).remove(&id);
+        match answer {
+            Ok(Ok(Ok(body))) => Ok(body),
+            Ok(Ok(Err(why))) => Err(CallError::Failed { node, why }),
+            // The sender went with the router (shutdown) or the time is up.
+            Ok(Err(_)) | Err(_) => Err(CallError::Timeout(node)),
+        }
+    }
+
+    /// A call from another node: to this node's handler, and its answer
+    /// back, bounded by `CALL_ANSWER`.
+    fn answer_call(self: &Arc<Self>, id: u64, from: String, body: String) {
+        let (reply, rx) = oneshot::channel();
+        if self.calls.try_send(Call { body, reply }).is_err() {
+            let result = Err("node is busy with other admin requests".to_owned());
+            self.send(&from, NodeMsg::Reply { id, result });
+            return;
+        }
+        let fwd = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let result = match tokio::time::timeout(CALL_ANSWER, rx).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(_)) => Err("the request was dropped".to_owned()),
+                Err(_) => Err("no answer in time".to_owned()),
+            };
+            if let Some(fwd) = fwd.upgrade() {
+                fwd.send(&from, NodeMsg::Reply { id, result });
+            }
+        });
     }
 
     /// A link end for `session` with `peer`, registered to receive.
@@ -326,6 +431,12 @@ impl Forwarder {
     fn route(self: &Arc<Self>, msg: NodeMsg, opens: &mpsc::Sender<Incoming>) {
         let key = msg.session().to_owned();
         match msg {
+            NodeMsg::Call { id, from, body } => self.answer_call(id, from, body),
+            NodeMsg::Reply { id, result } => {
+                if let Some(tx) = lock(&self.pending).remove(&id) {
+                    let _ = tx.send(result);
+                }
+            }
             NodeMsg::Open {
                 session,
                 from,
@@ -472,6 +583,15 @@ mod tests {
                 session: "a/1".into(),
                 code: Some(1001),
                 reason: "bye".into(),
+            },
+            NodeMsg::Call {
+                id: 9,
+                from: "b".into(),
+                body: "{}".into(),
+            },
+            NodeMsg::Reply {
+                id: 9,
+                result: Err("busy".into()),
             },
         ] {
             let json = serde_json::to_string(&msg).unwrap();
