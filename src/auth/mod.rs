@@ -41,7 +41,7 @@ mod verify;
 
 pub use claims::{Grants, RoomScope};
 pub use keys::KeyFamily;
-pub use mint::{random_secret, TokenRequest};
+pub use mint::{random_secret, Signer, TokenRequest};
 pub use verify::Verifier;
 
 /// Key material the server verifies tokens with: the one "which key" type,
