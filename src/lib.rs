@@ -6,6 +6,7 @@
 //! in-process on `127.0.0.1:0`.
 #![deny(missing_docs)]
 
+pub mod admin;
 pub mod auth;
 pub mod cluster;
 pub mod config;
@@ -25,6 +26,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
+use warp::Filter;
 
 use crate::auth::{AuthConfig, Verifier};
 use crate::cluster::redis::RedisCluster;
@@ -205,6 +207,11 @@ pub async fn run(
         .router
         .take_incoming()
         .map(|incoming| tokio::spawn(session::serve_routed(Arc::clone(&state), incoming)));
+    // Admin requests other nodes send for rooms this node holds.
+    let admin_calls = state
+        .router
+        .take_calls()
+        .map(|calls| tokio::spawn(admin::serve_calls(Arc::clone(&state), calls)));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let limits = &state.config.limits;
     let listener_limits = listener::Limits {
@@ -231,7 +238,8 @@ pub async fn run(
     };
     let http = tokio::spawn(listener::serve(
         listener,
-        http::routes(Arc::clone(&state)),
+        // The admin routes answer everything under /admin/v1/ themselves.
+        admin::routes(Arc::clone(&state)).or(http::routes(Arc::clone(&state))),
         listener_limits,
         async move {
             let _ = stop_rx.await;
@@ -258,6 +266,9 @@ pub async fn run(
     evictions.abort();
     if let Some(r) = remote {
         r.abort();
+    }
+    if let Some(c) = admin_calls {
+        c.abort();
     }
     state.router.shutdown();
     state.cluster.shutdown().await;
