@@ -79,6 +79,11 @@ export class RoomMethods {
         this._log.info(`server asks to reconnect (${msg.reason}, retry after ${msg.retryAfterMs} ms)`);
         this._onSocketLost(`server asked to reconnect: ${msg.reason}`, msg.retryAfterMs);
         return;
+      case 'kicked':
+        // An administrator removed us (or closed the room); the socket
+        // closes next with 4003. Not a reason to reconnect.
+        this._fatal(new SfuError('kicked', msg.message || `removed from the room (${msg.reason})`, { roomName: msg.roomName, reason: msg.reason }));
+        return;
       case 'error':
         return this._onServerError(msg);
       case 'signal':

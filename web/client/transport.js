@@ -155,6 +155,10 @@ export class TransportMethods {
       this._fatal(new SfuError('unauthorized', 'the server closed the connection: invalid token (4001)'));
       return;
     }
+    if (code === 4003) {
+      this._fatal(new SfuError('kicked', 'an administrator removed this participant (4003)'));
+      return;
+    }
     const why =
       code === 1009 ? 'a frame was too large (1009)'
       : code === 1008 ? 'policy close (1008)'
