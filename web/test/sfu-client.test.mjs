@@ -739,6 +739,23 @@ test('replaced error is fatal', async () => {
   assert.equal(env.sockets.length, 1);
 });
 
+test('kicked (and its close code 4003) is fatal: no reconnect', async () => {
+  for (const kick of [
+    (ws) => ws.receive({ type: 'kicked', roomName: 'r1', reason: 'removed', message: 'be nice' }),
+    (ws) => ws.serverClose(4003),
+  ]) {
+    const env = makeEnv();
+    const { client, events, ws } = await connected(env);
+    kick(ws);
+    assert.equal(client.state, 'closed');
+    const err = events.find((e) => e.type === 'error');
+    assert.equal(err.detail.code, 'kicked');
+    assert.equal(err.detail.fatal, true);
+    await sleep(20);
+    assert.equal(env.sockets.length, 1);
+  }
+});
+
 test('keepalive: pings, and silence counts as a dropped socket', async () => {
   const env = makeEnv();
   const { client, ws } = await connected(env, { pingIntervalMs: 5, idleTimeoutMs: 30 });
