@@ -82,3 +82,31 @@ where
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::negotiation::RestartCause;
+
+    #[test]
+    fn labels_are_in_the_metric_label_sets() {
+        for s in [
+            RTCPeerConnectionState::Unspecified,
+            RTCPeerConnectionState::New,
+            RTCPeerConnectionState::Connecting,
+            RTCPeerConnectionState::Connected,
+            RTCPeerConnectionState::Disconnected,
+            RTCPeerConnectionState::Failed,
+            RTCPeerConnectionState::Closed,
+        ] {
+            assert!(crate::metrics::PC_STATES.contains(&state_label(s)), "{s}");
+        }
+        for c in [
+            RestartCause::ClientRestarted,
+            RestartCause::Stuck,
+            RestartCause::HalfApplied,
+        ] {
+            assert!(crate::metrics::ICE_RESTART_CAUSES.contains(&c.label()));
+        }
+    }
+}
