@@ -316,7 +316,7 @@ pub fn build_api(ip: IpAddr) -> Result<API> {
     let mut registry = Registry::new();
     registry = register_default_interceptors(registry, &mut m)?;
 
-    let s = loadtest::rtc::one_ip_settings(ip);
+    let s = sfu_testkit::rtc::one_ip_settings(ip);
 
     Ok(APIBuilder::new()
         .with_media_engine(m)
@@ -326,12 +326,12 @@ pub fn build_api(ip: IpAddr) -> Result<API> {
 }
 
 fn opus_capability() -> RTCRtpCodecCapability {
-    loadtest::rtc::opus()
+    sfu_testkit::rtc::opus()
 }
 
-/// The load tester's VP8, with the congestion-control feedback browsers offer.
+/// The testkit's VP8, with the congestion-control feedback browsers offer.
 fn vp8_capability() -> RTCRtpCodecCapability {
-    loadtest::rtc::vp8(&[("goog-remb", ""), ("transport-cc", "")])
+    sfu_testkit::rtc::vp8(&[("goog-remb", ""), ("transport-cc", "")])
 }
 
 fn random_u64() -> u64 {
