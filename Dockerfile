@@ -37,6 +37,7 @@ WORKDIR /build
 COPY Cargo.toml Cargo.lock ./
 COPY signaling/Cargo.toml signaling/Cargo.toml
 COPY loadtest/Cargo.toml loadtest/Cargo.toml
+COPY testkit/Cargo.toml testkit/Cargo.toml
 # An empty lib.rs and a `fn main() {}` main.rs for each package: enough
 # targets for cargo to resolve and compile every dependency. Only the server
 # is built (-p rheo-sfu): other members (signaling is a dependency of it,
@@ -56,6 +57,7 @@ RUN find . -name Cargo.toml -not -path './target/*' -printf '%h\n' \
 COPY src src
 COPY signaling/src signaling/src
 COPY loadtest/src loadtest/src
+COPY testkit/src testkit/src
 COPY web web
 # COPY keeps the files' modification times, which may be older than the
 # stand-in build: touch the crate roots so cargo rebuilds the workspace crates.

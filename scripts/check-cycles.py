@@ -1,20 +1,22 @@
 #!/usr/bin/env python3
 """Import cycles between the modules of each crate.
 
-For every crate (src/, signaling/src/, loadtest/src/) this reads the
-`use crate::a::...` and `crate::a::` paths (and `super::` from a file whose
-parent is known) of each file, maps every file to its module at each level
-(`session`, `session::handlers`, ...), and reports strongly connected
-components of more than one module among siblings (modules with the same
-parent). Child-to-parent references (`super::`) are not cycles: a parent
-declares its children. Exit status 1 when a cycle exists.
+For every crate (src/, signaling/src/, loadtest/src/, testkit/src/) and the
+tests' shared harness (tests/common/, whose own paths are all `super::`)
+this reads the `use crate::a::...` and `crate::a::` paths (and `super::`
+from a file whose parent is known) of each file, maps every file to its
+module at each level (`session`, `session::handlers`, ...), and reports
+strongly connected components of more than one module among siblings
+(modules with the same parent). Child-to-parent references (`super::`) are
+not cycles: a parent declares its children. Exit status 1 when a cycle
+exists.
     scripts/check-cycles.py
 """
 import os
 import re
 import sys
 
-CRATES = ["src", "signaling/src", "loadtest/src"]
+CRATES = ["src", "signaling/src", "loadtest/src", "testkit/src", "tests/common"]
 PATH = re.compile(r"\b(crate|super)((?:::[a-z_][a-z0-9_]*)+)")
 
 

@@ -262,6 +262,8 @@ mkdir -p "$proj"
   echo "ANNOUNCED_IPS=$DUMMY_IP"
   echo "JWT_SECRET=dummy-secret-for-config-validation"
 } >"$proj/.env"
+# The monitoring services mount files from deploy/, relative to the project.
+ln -s "$root/deploy" "$proj/deploy"
 compose_env=()
 compose() { # a clean environment: no ANNOUNCED_IPS or COMPOSE_* from the shell
   env -i PATH="$PATH" HOME="$tmp" "${compose_env[@]}" \
@@ -279,6 +281,7 @@ run_compose() { # run_compose DESCRIPTION ARGS...
 }
 run_compose "docker-compose config -q (default: single node)" config -q
 run_compose "docker-compose --profile cluster config -q" --profile cluster config -q
+run_compose "docker-compose --profile monitoring config -q" --profile monitoring config -q
 compose_env=(COMPOSE_PROFILES=cluster)
 run_compose "docker-compose config with COMPOSE_PROFILES=cluster (rendered for the key checks)" config
 compose_env=()
@@ -296,7 +299,7 @@ fi
 
 if [ -s "$tmp/rendered.yml" ]; then
   "$compose_py" - "$tmp/rendered.yml" "$proj" "$DUMMY_IP" "$tmp/counts" <<'PY' || true
-import re, sys, yaml
+import json, os, re, sys, yaml
 
 cfg = yaml.safe_load(open(sys.argv[1]))
 proj, ip = sys.argv[2], sys.argv[3]
@@ -319,14 +322,46 @@ def seconds(d):
     unit = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6}
     return sum(float(n) * unit[u] for n, u in parts)
 
-check("services: sfu, redis, sfu-a, sfu-b", set(svcs) == {"sfu", "redis", "sfu-a", "sfu-b"})
+check(f"services: sfu, redis, sfu-a, sfu-b, prometheus, grafana ({sorted(svcs)})",
+      set(svcs) == {"sfu", "redis", "sfu-a", "sfu-b", "prometheus", "grafana"})
 single = [n for n, s in svcs.items() if not s.get("profiles")]
 check(f"the default (no profile) starts only sfu: {single}", single == ["sfu"])
 for n in ("redis", "sfu-a", "sfu-b"):
     check(f"{n}: profiles == [cluster]", svcs.get(n, {}).get("profiles") == ["cluster"])
-for n in ("sfu", "redis", "sfu-a", "sfu-b"):
+for n in ("prometheus", "grafana"):
+    check(f"{n}: profiles == [monitoring]", svcs.get(n, {}).get("profiles") == ["monitoring"])
+for n in ("sfu", "redis", "sfu-a", "sfu-b", "prometheus", "grafana"):
     s = svcs.get(n, {})
     check(f"{n}: network_mode host, no ports", s.get("network_mode") == "host" and "ports" not in s)
+
+# Monitoring: the mounted files exist, Prometheus scrapes every node's PORT
+# on the loopback, the dashboard is valid JSON.
+def mounts(name):
+    out = {}
+    for v in svcs.get(name, {}).get("volumes") or []:
+        src, dst = (v.split(":")[:2] if isinstance(v, str) else (v.get("source"), v.get("target")))
+        out[dst] = src
+    return out
+prom_cfg = mounts("prometheus").get("/etc/prometheus/prometheus.yml", "")
+check(f"prometheus: config mounted from {prom_cfg}", os.path.isfile(prom_cfg))
+targets = set()
+if os.path.isfile(prom_cfg):
+    pc = yaml.safe_load(open(prom_cfg))
+    for job in pc.get("scrape_configs", []):
+        for sc in job.get("static_configs", []):
+            targets |= set(sc.get("targets", []))
+node_ports = {env(n).get("PORT", "9000") for n in ("sfu", "sfu-a", "sfu-b")}
+check(f"prometheus: scrapes 127.0.0.1 at every node's PORT {sorted(node_ports)} ({sorted(targets)})",
+      {f"127.0.0.1:{p}" for p in node_ports} <= targets)
+gm = mounts("grafana")
+check("grafana: provisioning and dashboards mounted and present",
+      os.path.isdir(gm.get("/etc/grafana/provisioning", "")) and os.path.isdir(gm.get("/var/lib/grafana/dashboards", "")))
+dash = os.path.join(gm.get("/var/lib/grafana/dashboards", ""), "rheo-sfu.json")
+try:
+    panels = json.load(open(dash)).get("panels", [])
+    check(f"grafana: dashboard {os.path.basename(dash)} parses ({len(panels)} panels)", len(panels) > 0)
+except (OSError, ValueError) as e:
+    check(f"grafana: dashboard {dash} parses ({e})", False)
 
 sfu = svcs.get("sfu", {})
 build = sfu.get("build") or {}

@@ -25,12 +25,19 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v vpxenc >/dev/null 2>&1 || missing+=(vpx-tools)
 # Text in the load tester's PNG plots (tests/loadtest.rs).
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing: ${missing[*]}"
+# Prometheus and promtool (tests/metrics.rs), without the recommended node
+# exporter.
+lean=()
+command -v promtool >/dev/null 2>&1 || lean+=(prometheus)
+if [ ${#missing[@]} -gt 0 ] || [ ${#lean[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]} ${lean[*]}"
   sudo=()
   [ "$(id -u)" = 0 ] || sudo=(sudo)
   "${sudo[@]}" apt-get update -qq
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  [ ${#missing[@]} -eq 0 ] ||
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  [ ${#lean[@]} -eq 0 ] ||
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${lean[@]}"
 fi
 command -v cargo >/dev/null 2>&1 || { echo "cargo not found: install Rust (https://rustup.rs)" >&2; exit 1; }
 node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)' ||

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::driver::{Driver, Options};
-use common::peer::assert_sdp_only_ip;
+use common::peer::sdp::assert_sdp_only_ip;
 use common::{media_slot, require_test_network, test_ip, TestServer};
 use signaling::ClientMessage;
 

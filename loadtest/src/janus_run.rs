@@ -12,13 +12,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
+use sfu_testkit::rtc;
 use webrtc::peer_connection::RTCPeerConnection;
 
 use crate::janus::{JanusEvent, JanusSession};
 use crate::media::Ctx;
 use crate::media::{self, Publisher};
 use crate::metrics::ClientRec;
-use crate::rtc;
 use crate::scenario::Spec;
 
 /// Where Janus is.

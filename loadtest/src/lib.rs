@@ -18,7 +18,6 @@ pub mod media;
 pub mod metrics;
 pub mod plot;
 pub mod procstat;
-pub mod rtc;
 pub mod scenario;
 pub mod sfu;
 pub mod tail;

@@ -21,12 +21,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use bytes::{BufMut, Bytes, BytesMut};
+use sfu_testkit::rtc::{self, Rtc, PT_OPUS, PT_VP8};
+use sfu_testkit::vp8;
 use tokio::sync::{oneshot, watch};
 use webrtc::api::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::RTCPeerConnection;
-use webrtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
-use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use webrtc::rtp::header::Header;
 use webrtc::rtp::packet::Packet;
 use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTPCodecType};
@@ -35,7 +35,6 @@ use webrtc::track::track_local::TrackLocalWriter;
 use webrtc::track::track_remote::TrackRemote;
 
 use crate::metrics::{ClientRec, Metrics, SourceRec};
-use crate::rtc::{Rtc, PT_OPUS, PT_VP8};
 use crate::tail::put_tail;
 pub use crate::tail::{now_ns, parse_tail, Tail, TAIL};
 
@@ -145,10 +144,7 @@ impl Publisher {
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 1500];
                 while let Ok((packets, _)) = sender.read(&mut buf).await {
-                    let asks = packets.iter().any(|p| {
-                        let any = p.as_any();
-                        any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
-                    });
+                    let asks = packets.iter().any(|p| rtc::is_keyframe_request(&**p));
                     if is_video && asks {
                         wanted.store(true, Ordering::Relaxed);
                     }
@@ -292,19 +288,12 @@ impl Stream {
     }
 }
 
+/// The first partition size the frame headers announce.
+const FIRST_PARTITION: u32 = 16;
+
 fn video_payload(src: &SourceRec, first: bool, key: bool, size: usize) -> Bytes {
     let mut b = BytesMut::with_capacity(size);
-    if first {
-        b.put_u8(0x10);
-        if key {
-            // Frame tag (keyframe, show_frame), start code, 640x480.
-            b.put_slice(&[0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01]);
-        } else {
-            b.put_slice(&[0x11, 0x02, 0x00]);
-        }
-    } else {
-        b.put_u8(0x00);
-    }
+    b.put_slice(vp8::PacketStart::new(first, key, FIRST_PARTITION).as_bytes());
     let fill = size.saturating_sub(b.len() + TAIL);
     b.put_bytes(0x5a, fill);
     put_tail(&mut b, src.next());

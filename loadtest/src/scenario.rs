@@ -8,13 +8,13 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
+use sfu_testkit::rtc::Rtc;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::media::{source_id, Ctx, MediaConfig};
 use crate::metrics::{ClientRec, ClientReport, Expect, Metrics, Role, SecondReport, Summary};
 use crate::procstat::{Sampler, ServerUsage};
-use crate::rtc::Rtc;
 use crate::{janus_run, sfu, Args, Scenario, TargetKind};
 
 /// One participant.

@@ -3,22 +3,20 @@
 //! tracks, a prepared subscribe PeerConnection that receives every other
 //! publisher, exactly like the browser client does.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use serde_json::Value;
-use signaling::client::{Client, ClientError, Received};
-use signaling::{CandidateInit, ClientMessage, ClientType, ErrorCode, ServerMessage, ServerType};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use webrtc::ice_transport::ice_candidate::RTCIceCandidateInit;
+use sfu_testkit::proto::{self, ServerError, Subscriptions};
+use sfu_testkit::{http, rtc};
+use signaling::client::ClientError;
+use signaling::{ClientMessage, ClientType, ErrorCode, ServerMessage, ServerType};
 use webrtc::peer_connection::RTCPeerConnection;
 
 use crate::media::Ctx;
 use crate::media::{self, Publisher};
 use crate::metrics::ClientRec;
-use crate::rtc;
 use crate::scenario::Spec;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -63,23 +61,11 @@ fn mint(secret: &str, user: &str, room: &str) -> Result<String> {
 
 /// `GET /dev/token` of a server in development mode (no secret configured).
 async fn dev_token(addr: &str, user: &str, room: &str) -> Result<String> {
-    let mut s = tokio::time::timeout(WAIT, tokio::net::TcpStream::connect(addr))
-        .await
-        .map_err(|_| anyhow!("connect {addr} timed out"))?
-        .with_context(|| format!("connect {addr}"))?;
-    let req = format!(
-        "GET /dev/token?user={user}&name={user}&room={room} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    );
-    s.write_all(req.as_bytes()).await?;
-    let mut buf = Vec::new();
-    tokio::time::timeout(WAIT, s.read_to_end(&mut buf))
-        .await
-        .map_err(|_| anyhow!("/dev/token timed out"))??;
-    let text = String::from_utf8_lossy(&buf);
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let path = format!("/dev/token?user={user}&name={user}&room={room}");
+    let (status, body) = http::get(addr, &path, WAIT).await?;
     let v: Value = serde_json::from_str(body.trim()).map_err(|_| {
         anyhow!(
-            "/dev/token gave no JSON (is the server in dev mode? else pass --jwt-secret): {text}"
+            "/dev/token gave no JSON (is the server in dev mode? else pass --jwt-secret): {status} {body}"
         )
     })?;
     v.get("token")
@@ -87,50 +73,6 @@ async fn dev_token(addr: &str, user: &str, room: &str) -> Result<String> {
         .map(str::to_owned)
         .ok_or_else(|| anyhow!("/dev/token answer has no token: {body}"))
 }
-
-fn candidate(c: &CandidateInit) -> RTCIceCandidateInit {
-    RTCIceCandidateInit {
-        candidate: c.candidate.clone(),
-        sdp_mid: c.sdp_mid.clone(),
-        sdp_mline_index: c.sdp_m_line_index,
-        username_fragment: c.username_fragment.clone(),
-    }
-}
-
-/// Waits for a message of type `ty`; an `error` for the same request fails.
-async fn expect(client: &mut Client, ty: ServerType, request: ClientType) -> Result<Received> {
-    let r = client
-        .wait_for(ty.as_str(), WAIT, |r| {
-            r.type_name() == ty.as_str()
-                || (r.type_name() == ServerType::Error.as_str()
-                    && r.raw.get("requestType").and_then(Value::as_str) == Some(request.as_str()))
-        })
-        .await?;
-    if let Some(ServerMessage::Error { code, message, .. }) = &r.message {
-        bail!(ServerError(*code, message.clone()));
-    }
-    Ok(r)
-}
-
-/// Sends an offer message and returns the SDP `answer` of its reply.
-async fn negotiate(
-    client: &mut Client,
-    offer: &ClientMessage,
-    reply: ServerType,
-) -> Result<String> {
-    client.send(offer).await?;
-    let r = expect(client, reply, offer.kind()).await?;
-    r.raw
-        .get("answer")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .ok_or_else(|| anyhow!("{reply} without an answer: {}", r.raw))
-}
-
-/// An `error` from the server.
-#[derive(Debug, thiserror::Error)]
-#[error("server error {0}: {1}")]
-pub struct ServerError(pub ErrorCode, pub String);
 
 /// Runs one participant until `ctx.stop`.
 pub async fn run(target: &SfuTarget, room: &str, spec: &Spec, ctx: &Ctx, rec: Arc<ClientRec>) {
@@ -154,24 +96,8 @@ async fn session(
     rec: &Arc<ClientRec>,
 ) -> Result<()> {
     let token = target.token(&spec.name, room).await?;
-    let mut client = tokio::time::timeout(WAIT, Client::connect(&target.ws_url, Some(&token)))
-        .await
-        .map_err(|_| anyhow!("websocket connect timed out"))??;
-    let auth = client.wait_type(ServerType::AuthOk.as_str(), WAIT).await?;
-    let own_id = match auth.message {
-        Some(ServerMessage::AuthOk { participant_id, .. }) => participant_id,
-        _ => bail!("bad auth-ok: {}", auth.raw),
-    };
-    client
-        .send(&ClientMessage::Join {
-            room_name: room.to_owned(),
-        })
-        .await?;
-    let joined = expect(&mut client, ServerType::Joined, ClientType::Join).await?;
-    let publishers = match joined.message {
-        Some(ServerMessage::Joined { publishers, .. }) => publishers,
-        _ => bail!("bad joined: {}", joined.raw),
-    };
+    let (mut client, own_id) = proto::sign_in(&target.ws_url, &token, WAIT).await?;
+    let publishers = proto::join(&mut client, room, WAIT).await?;
     let room_name = Some(room.to_owned());
 
     let mut sub_pc: Option<Arc<RTCPeerConnection>> = None;
@@ -185,8 +111,13 @@ async fn session(
                 room_name: room_name.clone(),
                 offer,
             };
-            let answer =
-                negotiate(&mut client, &prepare, ServerType::SubscribePrepareAnswer).await?;
+            let answer = proto::negotiate(
+                &mut client,
+                &prepare,
+                ServerType::SubscribePrepareAnswer,
+                WAIT,
+            )
+            .await?;
             rtc::accept_answer(&ctx.rtc, &pc, &answer).await?;
         }
         sub_pc = Some(pc);
@@ -203,32 +134,21 @@ async fn session(
             room_name: room_name.clone(),
             offer,
         };
-        let answer = negotiate(&mut client, &publish, ServerType::PublishAnswer).await?;
+        let answer =
+            proto::negotiate(&mut client, &publish, ServerType::PublishAnswer, WAIT).await?;
         rtc::accept_answer(&ctx.rtc, &pc, &answer).await?;
         pub_pc = Some(pc);
     }
     rec.joined();
 
-    let mut requested: HashSet<String> = HashSet::new();
-    let mut pending: Vec<String> = publishers
-        .into_iter()
-        .map(|p| p.publisher_id)
-        .filter(|p| *p != own_id)
-        .collect();
+    let mut subscriptions = Subscriptions::new(&own_id, publishers);
     let mut stop = ctx.stop.clone();
     let mut offers = 0u32;
     let result = loop {
         if sub_pc.is_some() {
-            for p in pending.drain(..) {
-                if requested.insert(p.clone()) {
-                    client
-                        .send(&ClientMessage::SubscribeRequest {
-                            room_name: room_name.clone(),
-                            publisher_id: p,
-                        })
-                        .await?;
-                }
-            }
+            subscriptions
+                .request_pending(&mut client, &room_name)
+                .await?;
         }
         let r = tokio::select! {
             _ = stop.wait_for(|s| *s) => break Ok(()),
@@ -239,15 +159,10 @@ async fn session(
             Err(ClientError::Timeout(..)) => continue,
             Err(e) => break Err(anyhow!(e)),
         };
+        if let Some(m) = &r.message {
+            subscriptions.on_message(m);
+        }
         match r.message {
-            Some(ServerMessage::NewPublisher { publisher_id, .. })
-                if publisher_id != own_id && !requested.contains(&publisher_id) =>
-            {
-                pending.push(publisher_id);
-            }
-            Some(ServerMessage::PublisherLeft { publisher_id, .. }) => {
-                requested.remove(&publisher_id);
-            }
             Some(ServerMessage::SubscribeOffer {
                 offer,
                 publisher_id,
@@ -268,18 +183,14 @@ async fn session(
                 candidate: Some(c), ..
             }) => {
                 if let Some(pc) = &sub_pc {
-                    if ctx.rtc.candidate_allowed(&c.candidate) {
-                        let _ = pc.add_ice_candidate(candidate(&c)).await;
-                    }
+                    proto::add_remote_candidate(&ctx.rtc, pc, &c).await;
                 }
             }
             Some(ServerMessage::PublishIceCandidate {
                 candidate: Some(c), ..
             }) => {
                 if let Some(pc) = &pub_pc {
-                    if ctx.rtc.candidate_allowed(&c.candidate) {
-                        let _ = pc.add_ice_candidate(candidate(&c)).await;
-                    }
+                    proto::add_remote_candidate(&ctx.rtc, pc, &c).await;
                 }
             }
             Some(ServerMessage::Reconnect { reason, .. }) => {

@@ -190,6 +190,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn failure_reasons_are_in_the_metric_label_set() {
+        for e in [
+            AuthError::Malformed(String::new()),
+            AuthError::AlgorithmNotAllowed {
+                alg: String::new(),
+                server_key: String::new(),
+            },
+            AuthError::BadSignature,
+            AuthError::Expired,
+            AuthError::NotYetValid,
+            AuthError::IssuedInFuture,
+            AuthError::MissingExp,
+            AuthError::MissingSub,
+            AuthError::InvalidSub,
+            AuthError::WrongIssuer,
+            AuthError::WrongAudience,
+            AuthError::InvalidKey(String::new()),
+            AuthError::CannotIssue(KeyFamily::Rsa),
+            AuthError::InvalidRequest(String::new()),
+        ] {
+            assert!(crate::metrics::AUTH_FAILURES.contains(&e.reason()), "{e}");
+        }
+    }
+
+    #[test]
     fn family_and_debug_do_not_leak_secrets() {
         let v = hs_verifier();
         assert_eq!(v.family(), KeyFamily::Hmac);

@@ -84,6 +84,10 @@ pub struct Cli {
     /// limit. Unset: FORWARDED_TRACKS_PER_CORE per available core.
     #[arg(long, env = "MAX_FORWARDED_TRACKS")]
     pub max_forwarded_tracks: Option<usize>,
+    /// Seconds between samples of each PeerConnection's WebRTC statistics
+    /// for the media metrics (GET /metrics); 0 turns the sampling off.
+    #[arg(long, env = "MEDIA_STATS_SECS", default_value_t = 5)]
+    pub media_stats_secs: u64,
     /// Messages per second a connection may send (bursts of twice that).
     #[arg(long, env = "MESSAGE_RATE", default_value_t = 50)]
     pub message_rate: u32,

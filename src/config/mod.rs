@@ -95,6 +95,20 @@ pub struct MediaSettings {
     pub max_forwarded_tracks: usize,
     /// Which client candidates are used.
     pub candidates: CandidatePolicy,
+    /// How often each PeerConnection's statistics are sampled for the
+    /// metrics.
+    pub stats_interval: StatsInterval,
+}
+
+/// How often PeerConnections are sampled for the media metrics
+/// (`MEDIA_STATS_SECS`); `None`: never (the media metrics stay at 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatsInterval(pub Option<Duration>);
+
+impl Default for StatsInterval {
+    fn default() -> Self {
+        StatsInterval(Some(Duration::from_secs(5)))
+    }
 }
 
 /// Limits that protect the node.
@@ -349,6 +363,9 @@ impl Config {
                     allow: candidate_allow,
                     deny: candidate_deny,
                 },
+                stats_interval: StatsInterval(
+                    (cli.media_stats_secs > 0).then(|| Duration::from_secs(cli.media_stats_secs)),
+                ),
             },
             node_id: cli.node_id.unwrap_or_else(random_node_id),
             limits: Limits {

@@ -162,6 +162,7 @@ pub struct MediaEngine {
     transport_config: WebRTCTransportConfig,
     candidates: Arc<candidates::CandidateRules>,
     budget: Arc<ForwardBudget>,
+    stats_interval: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for MediaEngine {
@@ -223,6 +224,7 @@ impl MediaEngine {
                 settings.allow_mdns_candidates,
             ),
             budget: ForwardBudget::new(settings.max_forwarded_tracks),
+            stats_interval: settings.stats_interval.0,
         }))
     }
 
@@ -312,6 +314,7 @@ impl RoomMedia {
             candidates: candidates::CandidateGate::new(Arc::clone(&self.engine.candidates)),
             events,
             budget: Arc::clone(&self.engine.budget),
+            stats_interval: self.engine.stats_interval,
         }
     }
 
@@ -341,6 +344,8 @@ pub(crate) struct ActorContext {
     candidates: candidates::CandidateGate,
     events: EventSink,
     budget: Arc<ForwardBudget>,
+    /// How often the transports' statistics are sampled (`None`: never).
+    stats_interval: Option<std::time::Duration>,
 }
 
 impl ActorContext {

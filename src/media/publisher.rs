@@ -213,7 +213,7 @@ impl Actor {
             }))
             .await;
         let transport = Arc::new(transport);
-        super::stats::watch(&transport, "publish");
+        super::stats::watch(&transport, "publish", self.ctx.stats_interval);
         self.transport = Some(Arc::clone(&transport));
         transport
     }

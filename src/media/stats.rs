@@ -1,6 +1,6 @@
 //! Metrics of one PeerConnection, sampled off the actor: a task per
 //! transport reads its connection state and WebRTC statistics every
-//! [`INTERVAL`] and feeds them to [`crate::metrics::media`]. It holds the
+//! `MEDIA_STATS_SECS` and feeds them to [`crate::metrics::media`]. It holds the
 //! transport weakly and ends once the transport is gone, so it neither
 //! keeps a transport alive nor sits in the way of its actor or of
 //! forwarding (which runs in the media library's own tasks).
@@ -13,9 +13,6 @@ use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::stats::StatsReportType;
 
 use crate::metrics::media::{Direction, PcGauge, StreamCounts, StreamTotals};
-
-/// How often each PeerConnection is sampled.
-pub const INTERVAL: Duration = Duration::from_secs(5);
 
 /// The gauge label of a connection state.
 fn state_label(s: RTCPeerConnectionState) -> &'static str {
@@ -30,17 +27,18 @@ fn state_label(s: RTCPeerConnectionState) -> &'static str {
 }
 
 /// Starts sampling `transport` (a PeerConnection of `kind`: `publish` or
-/// `subscribe`) until it is dropped.
-pub fn watch<T>(transport: &Arc<T>, kind: &'static str)
+/// `subscribe`) every `interval` until it is dropped; `None`: never.
+pub fn watch<T>(transport: &Arc<T>, kind: &'static str, interval: Option<Duration>)
 where
     T: Transport + Send + Sync + 'static,
 {
+    let Some(interval) = interval else { return };
     let weak: Weak<T> = Arc::downgrade(transport);
     let mut gauge = PcGauge::new(kind);
     gauge.set(state_label(transport.connection_state()));
     tokio::spawn(async move {
         let mut totals = StreamTotals::default();
-        let mut tick = tokio::time::interval(INTERVAL);
+        let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
         loop {
@@ -81,4 +79,32 @@ where
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::negotiation::RestartCause;
+
+    #[test]
+    fn labels_are_in_the_metric_label_sets() {
+        for s in [
+            RTCPeerConnectionState::Unspecified,
+            RTCPeerConnectionState::New,
+            RTCPeerConnectionState::Connecting,
+            RTCPeerConnectionState::Connected,
+            RTCPeerConnectionState::Disconnected,
+            RTCPeerConnectionState::Failed,
+            RTCPeerConnectionState::Closed,
+        ] {
+            assert!(crate::metrics::PC_STATES.contains(&state_label(s)), "{s}");
+        }
+        for c in [
+            RestartCause::ClientRestarted,
+            RestartCause::Stuck,
+            RestartCause::HalfApplied,
+        ] {
+            assert!(crate::metrics::ICE_RESTART_CAUSES.contains(&c.label()));
+        }
+    }
 }

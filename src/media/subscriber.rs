@@ -358,7 +358,7 @@ impl Actor {
             }))
             .await;
         let transport = Arc::new(transport);
-        super::stats::watch(&transport, "subscribe");
+        super::stats::watch(&transport, "subscribe", self.ctx.stats_interval);
         self.transport = Some(Arc::clone(&transport));
         transport
     }

@@ -158,8 +158,78 @@ impl Metrics {
             auth_seconds: histogram(&r, "sfu_auth_seconds", "Time to verify a token", &[0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1]),
             registry: r,
         }
+        .with_every_label()
+    }
+
+    /// Creates every series of the closed label sets at 0, so that each
+    /// appears from the first scrape (rates start from 0, dashboards find
+    /// every series, absent means broken).
+    fn with_every_label(self) -> Metrics {
+        let touch = |c: &IntCounterVec, values: &[&str]| {
+            for v in values {
+                c.with_label_values(&[v]);
+            }
+        };
+        touch(&self.connections_refused, REFUSED);
+        touch(&self.messages_received, signaling::ClientType::NAMES);
+        self.messages_received.with_label_values(&["invalid"]);
+        for code in signaling::ErrorCode::ALL {
+            self.errors_sent.with_label_values(&[code.as_str()]);
+        }
+        for reason in signaling::ReconnectReason::ALL {
+            self.reconnects_sent.with_label_values(&[reason.as_str()]);
+        }
+        touch(&self.auth_failures, AUTH_FAILURES);
+        for kind in NEGOTIATION_KINDS {
+            for outcome in ["started", "completed", "failed"] {
+                self.negotiations.with_label_values(&[kind, outcome]);
+            }
+            self.negotiation_seconds.with_label_values(&[kind]);
+            for state in PC_STATES {
+                self.peer_connections.with_label_values(&[kind, state]);
+            }
+        }
+        touch(&self.ice_restarts, ICE_RESTART_CAUSES);
+        touch(&self.leases, &["claimed", "renewed", "lost"]);
+        touch(&self.forwarded_frames, DIRECTIONS);
+        touch(&self.media_packets, DIRECTIONS);
+        touch(&self.media_bytes, DIRECTIONS);
+        for d in DIRECTIONS {
+            for t in ["nack", "pli"] {
+                self.media_feedback.with_label_values(&[d, t]);
+            }
+        }
+        self
     }
 }
+
+/// `reason` values of `sfu_connections_refused_total`.
+const REFUSED: &[&str] = &["limit", "draining", "pending", "quota"];
+/// `reason` values of `sfu_auth_failures_total` (`AuthError::reason`).
+pub const AUTH_FAILURES: &[&str] = &[
+    "malformed",
+    "algorithm",
+    "signature",
+    "expired",
+    "not-yet-valid",
+    "claims",
+    "server",
+];
+/// `kind` values of negotiations and PeerConnections.
+const NEGOTIATION_KINDS: &[&str] = &["publish", "subscribe"];
+/// `state` values of `sfu_peer_connections`.
+pub const PC_STATES: &[&str] = &[
+    "new",
+    "connecting",
+    "connected",
+    "disconnected",
+    "failed",
+    "closed",
+];
+/// `cause` values of `sfu_ice_restarts_total` (`RestartCause::label`).
+pub const ICE_RESTART_CAUSES: &[&str] = &["client-restarted", "stuck", "half-applied"];
+/// `direction` values.
+const DIRECTIONS: &[&str] = &["in", "out"];
 
 /// The process's metrics.
 pub fn get() -> &'static Metrics {

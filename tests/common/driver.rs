@@ -6,11 +6,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use sfu_testkit::sdp::ice_ufrag;
 use signaling::client::Client;
 use signaling::{CandidateInit, ClientMessage, RequestId};
 use tokio::sync::mpsc;
 
-use super::peer::{Candidate, PeerConfig, TestPublisher, TestSubscriber, TrackSpec};
+use super::peer::{PeerConfig, TestPublisher, TestSubscriber, TrackSpec};
 use super::{test_ip, Endpoint, T};
 
 #[derive(Clone)]
@@ -66,23 +67,6 @@ pub struct Driver {
     tx: mpsc::UnboundedSender<(ClientMessage, Option<RequestId>)>,
     raw_tx: mpsc::UnboundedSender<String>,
     task: tokio::task::JoinHandle<()>,
-}
-
-fn cand(c: &CandidateInit) -> Candidate {
-    Candidate {
-        candidate: c.candidate.clone(),
-        sdp_mid: c.sdp_mid.clone(),
-        sdp_mline_index: c.sdp_m_line_index,
-    }
-}
-
-fn to_init(c: Candidate) -> CandidateInit {
-    CandidateInit {
-        candidate: c.candidate,
-        sdp_mid: c.sdp_mid,
-        sdp_m_line_index: c.sdp_mline_index,
-        username_fragment: None,
-    }
 }
 
 impl Driver {
@@ -193,7 +177,7 @@ impl Driver {
                                 }
                                 "publish-ice-candidate" => {
                                     if let (Some(p), Ok(Some(c))) = (&publisher, serde_json::from_value::<Option<CandidateInit>>(r.raw["candidate"].clone())) {
-                                        let _ = p.add_remote_candidate(cand(&c)).await;
+                                        let _ = p.add_remote_candidate(c).await;
                                     }
                                 }
                                 "subscribe-offer" => {
@@ -209,7 +193,7 @@ impl Driver {
                                 }
                                 "subscribe-ice-candidate" => {
                                     if let Ok(Some(c)) = serde_json::from_value::<Option<CandidateInit>>(r.raw["candidate"].clone()) {
-                                        let _ = subscriber.add_remote_candidate(cand(&c)).await;
+                                        let _ = subscriber.add_remote_candidate(c).await;
                                     }
                                 }
                                 _ => {}
@@ -219,12 +203,12 @@ impl Driver {
                             let msg = if bare {
                                 serde_json::json!({"type":"publish-ice-candidate","roomName":room,"candidate":c.candidate}).to_string()
                             } else {
-                                serde_json::to_string(&ClientMessage::PublishIceCandidate { room_name: Some(room.clone()), candidate: Some(to_init(c)) }).expect("encode")
+                                serde_json::to_string(&ClientMessage::PublishIceCandidate { room_name: Some(room.clone()), candidate: Some(c) }).expect("encode")
                             };
                             if client.send_raw(&msg).await.is_err() { break; }
                         }
                         Some(Some(c)) = sub_cands.recv() => {
-                            let msg = ClientMessage::SubscribeIceCandidate { room_name: Some(room.clone()), candidate: Some(to_init(c)) };
+                            let msg = ClientMessage::SubscribeIceCandidate { room_name: Some(room.clone()), candidate: Some(c) };
                             if client.send(&msg).await.is_err() { break; }
                         }
                         Some(text) = raw_rx.recv() => {
@@ -340,12 +324,7 @@ impl Driver {
                 Some("subscribe-prepare-answer") => e.raw["answer"].as_str(),
                 _ => None,
             };
-            let ufrag = sdp.and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:"))
-                    .map(str::to_owned)
-            });
-            if let Some(u) = ufrag {
+            if let Some(u) = sdp.and_then(ice_ufrag) {
                 if out.last() != Some(&u) {
                     out.push(u);
                 }

@@ -12,7 +12,6 @@ use std::time::Duration;
 use rheo_sfu::auth::{AuthConfig, TokenRequest, Verifier};
 use rheo_sfu::config::{Config, JwtKey};
 use signaling::client::Client;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
 /// The address every server and peer uses inside the test network namespace.
@@ -193,24 +192,9 @@ pub async fn join(c: &mut Client, room: &str) -> serde_json::Value {
 }
 
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.expect("write");
-    let mut buf = Vec::new();
-    tokio::time::timeout(T, s.read_to_end(&mut buf))
+    let (status, body) = sfu_testkit::http::get(&addr.to_string(), path, T)
         .await
-        .expect("response in time")
-        .expect("read");
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
+        .unwrap_or_else(|e| panic!("GET {path}: {e:#}"));
     // Chunked bodies: good enough to take the JSON between the first { and last }.
     let body = match (body.find(['{', '[']), body.rfind(['}', ']'])) {
         (Some(a), Some(b)) if b >= a && !body.starts_with('{') => body[a..=b].to_owned(),

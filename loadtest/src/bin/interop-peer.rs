@@ -9,7 +9,7 @@
 //! Network rule: candidates on `--ip` only (the load tester's `Rtc`), and
 //! the run ends by itself after `--seconds`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,10 +17,13 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
 use clap::Parser;
-use loadtest::rtc::{self, Rtc};
 use serde_json::json;
-use signaling::client::{Client, ClientError};
-use signaling::{CandidateInit, ClientMessage, ServerMessage, ServerType};
+use sfu_testkit::proto::{self, Subscriptions};
+use sfu_testkit::rtc::{self, Rtc};
+use sfu_testkit::sdp::ice_ufrag;
+use sfu_testkit::vp8;
+use signaling::client::ClientError;
+use signaling::{CandidateInit, ClientMessage, ServerMessage};
 use webrtc::api::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use webrtc::media::io::ivf_reader::IVFReader;
 use webrtc::media::Sample;
@@ -82,32 +85,6 @@ async fn main() {
     }
 }
 
-/// Whether a VP8 RTP payload starts a keyframe (RFC 7741 §4.2-4.3).
-fn vp8_keyframe_start(p: &[u8]) -> bool {
-    let Some(&b0) = p.first() else { return false };
-    let (start, pid) = (b0 & 0x10 != 0, b0 & 0x07);
-    let mut i = 1;
-    if b0 & 0x80 != 0 {
-        let Some(&x) = p.get(1) else { return false };
-        i = 2;
-        if x & 0x80 != 0 {
-            // PictureID: 7 or 15 bits.
-            i += if p.get(i).is_some_and(|b| b & 0x80 != 0) {
-                2
-            } else {
-                1
-            };
-        }
-        if x & 0x40 != 0 {
-            i += 1;
-        }
-        if x & 0x30 != 0 {
-            i += 1;
-        }
-    }
-    start && pid == 0 && p.get(i).is_some_and(|h| h & 0x01 == 0)
-}
-
 fn count_track(track: Arc<TrackRemote>, stats: Stats) {
     tokio::spawn(async move {
         let id = track.id();
@@ -123,7 +100,7 @@ fn count_track(track: Arc<TrackRemote>, stats: Stats) {
                 if pkt.header.marker {
                     e.frames += 1;
                 }
-                if vp8_keyframe_start(&pkt.payload) {
+                if vp8::keyframe_start(&pkt.payload) {
                     e.keyframes += 1;
                 }
             }
@@ -183,56 +160,21 @@ fn send_media(
     });
 }
 
-fn ufrag(sdp: &str) -> Option<String> {
-    sdp.lines()
-        .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:"))
-        .map(str::to_owned)
-}
-
 async fn add_candidate(rtc: &Rtc, pc: &RTCPeerConnection, c: Option<CandidateInit>) {
-    let Some(c) = c else { return };
-    if !rtc.candidate_allowed(&c.candidate) {
-        return;
+    if let Some(c) = c {
+        proto::add_remote_candidate(rtc, pc, &c).await;
     }
-    let _ = pc
-        .add_ice_candidate(webrtc::ice_transport::ice_candidate::RTCIceCandidateInit {
-            candidate: c.candidate,
-            sdp_mid: c.sdp_mid,
-            sdp_mline_index: c.sdp_m_line_index,
-            username_fragment: None,
-        })
-        .await;
 }
 
 async fn run(args: &Args) -> Result<()> {
     let rtc = Rtc::new(args.ip)?;
     let frames = ivf_frames(&args.ivf)?;
-    let mut client = Client::connect(&args.url, Some(&args.token)).await?;
-    let auth = client
-        .wait_type(ServerType::AuthOk.as_str(), Duration::from_secs(10))
-        .await?;
-    let own = match auth.message {
-        Some(ServerMessage::AuthOk { participant_id, .. }) => participant_id,
-        _ => bail!("bad auth-ok: {}", auth.raw),
-    };
+    let wait = Duration::from_secs(10);
+    let (mut client, own) = proto::sign_in(&args.url, &args.token, wait).await?;
     emit(json!({"event": "auth-ok", "participantId": own}));
     let room = Some(args.room.clone());
-    client
-        .send(&ClientMessage::Join {
-            room_name: args.room.clone(),
-        })
-        .await?;
-    let joined = client
-        .wait_type(ServerType::Joined.as_str(), Duration::from_secs(10))
-        .await?;
-    let mut pending: Vec<String> = match joined.message {
-        Some(ServerMessage::Joined { publishers, .. }) => publishers
-            .into_iter()
-            .map(|p| p.publisher_id)
-            .filter(|p| *p != own)
-            .collect(),
-        _ => bail!("bad joined: {}", joined.raw),
-    };
+    let publishers = proto::join(&mut client, &args.room, wait).await?;
+    let mut subscriptions = Subscriptions::new(&own, publishers);
 
     // Subscribe PeerConnection, prepared with a data channel (the web
     // library's flow).
@@ -282,21 +224,11 @@ async fn run(args: &Args) -> Result<()> {
     }
     let mut published = false;
     let mut prepared = false;
-    let mut requested: HashSet<String> = HashSet::new();
     let mut offers: Vec<String> = Vec::new();
     let mut report = tokio::time::interval(Duration::from_secs(1));
     loop {
         if prepared {
-            for p in pending.drain(..) {
-                if requested.insert(p.clone()) {
-                    client
-                        .send(&ClientMessage::SubscribeRequest {
-                            room_name: room.clone(),
-                            publisher_id: p,
-                        })
-                        .await?;
-                }
-            }
+            subscriptions.request_pending(&mut client, &room).await?;
         }
         let r = tokio::select! {
             _ = report.tick() => {
@@ -311,6 +243,9 @@ async fn run(args: &Args) -> Result<()> {
             Err(ClientError::Timeout(..)) => continue,
             Err(e) => return Err(anyhow!(e)),
         };
+        if let Some(m) = &r.message {
+            subscriptions.on_message(m);
+        }
         match r.message {
             Some(ServerMessage::SubscribePrepareAnswer { answer, .. }) => {
                 rtc::accept_answer(&rtc, &sub, &answer).await?;
@@ -330,20 +265,12 @@ async fn run(args: &Args) -> Result<()> {
                 published = true;
                 send_media(Arc::clone(&video), Arc::clone(&audio), frames.clone());
             }
-            Some(ServerMessage::NewPublisher { publisher_id, .. })
-                if publisher_id != own && !requested.contains(&publisher_id) =>
-            {
-                pending.push(publisher_id);
-            }
-            Some(ServerMessage::PublisherLeft { publisher_id, .. }) => {
-                requested.remove(&publisher_id);
-            }
             Some(ServerMessage::SubscribeOffer {
                 offer,
                 publisher_id,
                 ..
             }) => {
-                offers.extend(ufrag(&offer));
+                offers.extend(ice_ufrag(&offer));
                 let answer = rtc::answer(&rtc, &sub, &offer).await?;
                 client
                     .send(&ClientMessage::SubscribeAnswer {

@@ -1,10 +1,12 @@
-//! WebRTC peers of the load tester: one webrtc-rs API restricted to host UDP
-//! candidates on one address, and the SDP chores every driver needs.
+//! WebRTC peers of the load tester and the tests: one webrtc-rs API
+//! restricted to host UDP candidates on one address, and the SDP chores
+//! every driver needs.
 //!
 //! Network rule: local candidates are gathered only on `ip` (ip filter,
 //! UDP only, no mDNS, no STUN/TURN), and remote candidates on any other
-//! address are removed before they reach ICE, so no check ever leaves for an
-//! address the operator did not name.
+//! address are removed before they reach ICE ([`crate::sdp`]), so no check
+//! ever leaves for an address the operator (or the test network) did not
+//! name.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Result};
 use webrtc::api::interceptor_registry::{
     configure_nack, configure_rtcp_reports, configure_twcc_receiver_only,
+    register_default_interceptors,
 };
 use webrtc::api::media_engine::{MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use webrtc::api::setting_engine::SettingEngine;
@@ -23,10 +26,15 @@ use webrtc::interceptor::registry::Registry;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::rtcp::packet::Packet as RtcpPacket;
+use webrtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use webrtc::rtp_transceiver::rtp_codec::{
     RTCRtpCodecCapability, RTCRtpCodecParameters, RTPCodecType,
 };
 use webrtc::rtp_transceiver::RTCPFeedback;
+
+use crate::sdp;
 
 /// Longest wait for one WebRTC operation (gathering, offer, answer).
 pub const OP_TIMEOUT: Duration = Duration::from_secs(15);
@@ -36,6 +44,29 @@ pub const PT_OPUS: u8 = 111;
 /// VP8 payload type.
 pub const PT_VP8: u8 = 96;
 
+/// Which interceptors and VP8 feedback a peer runs: the two users measure
+/// different things, so they keep the stacks they were measured with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// NACK, RTCP reports and TWCC receive reports, VP8 with FIR, NACK and
+    /// PLI feedback: the load tester's peers, as cheap as a browser-like
+    /// receiver can be.
+    Load,
+    /// webrtc-rs's default interceptors, and VP8 also offering `goog-remb`
+    /// and `transport-cc` as browsers do: the integration tests' peers.
+    Browser,
+}
+
+impl Profile {
+    /// The VP8 capability this profile registers (and publishes with).
+    pub fn vp8(self) -> RTCRtpCodecCapability {
+        match self {
+            Profile::Load => vp8(&[]),
+            Profile::Browser => vp8(&[("goog-remb", ""), ("transport-cc", "")]),
+        }
+    }
+}
+
 /// Builds peer connections that only use `ip`.
 pub struct Rtc {
     api: API,
@@ -44,8 +75,15 @@ pub struct Rtc {
 
 impl Rtc {
     /// An API with VP8/96 and Opus/111, NACK, RTCP reports and TWCC receive
-    /// reports (what a browser peer would run), candidates on `ip` only.
+    /// reports (what a browser peer would run), candidates on `ip` only
+    /// ([`Profile::Load`]).
     pub fn new(ip: IpAddr) -> Result<Rtc> {
+        Rtc::with_profile(ip, Profile::Load)
+    }
+
+    /// An API with VP8/96 and Opus/111 and `profile`'s interceptors,
+    /// candidates on `ip` only.
+    pub fn with_profile(ip: IpAddr, profile: Profile) -> Result<Rtc> {
         let mut m = MediaEngine::default();
         m.register_codec(
             RTCRtpCodecParameters {
@@ -57,16 +95,21 @@ impl Rtc {
         )?;
         m.register_codec(
             RTCRtpCodecParameters {
-                capability: vp8(&[]),
+                capability: profile.vp8(),
                 payload_type: PT_VP8,
                 ..Default::default()
             },
             RTPCodecType::Video,
         )?;
         let mut registry = Registry::new();
-        registry = configure_nack(registry, &mut m);
-        registry = configure_rtcp_reports(registry);
-        registry = configure_twcc_receiver_only(registry, &mut m)?;
+        registry = match profile {
+            Profile::Load => {
+                registry = configure_nack(registry, &mut m);
+                registry = configure_rtcp_reports(registry);
+                configure_twcc_receiver_only(registry, &mut m)?
+            }
+            Profile::Browser => register_default_interceptors(registry, &mut m)?,
+        };
 
         let s = one_ip_settings(ip);
         let api = APIBuilder::new()
@@ -94,28 +137,12 @@ impl Rtc {
 
     /// Drops `a=candidate` lines that are not UDP on our address.
     pub fn filter_sdp(&self, sdp: &str) -> String {
-        let mut out = String::with_capacity(sdp.len());
-        for line in sdp.split_inclusive('\n') {
-            let t = line.trim();
-            if t.starts_with("a=candidate:") && !self.candidate_allowed(t) {
-                continue;
-            }
-            out.push_str(line);
-        }
-        out
+        sdp::filter_candidates(sdp, self.ip, |_| {})
     }
 
     /// Whether a candidate (with or without `a=`) is UDP on our address.
     pub fn candidate_allowed(&self, candidate: &str) -> bool {
-        let c = candidate.trim();
-        let c = c.strip_prefix("a=").unwrap_or(c);
-        let Some(rest) = c.strip_prefix("candidate:") else {
-            return false;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        fields.len() >= 6
-            && fields[2].eq_ignore_ascii_case("udp")
-            && fields[4].parse::<IpAddr>().ok() == Some(self.ip)
+        sdp::candidate_allowed(candidate, self.ip)
     }
 }
 
@@ -213,4 +240,11 @@ pub fn vp8(extra: &[(&str, &str)]) -> RTCRtpCodecCapability {
         sdp_fmtp_line: String::new(),
         rtcp_feedback,
     }
+}
+
+/// Whether an RTCP packet asks the sender for a keyframe (PLI or FIR), as
+/// it would ask an encoder.
+pub fn is_keyframe_request(packet: &(dyn RtcpPacket + Send + Sync)) -> bool {
+    let any = packet.as_any();
+    any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
 }
