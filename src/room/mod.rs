@@ -509,6 +509,13 @@ impl Rooms {
         // (and its tracks); the others hear nothing new.
         let rejoin = old == Some(session.session_id);
         let replaced = (!rejoin).then(|| {
+            // An administrator's mutes outlive a reconnect (the newer
+            // session replacing the older one), or reconnecting would be
+            // the way around them.
+            let muted = members
+                .get(participant_id)
+                .map(|m| m.muted.clone())
+                .unwrap_or_default();
             members.insert(
                 participant_id.to_owned(),
                 Member {
@@ -516,7 +523,7 @@ impl Rooms {
                     username: username.to_owned(),
                     claimed: Vec::new(),
                     published: Vec::new(),
-                    muted: HashSet::new(),
+                    muted,
                     live: Vec::new(),
                     subscriber: None,
                 },

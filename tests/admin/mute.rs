@@ -1,6 +1,7 @@
 //! Server-side mute: a muted track is withdrawn from the room (the others
 //! get `new-publisher` without it) and no longer forwarded; unmuting
-//! announces and forwards it again. Real webrtc-rs peers, real RTP.
+//! announces and forwards it again; a reconnect does not undo it. Real
+//! webrtc-rs peers, real RTP.
 
 use std::time::{Duration, Instant};
 
@@ -93,6 +94,37 @@ async fn a_muted_track_is_withdrawn_and_not_forwarded() {
         "video still forwarded after mute: {video_then} -> {video_now}"
     );
 
+    // Reconnecting does not get around the mute: the publisher's new
+    // connection replaces the old one, and only its audio is announced.
+    let one_before = announcements(&s, 1);
+    let p2 = Driver::join(&server, "pub", "stage", Options::default()).await;
+    another_announcement(&s, 1, one_before).await;
+    let deadline = Instant::now() + T;
+    loop {
+        let (_, room) = admin(&server, "GET", "/admin/v1/rooms/stage", None).await;
+        let tracks = room["participants"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["participantId"] == "pub"))
+            .map(|p| p["tracks"].clone())
+            .unwrap_or_default();
+        let video_muted = tracks.as_array().is_some_and(|ts| {
+            ts.iter()
+                .any(|t| t["trackId"] == p2.video_track.as_str() && t["muted"] == true)
+        });
+        if video_muted {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new connection's video is not muted: {room}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    p.close().await;
+    // sub heard `publisher-left` for the old connection; it subscribes to
+    // the new one (its audio).
+    s.subscribe("pub");
+
     // Unmuting (every track) announces it again, and it flows again.
     let two_before = announcements(&s, 2);
     let (status, v) = admin(
@@ -114,11 +146,11 @@ async fn a_muted_track_is_withdrawn_and_not_forwarded() {
     another_announcement(&s, 2, two_before).await;
     assert!(
         s.subscriber
-            .wait_for_packets(&p.video_track, video_now + 30, Duration::from_secs(15))
+            .wait_for_packets(&p2.video_track, video_now + 30, Duration::from_secs(15))
             .await,
         "video forwarded again after unmute"
     );
     s.close().await;
-    p.close().await;
+    p2.close().await;
     server.stop().await;
 }
