@@ -47,6 +47,8 @@ pub struct AppState {
     pub cluster: Arc<dyn Cluster>,
     /// Quotas per identity.
     pub quotas: Arc<quota::Quotas>,
+    /// Media ports (`RTC_MIN_PORT..RTC_MAX_PORT`) in use and left.
+    pub media_ports: Arc<media::ports::PortBudget>,
 }
 
 /// Why the server could not start.
@@ -140,6 +142,7 @@ impl Server {
             rooms,
             draining: drain_rx,
             cluster,
+            media_ports: Arc::clone(media.ports()),
         });
         Ok((Server { state, media }, drain_tx))
     }

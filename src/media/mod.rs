@@ -12,6 +12,7 @@ pub mod candidates;
 pub mod client_sdp;
 mod codecs;
 mod negotiation;
+pub mod ports;
 mod publisher;
 pub mod sdp;
 mod settle;
@@ -33,6 +34,7 @@ use webrtc::peer_connection::configuration::RTCConfiguration;
 
 use crate::config::MediaSettings;
 use budget::ForwardBudget;
+use ports::PortBudget;
 
 pub use publisher::PublisherHandle;
 pub use subscriber::SubscriberHandle;
@@ -146,6 +148,7 @@ pub struct MediaEngine {
     transport_config: WebRTCTransportConfig,
     candidates: Arc<candidates::CandidateRules>,
     budget: Arc<ForwardBudget>,
+    ports: Arc<PortBudget>,
 }
 
 impl std::fmt::Debug for MediaEngine {
@@ -188,6 +191,11 @@ impl MediaEngine {
         if settings.announced_ips.iter().any(IpAddr::is_ipv6) {
             network_types.push(NetworkType::Udp6);
         }
+        let ports = PortBudget::new(
+            settings.port_range,
+            settings.ice_servers.len(),
+            network_types.len(),
+        );
         let transport_config = WebRTCTransportConfig {
             configuration: RTCConfiguration {
                 ice_servers: settings.ice_servers.iter().map(|u| ice_server(u)).collect(),
@@ -207,7 +215,13 @@ impl MediaEngine {
                 settings.allow_mdns_candidates,
             ),
             budget: ForwardBudget::new(settings.max_forwarded_tracks),
+            ports,
         }))
+    }
+
+    /// The node's media port budget (`RTC_MIN_PORT..RTC_MAX_PORT`).
+    pub fn ports(&self) -> &Arc<PortBudget> {
+        &self.ports
     }
 
     /// The node's budget of forwarded tracks (admission control).
@@ -296,6 +310,7 @@ impl RoomMedia {
             candidates: candidates::CandidateGate::new(Arc::clone(&self.engine.candidates)),
             events,
             budget: Arc::clone(&self.engine.budget),
+            ports: Arc::clone(&self.engine.ports),
         }
     }
 
@@ -325,6 +340,7 @@ pub(crate) struct ActorContext {
     candidates: candidates::CandidateGate,
     events: EventSink,
     budget: Arc<ForwardBudget>,
+    ports: Arc<PortBudget>,
 }
 
 impl ActorContext {

@@ -35,6 +35,7 @@ use super::budget::Slot;
 use super::candidates::{from_rtc_candidate, to_rtc_candidate};
 use super::client_sdp;
 use super::negotiation::{Action, AnswerAs, Input, Negotiation, SubscribeFailure};
+use super::ports::PortLease;
 use super::sdp;
 use super::settle;
 use super::teardown::close_when_gathered;
@@ -128,6 +129,7 @@ pub(super) fn spawn(ctx: ActorContext) -> SubscriberHandle {
     let actor = Actor {
         ctx,
         transport: None,
+        port: None,
         negotiation: Negotiation::new(),
         forwarded: HashMap::new(),
     };
@@ -142,6 +144,8 @@ pub(super) fn spawn(ctx: ActorContext) -> SubscriberHandle {
 struct Actor {
     ctx: ActorContext,
     transport: Option<Arc<SubscribeTransport>>,
+    /// The media ports of `transport` (returned once it is closed).
+    port: Option<PortLease>,
     negotiation: Negotiation,
     /// track id -> its rheomesh subscriber and forwarding slot; dropping an
     /// entry releases the slot.
@@ -306,13 +310,16 @@ impl Actor {
         }
     }
 
+    /// The transport, created (with its media ports) on first use; the
+    /// error says that the port range is full.
     async fn transport(
         &mut self,
         itx: &mpsc::UnboundedSender<CandidateInit>,
-    ) -> Arc<SubscribeTransport> {
+    ) -> Result<Arc<SubscribeTransport>, String> {
         if let Some(t) = &self.transport {
-            return Arc::clone(t);
+            return Ok(Arc::clone(t));
         }
+        let port = self.ctx.ports.try_take()?;
         let transport = self
             .ctx
             .router
@@ -330,7 +337,8 @@ impl Actor {
             .await;
         let transport = Arc::new(transport);
         self.transport = Some(Arc::clone(&transport));
-        transport
+        self.port = Some(port);
+        Ok(transport)
     }
 
     async fn subscribe(
@@ -344,7 +352,10 @@ impl Actor {
                 self.ctx.budget.limit()
             )));
         };
-        let transport = self.transport(itx).await;
+        let transport = match self.transport(itx).await {
+            Ok(t) => t,
+            Err(e) => return Input::SubscribeFailed(SubscribeFailure::Budget(e)),
+        };
         let id = track.track_id.clone();
         let result = off_runtime(move || async move {
             tokio::time::timeout(SUBSCRIBE_TIMEOUT, transport.subscribe(id)).await
@@ -385,7 +396,7 @@ impl Actor {
             Err(message) => {
                 return Input::PrepareFailed {
                     message,
-                    internal: false,
+                    code: ErrorCode::BadRequest,
                 }
             }
         };
@@ -394,11 +405,19 @@ impl Actor {
             Err(e) => {
                 return Input::PrepareFailed {
                     message: format!("invalid SDP offer: {e}"),
-                    internal: false,
+                    code: ErrorCode::BadRequest,
                 }
             }
         };
-        let transport = self.transport(itx).await;
+        let transport = match self.transport(itx).await {
+            Ok(t) => t,
+            Err(message) => {
+                return Input::PrepareFailed {
+                    message,
+                    code: ErrorCode::RoomFull,
+                }
+            }
+        };
         let result = off_runtime(move || async move {
             tokio::time::timeout(CALL_TIMEOUT, transport.get_answer(offer)).await
         })
@@ -407,11 +426,11 @@ impl Actor {
             Ok(Ok(Ok(answer))) => Input::Prepared { answer: answer.sdp },
             Ok(Ok(Err(e))) => Input::PrepareFailed {
                 message: format!("offer rejected: {e}"),
-                internal: false,
+                code: ErrorCode::BadRequest,
             },
             Ok(Err(_)) | Err(_) => Input::PrepareFailed {
                 message: "subscribe-prepare failed".to_owned(),
-                internal: true,
+                code: ErrorCode::Internal,
             },
         }
     }
@@ -477,7 +496,15 @@ impl Actor {
     }
 
     async fn restart(&mut self, itx: &mpsc::UnboundedSender<CandidateInit>) -> Input {
-        let transport = self.transport(itx).await;
+        let transport = match self.transport(itx).await {
+            Ok(t) => t,
+            Err(message) => {
+                return Input::RestartFailed {
+                    message,
+                    retry: false,
+                }
+            }
+        };
         let result = off_runtime(move || async move {
             tokio::time::timeout(CALL_TIMEOUT, transport.restart_ice()).await
         })
@@ -511,7 +538,11 @@ impl Actor {
         if !self.ctx.accepts(&c) {
             return;
         }
-        let transport = self.transport(itx).await;
+        let Ok(transport) = self.transport(itx).await else {
+            // No media port for a transport: its request gets room-full.
+            tracing::debug!(room = %self.ctx.room, "candidate dropped: no media ports");
+            return;
+        };
         if let Err(e) = transport.add_ice_candidate(to_rtc_candidate(&c)).await {
             self.ctx
                 .error(
@@ -529,7 +560,12 @@ impl Actor {
             s.lock().await.close().await;
         }
         if let Some(t) = self.transport.take() {
-            close_when_gathered(t, self.ctx.gathering_limit(), self.ctx.room.clone());
+            close_when_gathered(
+                t,
+                self.ctx.gathering_limit(),
+                self.ctx.room.clone(),
+                self.port.take(),
+            );
         }
     }
 }
@@ -538,7 +574,12 @@ impl Drop for Actor {
     /// Every way out of the actor (its end, a panic) closes the transport.
     fn drop(&mut self) {
         if let Some(t) = self.transport.take() {
-            close_when_gathered(t, self.ctx.gathering_limit(), self.ctx.room.clone());
+            close_when_gathered(
+                t,
+                self.ctx.gathering_limit(),
+                self.ctx.room.clone(),
+                self.port.take(),
+            );
         }
     }
 }

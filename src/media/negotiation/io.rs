@@ -71,8 +71,10 @@ pub enum Input {
     SubscribeFailed(SubscribeFailure),
     /// [`Action::Prepare`] made this answer.
     Prepared { answer: String },
-    /// [`Action::Prepare`] failed (`internal`: not the offer's fault).
-    PrepareFailed { message: String, internal: bool },
+    /// [`Action::Prepare`] failed; `code`: the error the client gets
+    /// (`bad-request` for the offer's fault, `room-full` when no media port
+    /// is left, `internal` otherwise).
+    PrepareFailed { message: String, code: ErrorCode },
     /// [`Action::ApplyAnswer`] succeeded.
     AnswerApplied,
     /// [`Action::ApplyAnswer`] failed; `offer_outstanding`: nothing was

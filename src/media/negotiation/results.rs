@@ -98,15 +98,10 @@ impl Negotiation {
                 self.mlines += 1;
                 out.push(Action::SendPrepareAnswer { answer, request_id });
             }
-            (Call::Prepare { request_id }, Input::PrepareFailed { message, internal }) => {
+            (Call::Prepare { request_id }, Input::PrepareFailed { message, code }) => {
                 // A rejected offer may leave the transport half-negotiated.
                 self.reset();
                 out.push(Action::Reset);
-                let code = if internal {
-                    ErrorCode::Internal
-                } else {
-                    ErrorCode::BadRequest
-                };
                 error(out, code, message, ClientType::SubscribePrepare, request_id);
             }
             (

@@ -228,7 +228,7 @@ fn failed_prepare_resets_the_transport() {
     });
     let a = b.feed(Input::PrepareFailed {
         message: "bad offer".to_owned(),
-        internal: false,
+        code: ErrorCode::BadRequest,
     });
     assert_eq!(a[0], Action::Reset);
     assert_eq!(
