@@ -13,6 +13,7 @@ mod http;
 mod listener;
 pub mod logging;
 pub mod media;
+pub mod net;
 pub mod quota;
 pub mod room;
 mod session;
@@ -64,6 +65,9 @@ pub enum RunError {
     /// Cluster mode could not reach Redis.
     #[error(transparent)]
     Cluster(#[from] cluster::ClusterError),
+    /// `PUBLIC_IP=auto` found no public address.
+    #[error("{0}")]
+    PublicIp(String),
 }
 
 /// A server that has started: its address and how to stop it.
@@ -89,7 +93,16 @@ impl Server {
         } else {
             tracing::info!(family = %verifier.family(), "verifying tokens");
         }
-        let media = MediaEngine::new(&config.media).await?;
+        let mut media_settings = config.media.clone();
+        if let net::PublicIpSetting::Auto { stun_server } = &config.media.public_ip {
+            let local = config.media.announced_ips.first().copied();
+            let ip = net::stun::discover(stun_server, local)
+                .await
+                .map_err(RunError::PublicIp)?;
+            tracing::info!(public_ip = %ip, stun = %stun_server, "PUBLIC_IP=auto: public address found");
+            media_settings.public_ip = net::PublicIpSetting::Static(net::NatMap::all_to(ip));
+        }
+        let media = MediaEngine::new(&media_settings).await?;
         let (drain_tx, drain_rx) = watch::channel(false);
         // The node's registry entry reports the rooms' load: the cluster
         // counts them through the shared registry, which refers to nothing.

@@ -354,6 +354,7 @@ async fn seed_001_message_shapes() {
         bare_candidates: true,
         auth_message: true,
         tamper_first_answer: None,
+        peer: None,
     };
     let p = Driver::join(&server, "42", room, seed()).await;
     let s = Driver::join(

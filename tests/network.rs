@@ -1,8 +1,10 @@
-//! Deployment networks: the media port budget (here), and the topologies
-//! of `network/` (1:1 NAT) built in network namespaces the tests make.
+//! Deployment networks: the media port budget, and real topologies (1:1
+//! NAT) in network namespaces the tests make (`network/topo.rs`).
 //! Runs inside the network namespace of scripts/test.sh (10.77.0.1).
 
 mod common;
+#[path = "network/topo.rs"]
+mod topo;
 
 use std::time::Duration;
 
@@ -147,7 +149,7 @@ async fn port_budget_refuses_the_peer_connection_that_does_not_fit() {
     );
 
     // The fifth PeerConnection, on each path that makes one.
-    let cfg = PeerConfig { ip: test_ip() };
+    let cfg = PeerConfig::on(test_ip());
     let mut d = server.connect("d").await;
     let offer = TestPublisher::new(&cfg, &[TrackSpec::video("d-video", "d-stream")])
         .await
@@ -229,4 +231,227 @@ async fn port_budget_refuses_the_peer_connection_that_does_not_fit() {
     }
     wait_ports_left(&server, 4).await;
     server.stop().await;
+}
+
+// ------------------------------------------------------------------ NAT ----
+
+const NAT_SECRET: &str = "network-test-secret-0123456789";
+const NAT_PORT: &str = "9000";
+
+/// The server behind the NAT, as clients on the public side reach it.
+struct NatServer;
+
+impl common::Endpoint for NatServer {
+    fn ws_url(&self) -> String {
+        format!("ws://{}:{NAT_PORT}/ws", topo::SERVER_PUBLIC)
+    }
+    fn user_token(&self, user: &str) -> String {
+        rheo_sfu::auth::Verifier::new(&rheo_sfu::auth::AuthConfig {
+            key: rheo_sfu::auth::JwtKey::Secret(NAT_SECRET.as_bytes().to_vec()),
+            issuer: None,
+            audience: None,
+            leeway_secs: 0,
+        })
+        .expect("verifier")
+        .issue_token(&common::token_request(user))
+        .expect("token")
+    }
+}
+
+fn nat_server(t: &topo::NatTopology, extra: &[(&str, &str)]) -> topo::ServerProcess {
+    let mut env = vec![
+        ("HOST", "0.0.0.0"),
+        ("PORT", NAT_PORT),
+        ("ANNOUNCED_IPS", topo::SERVER_PRIVATE),
+        ("JWT_SECRET", NAT_SECRET),
+        ("RELAY_PORT", "0"),
+        ("RUST_LOG", "info"),
+        ("LOG_FORMAT", "json"),
+    ];
+    env.extend_from_slice(extra);
+    topo::ServerProcess::start(&t.server, &env)
+}
+
+/// What a publisher and a subscriber on the client side saw.
+#[derive(Debug)]
+struct CallOutcome {
+    /// Packets the subscriber received per publisher track.
+    received: Vec<u64>,
+    /// The publish PeerConnection's state at the end.
+    publish_state: String,
+    /// Every address in the server's SDP and candidates.
+    server_addresses: Vec<String>,
+}
+
+/// A publisher and a subscriber in the client namespace, through the NAT.
+/// `expect_media`: wait for media (up to MEDIA_WAIT), or give it `quiet`
+/// to show up and report what came.
+async fn call_through_nat(t: &topo::NatTopology, expect_media: bool) -> CallOutcome {
+    let client_ns = t.client.path();
+    topo::in_netns(&client_ns, move || async move {
+        // The client accepts the server's candidates at either address:
+        // whether media flows is up to the network, not to this filter.
+        let cfg = PeerConfig {
+            ip: topo::ip(topo::CLIENT),
+            remote_ips: vec![
+                topo::ip(topo::SERVER_PUBLIC),
+                topo::ip(topo::SERVER_PRIVATE),
+            ],
+        };
+        let room = "nat";
+        let p = Driver::join(
+            &NatServer,
+            "pub",
+            room,
+            Options {
+                prepare: false,
+                peer: Some(cfg.clone()),
+                ..Options::default()
+            },
+        )
+        .await;
+        let s = Driver::join(
+            &NatServer,
+            "sub",
+            room,
+            Options {
+                peer: Some(cfg),
+                ..Options::subscriber()
+            },
+        )
+        .await;
+        let publisher = p.publisher.clone().expect("publishing");
+        let mut received = vec![0, 0];
+        if expect_media {
+            s.wait_new_publisher("pub", 2).await;
+            s.subscribe("pub");
+            for (i, t) in [&p.video_track, &p.audio_track].into_iter().enumerate() {
+                assert!(
+                    s.subscriber.wait_for_packets(t, 50, MEDIA_WAIT).await,
+                    "no media through the NAT on {t}: {:?}; publish PC {}",
+                    s.errors(),
+                    publisher.connection_state()
+                );
+                received[i] = s.subscriber.stats()[t.as_str()].packets;
+            }
+        } else {
+            // Long enough for ICE to connect many times over (it takes
+            // well under a second here when it can).
+            tokio::time::sleep(Duration::from_secs(6)).await;
+            s.subscribe("pub");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            for (i, t) in [&p.video_track, &p.audio_track].into_iter().enumerate() {
+                received[i] = s
+                    .subscriber
+                    .stats()
+                    .get(t.as_str())
+                    .map_or(0, |x| x.packets);
+            }
+        }
+        let mut server_addresses = Vec::new();
+        for d in [&p, &s] {
+            for e in d.events() {
+                let v = &e.raw;
+                for sdp in [&v["answer"], &v["offer"]] {
+                    if let Some(sdp) = sdp.as_str() {
+                        server_addresses.extend(common::peer::sdp_candidate_addresses(sdp));
+                    }
+                }
+                if let Some(c) = v["candidate"]["candidate"].as_str() {
+                    server_addresses
+                        .extend(common::peer::sdp_candidate_addresses(&format!("a={c}")));
+                }
+            }
+        }
+        server_addresses.sort();
+        server_addresses.dedup();
+        server_addresses.retain(|a| a != "0.0.0.0");
+        let publish_state = publisher.connection_state();
+        p.close().await;
+        s.close().await;
+        CallOutcome {
+            received,
+            publish_state,
+            server_addresses,
+        }
+    })
+    .await
+}
+
+/// 1:1 NAT in three namespaces, the client behind a stateful firewall.
+/// Without PUBLIC_IP the server offers its private address, which the
+/// client cannot reach, and its checks towards the client come through the
+/// NAT from an address the client never contacted, so the firewall drops
+/// them: no media. With PUBLIC_IP set to the router's public address, the
+/// same client publishes and subscribes through the NAT, and every server
+/// candidate carries the public address (port kept). PUBLIC_IP=auto finds
+/// that address through coturn's STUN listener on the public side; with no
+/// STUN server answering, the server refuses to start with a clear error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nat_public_ip_makes_media_flow() {
+    require_test_network();
+    let _slot = media_slot().await;
+    let t = topo::NatTopology::new(true);
+
+    // Without PUBLIC_IP: no media.
+    let mut server = nat_server(&t, &[]);
+    server.wait_listening();
+    let off = call_through_nat(&t, false).await;
+    assert_eq!(
+        off.received,
+        vec![0, 0],
+        "media flowed without PUBLIC_IP: {off:?}"
+    );
+    assert_ne!(off.publish_state, "connected", "{off:?}");
+    assert_eq!(
+        off.server_addresses,
+        vec![topo::SERVER_PRIVATE.to_owned()],
+        "{off:?}"
+    );
+    drop(server);
+
+    // PUBLIC_IP set: media both ways through the NAT.
+    let mut server = nat_server(&t, &[("PUBLIC_IP", topo::SERVER_PUBLIC)]);
+    server.wait_listening();
+    let on = call_through_nat(&t, true).await;
+    assert!(on.received.iter().all(|&n| n >= 50), "{on:?}");
+    assert_eq!(on.publish_state, "connected", "{on:?}");
+    assert_eq!(
+        on.server_addresses,
+        vec![topo::SERVER_PUBLIC.to_owned()],
+        "{on:?}"
+    );
+    drop(server);
+
+    // PUBLIC_IP=auto against coturn's STUN listener beyond the router.
+    let stun = topo::Coturn::stun_only(&t.internet, topo::INTERNET_HOST);
+    let url = format!("stun:{}:{}", topo::INTERNET_HOST, stun.port);
+    let mut server = nat_server(&t, &[("PUBLIC_IP", "auto"), ("STUN_URL", &url)]);
+    server.wait_listening();
+    assert!(
+        server
+            .log_text()
+            .contains(&format!("\"public_ip\":\"{}\"", topo::SERVER_PUBLIC)),
+        "{}",
+        server.log_text()
+    );
+    let auto = call_through_nat(&t, true).await;
+    assert!(auto.received.iter().all(|&n| n >= 50), "{auto:?}");
+    assert_eq!(
+        auto.server_addresses,
+        vec![topo::SERVER_PUBLIC.to_owned()],
+        "{auto:?}"
+    );
+    drop(server);
+    drop(stun);
+
+    // No STUN server answers: the server does not start, and says why.
+    let mut server = nat_server(&t, &[("PUBLIC_IP", "auto"), ("STUN_URL", &url)]);
+    let code = server.wait_exit(Duration::from_secs(15));
+    assert_eq!(code, Some(1), "{}", server.log_text());
+    let log = server.log_text();
+    assert!(
+        log.contains("PUBLIC_IP=auto: STUN server") && log.contains("no answer within"),
+        "{log}"
+    );
 }

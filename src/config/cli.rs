@@ -48,6 +48,16 @@ pub struct Cli {
     /// interface). Empty: every non-loopback interface.
     #[arg(long, env = "ANNOUNCED_IPS", value_delimiter = ',')]
     pub announced_ips: Vec<IpAddr>,
+    /// The address clients reach this host's media at when its interface
+    /// address is behind a 1:1 NAT: `PUBLIC` (every interface address of
+    /// that family), `PUBLIC/PRIVATE` pairs (comma-separated), or `auto`
+    /// (asks STUN_URL once at start). Candidates and SDP carry it; the
+    /// server still binds the interface address.
+    #[arg(long, env = "PUBLIC_IP", value_delimiter = ',')]
+    pub public_ip: Vec<String>,
+    /// STUN server for PUBLIC_IP=auto: `stun:host[:port]` (port 3478 by default).
+    #[arg(long, env = "STUN_URL")]
+    pub stun_url: Option<String>,
     /// Lowest UDP port for media (with RTC_MAX_PORT). Unset: ephemeral ports.
     #[arg(long, env = "RTC_MIN_PORT")]
     pub rtc_min_port: Option<u16>,

@@ -15,6 +15,8 @@ mod net;
 pub use cli::{Cli, LogFormat};
 pub use net::{CandidatePolicy, IpNet};
 
+use crate::net::{NatMap, PublicIpSetting};
+
 /// Where a new room is placed in cluster mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum Placement {
@@ -92,6 +94,9 @@ pub struct MediaSettings {
     pub max_forwarded_tracks: usize,
     /// Which client candidates are used.
     pub candidates: CandidatePolicy,
+    /// `PUBLIC_IP`: what server candidates and SDP carry instead of the
+    /// interface addresses (1:1 NAT).
+    pub public_ip: PublicIpSetting,
 }
 
 /// Limits that protect the node.
@@ -305,6 +310,7 @@ impl Config {
                 errors.push("ADVERTISE_URL must start with ws:// or wss://".to_owned());
             }
         }
+        let public_ip = public_ip_setting(&cli, &mut errors);
         let mut nets = |name: &str, list: &[String]| -> Vec<IpNet> {
             list.iter()
                 .filter_map(|n| {
@@ -345,6 +351,7 @@ impl Config {
                     allow: candidate_allow,
                     deny: candidate_deny,
                 },
+                public_ip,
             },
             node_id: cli.node_id.unwrap_or_else(random_node_id),
             limits: Limits {
@@ -388,6 +395,67 @@ pub const FORWARDED_TRACKS_PER_CORE: usize = 400;
 pub fn default_forward_limit() -> usize {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     FORWARDED_TRACKS_PER_CORE * cores
+}
+
+/// `PUBLIC_IP` and `STUN_URL`, checked against `ANNOUNCED_IPS`.
+fn public_ip_setting(cli: &Cli, errors: &mut Vec<String>) -> PublicIpSetting {
+    let entries: Vec<String> = cli
+        .public_ip
+        .iter()
+        .map(|e| e.trim().to_owned())
+        .filter(|e| !e.is_empty())
+        .collect();
+    if entries.iter().any(|e| e.eq_ignore_ascii_case("auto")) {
+        if entries.len() > 1 {
+            errors.push("PUBLIC_IP=auto cannot be combined with addresses".to_owned());
+            return PublicIpSetting::Off;
+        }
+        if cli.announced_ips.len() > 1 {
+            errors.push(
+                "PUBLIC_IP=auto finds one public address; with several ANNOUNCED_IPS \
+                 map each with PUBLIC/PRIVATE"
+                    .to_owned(),
+            );
+        }
+        return match cli.stun_url.as_deref().map(crate::net::stun::parse_url) {
+            None => {
+                errors.push("PUBLIC_IP=auto needs STUN_URL (stun:host:port)".to_owned());
+                PublicIpSetting::Off
+            }
+            Some(Err(e)) => {
+                errors.push(e);
+                PublicIpSetting::Off
+            }
+            Some(Ok(stun_server)) => PublicIpSetting::Auto { stun_server },
+        };
+    }
+    if let Some(Err(e)) = cli.stun_url.as_deref().map(crate::net::stun::parse_url) {
+        errors.push(e);
+    }
+    if entries.is_empty() {
+        if !cli.public_ip.is_empty() {
+            errors.push(
+                "PUBLIC_IP is set but empty: give the public address (or unset it)".to_owned(),
+            );
+        }
+        return PublicIpSetting::Off;
+    }
+    match NatMap::parse(&entries) {
+        Ok(map) => {
+            for private in map.private_addresses() {
+                if !cli.announced_ips.is_empty() && !cli.announced_ips.contains(&private) {
+                    errors.push(format!(
+                        "PUBLIC_IP maps {private}, which is not in ANNOUNCED_IPS"
+                    ));
+                }
+            }
+            PublicIpSetting::Static(map)
+        }
+        Err(e) => {
+            errors.extend(e);
+            PublicIpSetting::Off
+        }
+    }
 }
 
 fn random_node_id() -> String {
@@ -499,6 +567,48 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(errors.len(), 2, "{errors:?}");
+    }
+
+    #[test]
+    fn public_ip_settings() {
+        assert_eq!(parse(&[]).unwrap().media.public_ip, PublicIpSetting::Off);
+        let c = parse(&["--public-ip", "203.0.113.10", "--announced-ips", "10.0.0.5"]).unwrap();
+        let PublicIpSetting::Static(map) = c.media.public_ip else {
+            panic!("static mapping expected")
+        };
+        assert_eq!(
+            map.map("10.0.0.5".parse().unwrap()),
+            Some("203.0.113.10".parse().unwrap())
+        );
+        let c = parse(&["--public-ip", "auto", "--stun-url", "stun:10.0.0.1"]).unwrap();
+        assert_eq!(
+            c.media.public_ip,
+            PublicIpSetting::Auto {
+                stun_server: "10.0.0.1:3478".to_owned()
+            }
+        );
+        let errors = parse(&["--public-ip", "auto"]).unwrap_err();
+        assert!(errors[0].contains("STUN_URL"), "{errors:?}");
+        let errors = parse(&["--public-ip", "auto,1.2.3.4"]).unwrap_err();
+        assert!(errors[0].contains("combined"), "{errors:?}");
+        let errors = parse(&[
+            "--public-ip",
+            "203.0.113.10/10.0.0.6,nope",
+            "--announced-ips",
+            "10.0.0.5",
+            "--stun-url",
+            "http://x",
+        ])
+        .unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        let errors = parse(&[
+            "--public-ip",
+            "203.0.113.10/10.0.0.6",
+            "--announced-ips",
+            "10.0.0.5",
+        ])
+        .unwrap_err();
+        assert!(errors[0].contains("not in ANNOUNCED_IPS"), "{errors:?}");
     }
 
     #[test]

@@ -33,6 +33,7 @@ use webrtc::ice_transport::ice_server::RTCIceServer;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 
 use crate::config::MediaSettings;
+use crate::net::{NatMap, PublicIpSetting};
 use budget::ForwardBudget;
 use ports::PortBudget;
 
@@ -149,6 +150,8 @@ pub struct MediaEngine {
     candidates: Arc<candidates::CandidateRules>,
     budget: Arc<ForwardBudget>,
     ports: Arc<PortBudget>,
+    /// `PUBLIC_IP`: applied to every candidate and SDP the server sends.
+    nat: Arc<NatMap>,
 }
 
 impl std::fmt::Debug for MediaEngine {
@@ -161,6 +164,18 @@ impl MediaEngine {
     /// Starts the worker. `WorkerConfig` is filled in explicitly: its default
     /// panics on hosts whose only interface is loopback.
     pub async fn new(settings: &MediaSettings) -> Result<Arc<MediaEngine>, MediaError> {
+        let nat = match &settings.public_ip {
+            PublicIpSetting::Off => NatMap::default(),
+            PublicIpSetting::Static(map) => map.clone(),
+            PublicIpSetting::Auto { .. } => {
+                return Err(MediaError::Worker(
+                    "PUBLIC_IP=auto must be resolved before the media engine starts".to_owned(),
+                ))
+            }
+        };
+        if !nat.is_empty() {
+            tracing::info!(public = ?nat.public_addresses(), "PUBLIC_IP: candidates and SDP carry the public address");
+        }
         let private_ip = settings
             .announced_ips
             .first()
@@ -209,13 +224,16 @@ impl MediaEngine {
         Ok(Arc::new(MediaEngine {
             worker,
             transport_config,
+            // The public addresses are this server's own too: a client
+            // candidate there would make it probe itself through the NAT.
             candidates: candidates::CandidateRules::new(
                 settings.candidates.clone(),
-                &settings.announced_ips,
+                &[settings.announced_ips.clone(), nat.public_addresses()].concat(),
                 settings.allow_mdns_candidates,
             ),
             budget: ForwardBudget::new(settings.max_forwarded_tracks),
             ports,
+            nat: Arc::new(nat),
         }))
     }
 
@@ -311,6 +329,7 @@ impl RoomMedia {
             events,
             budget: Arc::clone(&self.engine.budget),
             ports: Arc::clone(&self.engine.ports),
+            nat: Arc::clone(&self.engine.nat),
         }
     }
 
@@ -341,11 +360,18 @@ pub(crate) struct ActorContext {
     events: EventSink,
     budget: Arc<ForwardBudget>,
     ports: Arc<PortBudget>,
+    nat: Arc<NatMap>,
 }
 
 impl ActorContext {
     /// Sends an event to the session (waits for room: it is server-internal).
+    /// Every server candidate and SDP passes here, and gets `PUBLIC_IP`.
     async fn emit(&self, event: MediaEvent) {
+        let event = if self.nat.is_empty() {
+            event
+        } else {
+            public_addresses(&self.nat, event)
+        };
         let _ = self.events.send(event).await;
     }
 
@@ -396,6 +422,63 @@ impl ActorContext {
             tracing::debug!(room = %self.room, dropped, "client candidates in SDP dropped");
         }
         Ok(out)
+    }
+}
+
+/// `event` with the interface addresses in its candidates and SDP mapped
+/// to the public ones (`PUBLIC_IP`).
+fn public_addresses(nat: &NatMap, event: MediaEvent) -> MediaEvent {
+    match event {
+        MediaEvent::PublishAnswer {
+            room,
+            answer,
+            request_id,
+        } => MediaEvent::PublishAnswer {
+            room,
+            answer: nat.rewrite_sdp(&answer),
+            request_id,
+        },
+        MediaEvent::SubscribeOffer {
+            room,
+            publisher_id,
+            offer,
+            tracks,
+            request_id,
+        } => MediaEvent::SubscribeOffer {
+            room,
+            publisher_id,
+            offer: nat.rewrite_sdp(&offer),
+            tracks,
+            request_id,
+        },
+        MediaEvent::SubscribePrepareAnswer {
+            room,
+            answer,
+            request_id,
+        } => MediaEvent::SubscribePrepareAnswer {
+            room,
+            answer: nat.rewrite_sdp(&answer),
+            request_id,
+        },
+        MediaEvent::PublishCandidate {
+            room,
+            mut candidate,
+        } => {
+            if let Some(c) = nat.rewrite_candidate(&candidate.candidate) {
+                candidate.candidate = c;
+            }
+            MediaEvent::PublishCandidate { room, candidate }
+        }
+        MediaEvent::SubscribeCandidate {
+            room,
+            mut candidate,
+        } => {
+            if let Some(c) = nat.rewrite_candidate(&candidate.candidate) {
+                candidate.candidate = c;
+            }
+            MediaEvent::SubscribeCandidate { room, candidate }
+        }
+        other => other,
     }
 }
 

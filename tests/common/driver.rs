@@ -25,6 +25,8 @@ pub struct Options {
     /// Sends this rewrite of the first subscribe answer before the real one
     /// (a hostile or broken client).
     pub tamper_first_answer: Option<fn(&str) -> String>,
+    /// The peers' addresses; `None`: the test address, local and remote.
+    pub peer: Option<PeerConfig>,
 }
 
 impl Options {
@@ -45,6 +47,7 @@ impl Default for Options {
             bare_candidates: false,
             auth_message: false,
             tamper_first_answer: None,
+            peer: None,
         }
     }
 }
@@ -106,7 +109,10 @@ impl Driver {
             c.wait_type("auth-ok", T).await.expect("auth-ok");
             c
         };
-        let cfg = PeerConfig { ip: test_ip() };
+        let cfg = opts
+            .peer
+            .clone()
+            .unwrap_or_else(|| PeerConfig::on(test_ip()));
         let subscriber = Arc::new(TestSubscriber::new(&cfg).await.expect("subscriber pc"));
         let video_track = format!("{id}-video");
         let audio_track = format!("{id}-audio");

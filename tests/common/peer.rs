@@ -69,6 +69,19 @@ use webrtc::track::track_remote::TrackRemote;
 pub struct PeerConfig {
     /// The only address allowed in local (and accepted in remote) ICE candidates.
     pub ip: IpAddr,
+    /// Remote candidate addresses accepted instead of `ip` (a server behind
+    /// NAT); empty: `ip`.
+    pub remote_ips: Vec<IpAddr>,
+}
+
+impl PeerConfig {
+    /// Local and remote candidates on `ip` only.
+    pub fn on(ip: IpAddr) -> PeerConfig {
+        PeerConfig {
+            ip,
+            remote_ips: Vec::new(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -354,6 +367,7 @@ const OP_TIMEOUT: Duration = Duration::from_secs(10);
 struct PeerCore {
     pc: Arc<RTCPeerConnection>,
     ip: IpAddr,
+    remote_ips: Vec<IpAddr>,
     candidates_rx: Mutex<Option<mpsc::UnboundedReceiver<Option<Candidate>>>>,
     gathering_done: Arc<AtomicBool>,
     dropped_remote: Arc<Mutex<Vec<String>>>,
@@ -410,6 +424,11 @@ impl PeerCore {
         Ok(Self {
             pc,
             ip,
+            remote_ips: if cfg.remote_ips.is_empty() {
+                vec![ip]
+            } else {
+                cfg.remote_ips.clone()
+            },
             candidates_rx: Mutex::new(Some(rx)),
             gathering_done,
             dropped_remote: Arc::new(Mutex::new(Vec::new())),
@@ -429,14 +448,19 @@ impl PeerCore {
     fn remote_candidate_allowed(&self, candidate: &str) -> bool {
         match parse_candidate_fields(candidate) {
             Some((t, a, _)) => {
-                t.eq_ignore_ascii_case("udp") && a.parse::<IpAddr>().ok() == Some(self.ip)
+                t.eq_ignore_ascii_case("udp")
+                    && a.parse::<IpAddr>()
+                        .is_ok_and(|a| self.remote_ips.contains(&a))
             }
             None => false,
         }
     }
 
     fn drop_remote(&self, what: String) {
-        eprintln!("peer: dropping remote candidate not on {}: {what}", self.ip);
+        eprintln!(
+            "peer: dropping remote candidate not on {:?}: {what}",
+            self.remote_ips
+        );
         self.dropped_remote.lock().unwrap().push(what);
     }
 
