@@ -12,6 +12,7 @@ use common::driver::{Driver, Options};
 use common::peer::{PeerConfig, TestPublisher, TestSubscriber, TrackSpec};
 use common::{media_slot, require_test_network, test_ip, TestServer, T};
 use serde_json::{json, Value};
+use webrtc::ice_transport::ice_server::RTCIceServer;
 
 const MEDIA_WAIT: Duration = Duration::from_secs(20);
 
@@ -297,6 +298,7 @@ async fn call_through_nat(t: &topo::NatTopology, expect_media: bool) -> CallOutc
                 topo::ip(topo::SERVER_PUBLIC),
                 topo::ip(topo::SERVER_PRIVATE),
             ],
+            ice_servers: Vec::new(),
         };
         let room = "nat";
         let p = Driver::join(
@@ -454,4 +456,189 @@ async fn nat_public_ip_makes_media_flow() {
         log.contains("PUBLIC_IP=auto: STUN server") && log.contains("no answer within"),
         "{log}"
     );
+}
+
+// ----------------------------------------------------------------- TURN ----
+
+const TURN_SECRET: &str = "turn-rest-secret-for-the-test";
+
+/// Local candidates a fresh webrtc-rs PeerConnection with `servers`
+/// gathers in the client namespace (bounded): the relay ones.
+async fn relay_candidates(servers: Vec<RTCIceServer>) -> Vec<String> {
+    let cfg = PeerConfig {
+        ice_servers: servers,
+        ..PeerConfig::on(topo::ip(topo::CLIENT))
+    };
+    let pc = TestSubscriber::new(&cfg).await.expect("peer");
+    pc.prepare_offer().await.expect("offer");
+    assert!(
+        pc.wait_gathering_complete(Duration::from_secs(15)).await,
+        "gathering never ended"
+    );
+    let sdp = pc.local_description_sdp().await.unwrap_or_default();
+    pc.close().await;
+    sdp.lines()
+        .filter(|l| l.contains(" typ relay"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// TURN for a client that cannot send UDP to the server: coturn with
+/// `use-auth-secret` beyond the router, the client's firewall dropping
+/// every UDP datagram to the server. The server hands each client TURN
+/// credentials in `auth-ok` (`expiry:participantId`, HMAC-SHA1 of the
+/// shared secret); a webrtc-rs publisher and subscriber using them get
+/// media, and the nominated pair in their stats is a relay pair on both
+/// PeerConnections. `get-ice-servers` returns fresh ones. Credentials with
+/// a wrong password, or correctly signed but expired, get no relay
+/// candidate from coturn (the good ones do, on the same path).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turn_relay_when_udp_to_the_server_is_blocked() {
+    require_test_network();
+    let _slot = media_slot().await;
+    let t = topo::NatTopology::new(true);
+    t.client.sh(&format!(
+        "nft 'add chain inet fw output {{ type filter hook output priority 0; policy accept; }}'; \
+         nft add rule inet fw output ip daddr {} meta l4proto udp drop",
+        topo::SERVER_PUBLIC
+    ));
+    let turn = topo::Coturn::with_secret(&t.internet, topo::INTERNET_HOST, TURN_SECRET);
+    let turn_url = format!("turn:{}:{}?transport=udp", topo::INTERNET_HOST, turn.port);
+    let mut server = nat_server(
+        &t,
+        &[
+            ("PUBLIC_IP", topo::SERVER_PUBLIC),
+            ("TURN_URLS", &turn_url),
+            ("TURN_SECRET", TURN_SECRET),
+            ("TURN_TTL", "600"),
+        ],
+    );
+    server.wait_listening();
+    let client_ns = t.client.path();
+    let url = turn_url.clone();
+    topo::in_netns(&client_ns, move || async move {
+        let cfg = PeerConfig {
+            remote_ips: vec![topo::ip(topo::SERVER_PUBLIC)],
+            ..PeerConfig::on(topo::ip(topo::CLIENT))
+        };
+        let opts = Options {
+            prepare: false,
+            peer: Some(cfg),
+            server_ice_servers: true,
+            ..Options::default()
+        };
+        let room = "turn";
+        let p = Driver::join(&NatServer, "pub", room, opts.clone()).await;
+        let s = Driver::join(
+            &NatServer,
+            "sub",
+            room,
+            Options {
+                publish: false,
+                prepare: true,
+                ..opts
+            },
+        )
+        .await;
+
+        // auth-ok: the TURN URL and coturn's REST credentials.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        let ice = &p.auth_ok["iceServers"][0];
+        assert_eq!(ice["urls"], json!([url]), "{}", p.auth_ok);
+        let username = ice["username"].as_str().expect("username").to_owned();
+        let (expiry, who) = username.split_once(':').expect("expiry:participantId");
+        let expiry: u64 = expiry.parse().expect("expiry");
+        assert_eq!(who, "pub");
+        assert!((now + 590..=now + 610).contains(&expiry), "{username}");
+        assert_eq!(p.auth_ok["iceServersExpireAt"], expiry);
+        assert_eq!(
+            ice["credential"],
+            rheo_sfu::net::turn::password(TURN_SECRET.as_bytes(), &username)
+        );
+
+        s.wait_new_publisher("pub", 2).await;
+        s.subscribe("pub");
+        for t in [&p.video_track, &p.audio_track] {
+            assert!(
+                s.subscriber.wait_for_packets(t, 50, MEDIA_WAIT).await,
+                "no media over TURN on {t}: {:?}",
+                s.errors()
+            );
+        }
+        let publisher = p.publisher.clone().expect("publishing");
+        for (what, pc) in [
+            ("publish", publisher.peer_connection()),
+            ("subscribe", s.subscriber.peer_connection()),
+        ] {
+            assert_eq!(
+                common::peer::selected_local_candidate_type(&pc)
+                    .await
+                    .as_deref(),
+                Some("relay"),
+                "{what} PeerConnection"
+            );
+        }
+
+        // get-ice-servers: fresh credentials on request.
+        let mut c = signaling::client::Client::connect(
+            &format!(
+                "{}?token={}",
+                common::Endpoint::ws_url(&NatServer),
+                common::Endpoint::user_token(&NatServer, "asker")
+            ),
+            None,
+        )
+        .await
+        .expect("connect");
+        c.wait_type("auth-ok", T).await.expect("auth-ok");
+        c.send_raw(r#"{"type":"get-ice-servers","requestId":7}"#)
+            .await
+            .expect("send");
+        let fresh = c
+            .wait_type("ice-servers", T)
+            .await
+            .expect("ice-servers")
+            .raw;
+        assert_eq!(fresh["requestId"], 7, "{fresh}");
+        assert!(
+            fresh["iceServers"][0]["username"]
+                .as_str()
+                .is_some_and(|u| u.ends_with(":asker")),
+            "{fresh}"
+        );
+        c.close().await;
+
+        // The credentials decide: good ones get a relay candidate from
+        // coturn, a wrong password or an expired username none.
+        let servers = common::peer::ice_servers_of(&p.auth_ok);
+        assert!(
+            !relay_candidates(servers.clone()).await.is_empty(),
+            "good credentials"
+        );
+        let mut wrong = servers.clone();
+        wrong[0].credential = "not-the-password".into();
+        assert_eq!(
+            relay_candidates(wrong).await,
+            Vec::<String>::new(),
+            "wrong password"
+        );
+        let mut expired = servers;
+        let old = format!("{}:pub", now - 60);
+        expired[0].credential = rheo_sfu::net::turn::password(TURN_SECRET.as_bytes(), &old);
+        expired[0].username = old;
+        assert_eq!(
+            relay_candidates(expired).await,
+            Vec::<String>::new(),
+            "expired"
+        );
+
+        p.close().await;
+        s.close().await;
+    })
+    .await;
+    drop(server);
+    drop(turn);
 }

@@ -9,7 +9,8 @@ use serde_json::Value;
 use crate::de::{de_candidate, de_id, de_opt_id, de_sdp};
 use crate::macros::wire_enum;
 use crate::types::{
-    CandidateInit, ErrorCode, ParticipantInfo, PublisherInfo, ReconnectReason, RequestId, TrackInfo,
+    CandidateInit, ErrorCode, IceServer, ParticipantInfo, PublisherInfo, ReconnectReason,
+    RequestId, TrackInfo,
 };
 
 wire_enum! {
@@ -140,6 +141,8 @@ wire_enum! {
         },
         /// Application-level ping.
         Ping = "ping",
+        /// Asks for fresh ICE servers (answered with `ice-servers`).
+        GetIceServers = "get-ice-servers",
     }
 }
 
@@ -160,7 +163,7 @@ impl ClientMessage {
             | ClientMessage::Unsubscribe { room_name, .. }
             | ClientMessage::Chat { room_name, .. }
             | ClientMessage::Signal { room_name, .. } => room_name.as_deref(),
-            ClientMessage::Auth { .. } | ClientMessage::Ping => None,
+            ClientMessage::Auth { .. } | ClientMessage::Ping | ClientMessage::GetIceServers => None,
         }
     }
 
@@ -168,7 +171,10 @@ impl ClientMessage {
     pub fn is_room_scoped(&self) -> bool {
         !matches!(
             self,
-            ClientMessage::Auth { .. } | ClientMessage::Ping | ClientMessage::Join { .. }
+            ClientMessage::Auth { .. }
+                | ClientMessage::Ping
+                | ClientMessage::Join { .. }
+                | ClientMessage::GetIceServers
         )
     }
 }
@@ -191,6 +197,14 @@ wire_enum! {
             protocol: u32,
             /// Node that serves this connection.
             node_id: String,
+            /// ICE servers (TURN with time-limited credentials, STUN) for
+            /// the client's PeerConnections; absent when the server has none.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            ice_servers: Option<Vec<IceServer>>,
+            /// When their credentials expire (Unix seconds); fresh ones
+            /// come in `ice-servers` before then.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            ice_servers_expire_at: Option<u64>,
         },
         /// Reply to `join` (or sent before the reply of an implicitly joining message).
         #[serde(rename_all = "camelCase")]
@@ -340,6 +354,16 @@ wire_enum! {
             #[serde(default, skip_serializing_if = "Option::is_none")]
             room_name: Option<String>,
         },
+        /// Fresh ICE servers: before the ones of `auth-ok` expire, and in
+        /// reply to `get-ice-servers`.
+        #[serde(rename_all = "camelCase")]
+        IceServers = "ice-servers" {
+            /// Same as in `auth-ok` (empty when the server has none).
+            ice_servers: Vec<IceServer>,
+            /// When their credentials expire (Unix seconds).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            ice_servers_expire_at: Option<u64>,
+        },
     }
 }
 
@@ -477,6 +501,7 @@ mod tests {
                 "signal",
             ),
             (ClientMessage::Ping, "ping"),
+            (ClientMessage::GetIceServers, "get-ice-servers"),
         ]
     }
 
@@ -489,6 +514,8 @@ mod tests {
                     username: s(),
                     protocol: 1,
                     node_id: s(),
+                    ice_servers: None,
+                    ice_servers_expire_at: None,
                 },
                 "auth-ok",
             ),
@@ -597,6 +624,17 @@ mod tests {
                 "reconnect",
             ),
             (ServerMessage::error(ErrorCode::Internal, "x"), "error"),
+            (
+                ServerMessage::IceServers {
+                    ice_servers: vec![IceServer {
+                        urls: vec!["turn:t:3478".into()],
+                        username: Some("1:x".into()),
+                        credential: Some("c".into()),
+                    }],
+                    ice_servers_expire_at: Some(1),
+                },
+                "ice-servers",
+            ),
         ]
     }
 

@@ -68,6 +68,19 @@ pub struct Cli {
     /// (`stun:host:port`, `turn:user:pass@host:port`). Empty by default.
     #[arg(long, env = "ICE_SERVERS", value_delimiter = ',')]
     pub ice_servers: Vec<String>,
+    /// Comma-separated ICE server URLs handed to clients in auth-ok
+    /// (`turn:host:3478?transport=udp`, `turns:…`, `stun:…`), with
+    /// time-limited credentials when TURN_SECRET is set.
+    #[arg(long, env = "TURN_URLS", value_delimiter = ',')]
+    pub turn_urls: Vec<String>,
+    /// Shared secret of the TURN server (coturn's static-auth-secret with
+    /// use-auth-secret); needed for turn:/turns: URLs.
+    #[arg(long, env = "TURN_SECRET", hide_env_values = true)]
+    pub turn_secret: Option<String>,
+    /// Seconds the TURN credentials given to a client are valid (fresh
+    /// ones are sent before they expire).
+    #[arg(long, env = "TURN_TTL", default_value_t = 86_400)]
+    pub turn_ttl: u64,
     /// TCP port of rheomesh's relay listener (0 = any free port).
     #[arg(long, env = "RELAY_PORT", default_value_t = 9443)]
     pub relay_port: u16,

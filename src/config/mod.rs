@@ -15,6 +15,7 @@ mod net;
 pub use cli::{Cli, LogFormat};
 pub use net::{CandidatePolicy, IpNet};
 
+use crate::net::turn::TurnSettings;
 use crate::net::{NatMap, PublicIpSetting};
 
 /// Where a new room is placed in cluster mode.
@@ -75,6 +76,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Cluster mode settings; `None`: a single node.
     pub cluster: Option<ClusterSettings>,
+    /// ICE servers for clients (`TURN_URLS`, `TURN_SECRET`, `TURN_TTL`);
+    /// `None`: clients get none.
+    pub turn: Option<TurnSettings>,
 }
 
 /// Media (rheomesh/webrtc) settings.
@@ -178,6 +182,7 @@ impl Config {
             rust_log: "info".into(),
             log_format: LogFormat::Text,
             cluster: None,
+            turn: None,
         }
     }
 
@@ -311,6 +316,7 @@ impl Config {
             }
         }
         let public_ip = public_ip_setting(&cli, &mut errors);
+        let turn = turn_settings(&cli, &mut errors);
         let mut nets = |name: &str, list: &[String]| -> Vec<IpNet> {
             list.iter()
                 .filter_map(|n| {
@@ -375,6 +381,7 @@ impl Config {
             rust_log: cli.rust_log,
             log_format: cli.log_format,
             cluster,
+            turn,
         })
     }
 
@@ -395,6 +402,51 @@ pub const FORWARDED_TRACKS_PER_CORE: usize = 400;
 pub fn default_forward_limit() -> usize {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     FORWARDED_TRACKS_PER_CORE * cores
+}
+
+/// `TURN_URLS`, `TURN_SECRET`, `TURN_TTL`.
+fn turn_settings(cli: &Cli, errors: &mut Vec<String>) -> Option<TurnSettings> {
+    let urls: Vec<String> = cli
+        .turn_urls
+        .iter()
+        .map(|u| u.trim().to_owned())
+        .filter(|u| !u.is_empty())
+        .collect();
+    for url in &urls {
+        if !["turn:", "turns:", "stun:", "stuns:"]
+            .iter()
+            .any(|p| url.starts_with(p))
+        {
+            errors.push(format!(
+                "TURN_URLS entry `{url}` must start with turn:, turns:, stun: or stuns:"
+            ));
+        }
+    }
+    let secret = cli.turn_secret.as_ref().map(|s| s.as_bytes().to_vec());
+    if secret.as_ref().is_some_and(Vec::is_empty) {
+        errors.push("TURN_SECRET is set but empty".to_owned());
+    }
+    if urls.is_empty() {
+        if secret.is_some() {
+            errors.push("TURN_SECRET is set but TURN_URLS is not".to_owned());
+        }
+        return None;
+    }
+    if secret.is_none() && urls.iter().any(|u| u.starts_with("turn")) {
+        errors.push(
+            "TURN_URLS has turn:/turns: URLs: set TURN_SECRET (the TURN server's \
+             static-auth-secret, use-auth-secret in coturn)"
+                .to_owned(),
+        );
+    }
+    if cli.turn_ttl < 60 {
+        errors.push("TURN_TTL must be at least 60 seconds".to_owned());
+    }
+    Some(TurnSettings {
+        urls,
+        secret,
+        ttl: Duration::from_secs(cli.turn_ttl),
+    })
 }
 
 /// `PUBLIC_IP` and `STUN_URL`, checked against `ANNOUNCED_IPS`.
@@ -609,6 +661,28 @@ mod tests {
         ])
         .unwrap_err();
         assert!(errors[0].contains("not in ANNOUNCED_IPS"), "{errors:?}");
+    }
+
+    #[test]
+    fn turn_settings() {
+        assert!(parse(&[]).unwrap().turn.is_none());
+        let c = parse(&[
+            "--turn-urls",
+            "turn:t.example:3478?transport=udp,stun:t.example",
+            "--turn-secret",
+            "s3cret",
+        ])
+        .unwrap();
+        let t = c.turn.expect("turn settings");
+        assert_eq!(t.urls.len(), 2);
+        assert_eq!(t.ttl, Duration::from_secs(86_400));
+        let errors = parse(&["--turn-urls", "turn:t", "--turn-ttl", "5"]).unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].contains("TURN_SECRET"), "{errors:?}");
+        let errors = parse(&["--turn-secret", "x", "--turn-urls", "http://t"]).unwrap_err();
+        assert!(errors[0].contains("must start with"), "{errors:?}");
+        let errors = parse(&["--turn-secret", "x"]).unwrap_err();
+        assert!(errors[0].contains("TURN_URLS is not"), "{errors:?}");
     }
 
     #[test]

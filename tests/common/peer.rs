@@ -42,6 +42,7 @@ use webrtc::api::{APIBuilder, API};
 use webrtc::data_channel::data_channel_state::RTCDataChannelState;
 use webrtc::data_channel::RTCDataChannel;
 use webrtc::ice_transport::ice_candidate::{RTCIceCandidate, RTCIceCandidateInit};
+use webrtc::ice_transport::ice_server::RTCIceServer;
 use webrtc::interceptor::registry::Registry;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
@@ -72,6 +73,9 @@ pub struct PeerConfig {
     /// Remote candidate addresses accepted instead of `ip` (a server behind
     /// NAT); empty: `ip`.
     pub remote_ips: Vec<IpAddr>,
+    /// ICE servers (TURN) for the PeerConnection; their relay candidates
+    /// are the only local candidates allowed besides `ip`'s.
+    pub ice_servers: Vec<RTCIceServer>,
 }
 
 impl PeerConfig {
@@ -80,8 +84,56 @@ impl PeerConfig {
         PeerConfig {
             ip,
             remote_ips: Vec::new(),
+            ice_servers: Vec::new(),
         }
     }
+}
+
+/// The ICE servers of an `auth-ok` or `ice-servers` message, for webrtc-rs.
+pub fn ice_servers_of(message: &serde_json::Value) -> Vec<RTCIceServer> {
+    message["iceServers"]
+        .as_array()
+        .map(|servers| {
+            servers
+                .iter()
+                .map(|s| RTCIceServer {
+                    urls: s["urls"]
+                        .as_array()
+                        .map(|u| {
+                            u.iter()
+                                .filter_map(|x| x.as_str().map(str::to_owned))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    username: s["username"].as_str().unwrap_or_default().to_owned(),
+                    credential: s["credential"].as_str().unwrap_or_default().to_owned(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The local candidate type of the nominated, succeeded candidate pair in
+/// the PeerConnection's stats (`host`, `srflx`, `prflx`, `relay`), if any.
+pub async fn selected_local_candidate_type(pc: &RTCPeerConnection) -> Option<String> {
+    use webrtc::stats::StatsReportType;
+    let report = pc.get_stats().await;
+    let pair = report.reports.values().find_map(|r| match r {
+        StatsReportType::CandidatePair(p)
+            if p.nominated && p.state == webrtc::ice::candidate::CandidatePairState::Succeeded =>
+        {
+            Some(p.local_candidate_id.clone())
+        }
+        _ => None,
+    })?;
+    report.reports.values().find_map(|r| match r {
+        StatsReportType::LocalCandidate(c) if c.id == pair => {
+            serde_json::to_value(c.candidate_type)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+        }
+        _ => None,
+    })
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -379,12 +431,16 @@ impl PeerCore {
     async fn new(cfg: &PeerConfig) -> Result<Self> {
         let api = build_api(cfg.ip)?;
         let pc = Arc::new(
-            api.new_peer_connection(RTCConfiguration::default())
-                .await
-                .context("new_peer_connection")?,
+            api.new_peer_connection(RTCConfiguration {
+                ice_servers: cfg.ice_servers.clone(),
+                ..Default::default()
+            })
+            .await
+            .context("new_peer_connection")?,
         );
         let (tx, rx) = mpsc::unbounded_channel();
         let ip = cfg.ip;
+        let with_turn = !cfg.ice_servers.is_empty();
         let gathering_done = Arc::new(AtomicBool::new(false));
         let gd = gathering_done.clone();
         pc.on_ice_candidate(Box::new(move |c: Option<RTCIceCandidate>| {
@@ -395,11 +451,14 @@ impl PeerCore {
                 }
                 Some(c) => match c.to_json() {
                     Ok(init) => {
-                        // Defence in depth: the ip filter should make this impossible.
+                        // Defence in depth: the ip filter should make this
+                        // impossible; relay candidates (from the configured
+                        // TURN servers) are the one other kind allowed.
+                        let relay = with_turn && init.candidate.contains(" typ relay");
                         let ok = parse_candidate_fields(&init.candidate)
                             .map(|(t, a, _)| {
                                 t.eq_ignore_ascii_case("udp")
-                                    && a.parse::<IpAddr>().ok() == Some(ip)
+                                    && (relay || a.parse::<IpAddr>().ok() == Some(ip))
                             })
                             .unwrap_or(false);
                         if ok {

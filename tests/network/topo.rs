@@ -340,6 +340,19 @@ impl Coturn {
         Self::start(ns, ip, "stun-only\n")
     }
 
+    /// A TURN server on `ip`:3478 with coturn's REST credentials
+    /// (`use-auth-secret`, `static-auth-secret`), relaying from `ip`.
+    pub fn with_secret(ns: &Ns, ip: &str, secret: &str) -> Coturn {
+        Self::start(
+            ns,
+            ip,
+            &format!(
+                "use-auth-secret\nstatic-auth-secret={secret}\nrealm=rheo-sfu.test\n\
+                 relay-ip={ip}\nmin-port=49152\nmax-port=49252\nfingerprint\n"
+            ),
+        )
+    }
+
     fn start(ns: &Ns, ip: &str, extra: &str) -> Coturn {
         let dir = std::env::temp_dir().join(format!(
             "rheo-sfu-coturn-{}-{}",
