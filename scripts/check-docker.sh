@@ -319,8 +319,20 @@ def seconds(d):
     unit = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6}
     return sum(float(n) * unit[u] for n, u in parts)
 
-check("services: sfu, redis, sfu-a, sfu-b, sfu-bridge",
-      set(svcs) == {"sfu", "redis", "sfu-a", "sfu-b", "sfu-bridge"})
+check("services: sfu, redis, sfu-a, sfu-b, sfu-bridge, coturn",
+      set(svcs) == {"sfu", "redis", "sfu-a", "sfu-b", "sfu-bridge", "coturn"})
+# The TURN server (README "Deployment" (c)): its own profile, REST
+# credentials with the secret the SFU mints them with, no relaying into
+# private networks.
+turn = svcs.get("coturn", {})
+tcmd = [str(c) for c in turn.get("command") or []]
+check("coturn: profiles == [turn], host network, use-auth-secret with TURN_SECRET",
+      turn.get("profiles") == ["turn"] and turn.get("network_mode") == "host"
+      and "--use-auth-secret" in tcmd
+      and any(c.startswith("--static-auth-secret=") for c in tcmd))
+check("coturn: no relaying to loopback or private networks",
+      "--no-loopback-peers" in tcmd
+      and sum(c.startswith("--denied-peer-ip=") for c in tcmd) >= 3)
 single = [n for n, s in svcs.items() if not s.get("profiles")]
 check(f"the default (no profile) starts only sfu: {single}", single == ["sfu"])
 for n in ("redis", "sfu-a", "sfu-b"):
