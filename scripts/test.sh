@@ -27,6 +27,8 @@ command -v vpxenc >/dev/null 2>&1 || missing+=(vpx-tools)
 # coturn (STUN/TURN server), nsenter (util-linux, checked above).
 command -v nft >/dev/null 2>&1 || missing+=(nftables)
 command -v turnserver >/dev/null 2>&1 || missing+=(coturn)
+# openssl: the certificates of the TLS test (tests/network.rs).
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # Text in the load tester's PNG plots (tests/loadtest.rs).
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -68,6 +68,9 @@ pub enum RunError {
     /// `PUBLIC_IP=auto` found no public address.
     #[error("{0}")]
     PublicIp(String),
+    /// The TLS certificate or key is unusable.
+    #[error("{0}")]
+    Tls(String),
 }
 
 /// A server that has started: its address and how to stop it.
@@ -173,6 +176,16 @@ pub async fn run(
     let grace = config.shutdown_grace;
     let (server, drain_tx) = Server::new(config).await?;
     let state = Arc::clone(&server.state);
+    // TLS: the certificate store, and its reloader (SIGHUP, file changes).
+    let (tls, tls_watch) = match &state.config.tls {
+        Some(paths) => {
+            let store = net::tls::CertStore::new(paths.clone()).map_err(RunError::Tls)?;
+            let acceptor = store.acceptor().map_err(RunError::Tls)?;
+            tracing::info!(cert = %paths.cert.display(), "serving HTTPS and WSS");
+            (Some(acceptor), Some(store.watch()))
+        }
+        None => (None, None),
+    };
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, node = %state.config.node_id, "listening");
     }
@@ -207,6 +220,7 @@ pub async fn run(
             max_pending: limits.max_pending_connections,
             max_pending_per_ip: limits.max_pending_connections_per_ip,
         },
+        tls,
         async move {
             let _ = stop_rx.await;
         },
@@ -226,6 +240,9 @@ pub async fn run(
         tracing::warn!(sessions = left, "grace period over; closing anyway");
     }
     http.abort();
+    if let Some(w) = tls_watch {
+        w.abort();
+    }
     evictions.abort();
     if let Some(r) = remote {
         r.abort();

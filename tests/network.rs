@@ -642,3 +642,347 @@ async fn turn_relay_when_udp_to_the_server_is_blocked() {
     drop(server);
     drop(turn);
 }
+
+// ------------------------------------------------------------------ TLS ----
+
+/// A CA and leaf certificates for 10.77.0.1, made with the openssl CLI.
+struct Certs {
+    dir: std::path::PathBuf,
+}
+
+impl Certs {
+    fn new() -> Certs {
+        let dir = std::env::temp_dir().join(format!("rheo-sfu-tls-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("cert dir");
+        let c = Certs { dir };
+        c.openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=rheo-sfu test CA",
+        ]);
+        c
+    }
+
+    fn openssl(&self, args: &[&str]) {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(&self.dir)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("openssl cannot run ({e}): install Debian's openssl (scripts/test.sh does)")
+            });
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A leaf for 10.77.0.1 signed by the CA: (cert, key) paths.
+    fn leaf(&self, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+        let (key, csr, crt, ext) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.crt"),
+            format!("{name}.ext"),
+        );
+        std::fs::write(
+            self.dir.join(&ext),
+            "subjectAltName=IP:10.77.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("ext file");
+        self.openssl(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            &format!("/CN={name}"),
+        ]);
+        self.openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &crt,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ]);
+        (self.dir.join(crt), self.dir.join(key))
+    }
+
+    fn ca(&self) -> std::path::PathBuf {
+        self.dir.join("ca.crt")
+    }
+}
+
+impl Drop for Certs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn der(pem: &std::path::Path) -> Vec<u8> {
+    use rustls_pki_types::pem::PemObject;
+    rustls_pki_types::CertificateDer::from_pem_file(pem)
+        .expect("PEM certificate")
+        .to_vec()
+}
+
+/// Puts `cert`/`key` in place the way a renewal does (write aside, rename).
+fn install(cert: &std::path::Path, key: &std::path::Path, live: &std::path::Path) {
+    for (from, to) in [(cert, "cert.pem"), (key, "key.pem")] {
+        let tmp = live.join(format!("{to}.new"));
+        std::fs::copy(from, &tmp).expect("copy");
+        std::fs::rename(&tmp, live.join(to)).expect("rename");
+    }
+}
+
+type Wss =
+    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+
+/// A wss:// connection trusting only the test CA: the socket and the
+/// certificate the server presented.
+async fn wss(addr: std::net::SocketAddr, ca: &std::path::Path, path: &str) -> (Wss, Vec<u8>) {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls_pki_types::CertificateDer::from_pem_file(ca).expect("CA"))
+        .expect("CA into the root store");
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::time::timeout(T, tokio::net::TcpStream::connect(addr))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    let tls = tokio::time::timeout(
+        T,
+        tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)).connect(
+            rustls_pki_types::ServerName::IpAddress(addr.ip().into()),
+            tcp,
+        ),
+    )
+    .await
+    .expect("handshake in time")
+    .expect("TLS handshake with a certificate the CA signed for 10.77.0.1");
+    let leaf = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .expect("server certificate")[0]
+        .to_vec();
+    let (ws, _) = tokio_tungstenite::client_async(format!("wss://{addr}{path}"), tls)
+        .await
+        .expect("WebSocket upgrade over TLS");
+    (ws, leaf)
+}
+
+async fn send_json(ws: &mut Wss, v: Value) {
+    use futures_util::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::text(v.to_string()))
+        .await
+        .expect("send");
+}
+
+/// The next JSON message of type `ty` (others are skipped), bounded.
+async fn next_of(ws: &mut Wss, ty: &str) -> Value {
+    use futures_util::StreamExt;
+    tokio::time::timeout(T, async {
+        loop {
+            let m = ws.next().await.expect("socket open").expect("frame");
+            if let Ok(text) = m.to_text() {
+                if let Ok(v) = serde_json::from_str::<Value>(text) {
+                    if v["type"] == ty {
+                        return v;
+                    }
+                }
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {ty} within {T:?}"))
+}
+
+/// The certificate new connections get, once it is `want` (bounded).
+async fn wait_served_cert(
+    addr: std::net::SocketAddr,
+    ca: &std::path::Path,
+    want: &[u8],
+    why: &str,
+) {
+    for _ in 0..100 {
+        let (mut ws, leaf) = wss(addr, ca, "/ws").await;
+        let _ = futures_util::SinkExt::close(&mut ws).await;
+        if leaf == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the new certificate was never served ({why})");
+}
+
+/// TLS on PORT: a wss:// client that trusts the test CA authenticates and
+/// joins; a plain ws:// client gets HTTP 400 saying to use wss:// (plain
+/// HTTP from loopback is served: health probes); after
+/// SIGHUP new connections get the new certificate while the session opened
+/// before keeps working (ping, chat); a changed file is picked up without
+/// a signal; a key that does not match the certificate, and a missing key
+/// file, stop the server at start with a message naming the setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_wss_plain_ws_refused_reload_keeps_sessions() {
+    require_test_network();
+    let certs = Certs::new();
+    let (a_crt, a_key) = certs.leaf("a");
+    let (b_crt, b_key) = certs.leaf("b");
+    let live = certs.dir.join("live");
+    std::fs::create_dir_all(&live).expect("live dir");
+    install(&a_crt, &a_key, &live);
+    let port = common::procs::free_port().to_string();
+    let (cert_path, key_path) = (
+        live.join("cert.pem").display().to_string(),
+        live.join("key.pem").display().to_string(),
+    );
+    let env = |cert: &str, key: &str| -> Vec<(String, String)> {
+        [
+            ("HOST", "0.0.0.0"),
+            ("PORT", port.as_str()),
+            ("ANNOUNCED_IPS", "10.77.0.1"),
+            ("JWT_SECRET", NAT_SECRET),
+            ("RELAY_PORT", "0"),
+            ("LOG_FORMAT", "json"),
+            ("TLS_CERT_PATH", cert),
+            ("TLS_KEY_PATH", key),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    };
+    let start = |e: &[(String, String)]| {
+        let pairs: Vec<(&str, &str)> = e.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        topo::ServerProcess::start_here(&pairs)
+    };
+    let mut server = start(&env(&cert_path, &key_path));
+    server.wait_listening();
+    let addr = std::net::SocketAddr::new(test_ip(), port.parse().expect("port"));
+    let token = common::Endpoint::user_token(&NatServer, "alice");
+
+    let (mut a, leaf) = wss(addr, &certs.ca(), &format!("/ws?token={token}")).await;
+    assert_eq!(leaf, der(&a_crt), "the configured certificate is served");
+    assert_eq!(next_of(&mut a, "auth-ok").await["participantId"], "alice");
+    send_json(&mut a, json!({"type": "join", "roomName": "tls"})).await;
+    next_of(&mut a, "joined").await;
+
+    // Plain ws:// on the TLS port: a readable refusal.
+    match tokio_tungstenite::connect_async(format!("ws://{addr}/ws?token={token}")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status(), 400);
+            let body =
+                String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default()).to_string();
+            assert!(body.contains("use https:// or wss://"), "{body}");
+        }
+        other => panic!(
+            "plain ws:// to the TLS port: {:?}",
+            other.map(|_| "connected")
+        ),
+    }
+
+    // SIGHUP after a renewal: new connections get the new certificate.
+    install(&b_crt, &b_key, &live);
+    let pid = server.pid().expect("server runs").to_string();
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .expect("kill");
+    assert!(hup.success());
+    wait_served_cert(addr, &certs.ca(), &der(&b_crt), "SIGHUP").await;
+    let log = server.log_text();
+    assert!(
+        log.contains("TLS certificate reloaded") && log.contains("SIGHUP"),
+        "{log}"
+    );
+
+    // The session opened before the reload goes on.
+    send_json(&mut a, json!({"type": "ping"})).await;
+    next_of(&mut a, "pong").await;
+    send_json(
+        &mut a,
+        json!({"type": "chat", "roomName": "tls", "text": "still here"}),
+    )
+    .await;
+    assert_eq!(next_of(&mut a, "chat").await["text"], "still here");
+
+    // A changed file without a signal is picked up too.
+    install(&a_crt, &a_key, &live);
+    wait_served_cert(addr, &certs.ca(), &der(&a_crt), "file change").await;
+    assert!(
+        server.log_text().contains("file changed"),
+        "{}",
+        server.log_text()
+    );
+    send_json(&mut a, json!({"type": "ping"})).await;
+    next_of(&mut a, "pong").await;
+    drop(a);
+    drop(server);
+
+    // Clear errors at start.
+    let mut bad = start(&env(
+        &a_crt.display().to_string(),
+        &b_key.display().to_string(),
+    ));
+    assert_eq!(
+        bad.wait_exit(Duration::from_secs(15)),
+        Some(2),
+        "{}",
+        bad.log_text()
+    );
+    assert!(
+        bad.log_text().contains("is not the key of the certificate"),
+        "{}",
+        bad.log_text()
+    );
+    let mut bad = start(&env(&a_crt.display().to_string(), "/nonexistent/key.pem"));
+    assert_eq!(
+        bad.wait_exit(Duration::from_secs(15)),
+        Some(2),
+        "{}",
+        bad.log_text()
+    );
+    assert!(
+        bad.log_text()
+            .contains("TLS_KEY_PATH /nonexistent/key.pem: cannot read"),
+        "{}",
+        bad.log_text()
+    );
+}

@@ -29,6 +29,13 @@ pub struct Cli {
     /// Port to listen on for HTTP/WebSocket.
     #[arg(long, env = "PORT", default_value_t = 9000)]
     pub port: u16,
+    /// PEM certificate chain: serve HTTPS and WSS on PORT (with
+    /// TLS_KEY_PATH). Reloaded on SIGHUP and when the file changes.
+    #[arg(long, env = "TLS_CERT_PATH")]
+    pub tls_cert_path: Option<PathBuf>,
+    /// PEM private key of TLS_CERT_PATH's certificate.
+    #[arg(long, env = "TLS_KEY_PATH")]
+    pub tls_key_path: Option<PathBuf>,
     /// Shared secret for HS256/384/512 tokens. Unset with no public key = dev mode.
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,

@@ -15,6 +15,7 @@ mod net;
 pub use cli::{Cli, LogFormat};
 pub use net::{CandidatePolicy, IpNet};
 
+use crate::net::tls::TlsPaths;
 use crate::net::turn::TurnSettings;
 use crate::net::{NatMap, PublicIpSetting};
 
@@ -79,6 +80,8 @@ pub struct Config {
     /// ICE servers for clients (`TURN_URLS`, `TURN_SECRET`, `TURN_TTL`);
     /// `None`: clients get none.
     pub turn: Option<TurnSettings>,
+    /// TLS on `PORT` (`TLS_CERT_PATH`, `TLS_KEY_PATH`); `None`: plain HTTP.
+    pub tls: Option<TlsPaths>,
 }
 
 /// Media (rheomesh/webrtc) settings.
@@ -183,6 +186,7 @@ impl Config {
             log_format: LogFormat::Text,
             cluster: None,
             turn: None,
+            tls: None,
         }
     }
 
@@ -317,6 +321,25 @@ impl Config {
         }
         let public_ip = public_ip_setting(&cli, &mut errors);
         let turn = turn_settings(&cli, &mut errors);
+        let tls = match (&cli.tls_cert_path, &cli.tls_key_path) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => {
+                let paths = TlsPaths {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                };
+                // Checked here so that every problem is reported together;
+                // the server loads them again when it starts.
+                if let Err(e) = crate::net::tls::load(&paths) {
+                    errors.push(e);
+                }
+                Some(paths)
+            }
+            _ => {
+                errors.push("set both TLS_CERT_PATH and TLS_KEY_PATH, or neither".to_owned());
+                None
+            }
+        };
         let mut nets = |name: &str, list: &[String]| -> Vec<IpNet> {
             list.iter()
                 .filter_map(|n| {
@@ -382,6 +405,7 @@ impl Config {
             log_format: cli.log_format,
             cluster,
             turn,
+            tls,
         })
     }
 
@@ -683,6 +707,24 @@ mod tests {
         assert!(errors[0].contains("must start with"), "{errors:?}");
         let errors = parse(&["--turn-secret", "x"]).unwrap_err();
         assert!(errors[0].contains("TURN_URLS is not"), "{errors:?}");
+    }
+
+    #[test]
+    fn tls_settings() {
+        assert!(parse(&[]).unwrap().tls.is_none());
+        let errors = parse(&["--tls-cert-path", "/x.pem"]).unwrap_err();
+        assert!(errors[0].contains("set both TLS_CERT_PATH"), "{errors:?}");
+        let errors = parse(&[
+            "--tls-cert-path",
+            "/nonexistent/c.pem",
+            "--tls-key-path",
+            "/nonexistent/k.pem",
+        ])
+        .unwrap_err();
+        assert!(
+            errors[0].starts_with("TLS_CERT_PATH /nonexistent/c.pem: cannot read"),
+            "{errors:?}"
+        );
     }
 
     #[test]

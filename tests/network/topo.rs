@@ -254,14 +254,22 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     pub fn start(ns: &Ns, env: &[(&str, &str)]) -> ServerProcess {
+        Self::spawn(ns.command(env!("CARGO_BIN_EXE_rheo-sfu")), env)
+    }
+
+    /// In the test namespace itself.
+    pub fn start_here(env: &[(&str, &str)]) -> ServerProcess {
+        Self::spawn(Command::new(env!("CARGO_BIN_EXE_rheo-sfu")), env)
+    }
+
+    fn spawn(mut command: Command, env: &[(&str, &str)]) -> ServerProcess {
         let log = std::env::temp_dir().join(format!(
             "rheo-sfu-net-{}-{}.log",
             std::process::id(),
             SERIAL.fetch_add(1, Ordering::Relaxed)
         ));
         let file = std::fs::File::create(&log).expect("log file");
-        let child = ns
-            .command(env!("CARGO_BIN_EXE_rheo-sfu"))
+        let child = command
             .env_clear()
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -277,6 +285,11 @@ impl ServerProcess {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Its pid (while it runs).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Waits until it listens (its log says so); panics if it exits first.
