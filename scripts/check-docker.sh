@@ -322,8 +322,20 @@ def seconds(d):
     unit = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6}
     return sum(float(n) * unit[u] for n, u in parts)
 
-check(f"services: sfu, redis, sfu-a, sfu-b, prometheus, grafana ({sorted(svcs)})",
-      set(svcs) == {"sfu", "redis", "sfu-a", "sfu-b", "prometheus", "grafana"})
+check(f"services: sfu, redis, sfu-a, sfu-b, sfu-bridge, coturn, prometheus, grafana ({sorted(svcs)})",
+      set(svcs) == {"sfu", "redis", "sfu-a", "sfu-b", "sfu-bridge", "coturn", "prometheus", "grafana"})
+# The TURN server (README "Deployment" (c)): its own profile, REST
+# credentials with the secret the SFU mints them with, no relaying into
+# private networks.
+turn = svcs.get("coturn", {})
+tcmd = [str(c) for c in turn.get("command") or []]
+check("coturn: profiles == [turn], host network, use-auth-secret with TURN_SECRET",
+      turn.get("profiles") == ["turn"] and turn.get("network_mode") == "host"
+      and "--use-auth-secret" in tcmd
+      and any(c.startswith("--static-auth-secret=") for c in tcmd))
+check("coturn: no relaying to loopback or private networks",
+      "--no-loopback-peers" in tcmd
+      and sum(c.startswith("--denied-peer-ip=") for c in tcmd) >= 3)
 single = [n for n, s in svcs.items() if not s.get("profiles")]
 check(f"the default (no profile) starts only sfu: {single}", single == ["sfu"])
 for n in ("redis", "sfu-a", "sfu-b"):
@@ -362,6 +374,35 @@ try:
     check(f"grafana: dashboard {os.path.basename(dash)} parses ({len(panels)} panels)", len(panels) > 0)
 except (OSError, ValueError) as e:
     check(f"grafana: dashboard {dash} parses ({e})", False)
+# The bridge variant (README "Deployment" (b)): its own profile, no host
+# network, the UDP range published one to one and equal to RTC_MIN/MAX_PORT,
+# PUBLIC_IP passed on, no env_file (ANNOUNCED_IPS of .env is the host's).
+br = svcs.get("sfu-bridge", {})
+bre = env("sfu-bridge")
+check("sfu-bridge: profiles == [bridge], bridge network, no env_file",
+      br.get("profiles") == ["bridge"] and br.get("network_mode") in (None, "bridge")
+      and not br.get("env_file"))
+def published(s):
+    out = []
+    for p in s.get("ports") or []:
+        if isinstance(p, dict):
+            out.append((str(p.get("published")), str(p.get("target")), p.get("protocol", "tcp")))
+        else:
+            spec, _, proto = str(p).partition("/")
+            host, _, target = spec.rpartition(":")
+            out.append((host.rsplit(":", 1)[-1], target, proto or "tcp"))
+    return out
+def expand(spec):  # "a-b" or "a" -> the port numbers
+    lo, _, hi = spec.partition("-")
+    return list(range(int(lo), int(hi or lo) + 1)) if lo.isdigit() and (hi or lo).isdigit() else []
+udp = [(h, t) for h, t, proto in published(br) if proto == "udp"]
+pairs = sorted((a, b) for h, t in udp for a, b in zip(expand(h), expand(t)))
+lo, hi = bre.get("RTC_MIN_PORT", "0"), bre.get("RTC_MAX_PORT", "0")
+want = [(p, p) for p in expand(f"{lo}-{hi}")]
+check(f"sfu-bridge: UDP {lo}-{hi} (RTC_MIN/MAX_PORT) published one to one",
+      bool(want) and pairs == want)
+check("sfu-bridge: PUBLIC_IP and JWT_SECRET passed on, no ANNOUNCED_IPS",
+      "PUBLIC_IP" in bre and "JWT_SECRET" in bre and "ANNOUNCED_IPS" not in bre)
 
 sfu = svcs.get("sfu", {})
 build = sfu.get("build") or {}

@@ -23,6 +23,12 @@ command -v npm >/dev/null 2>&1 || missing+=(npm)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 # vpxenc: the VP8 clip the webrtc-rs peer of the interop room sends.
 command -v vpxenc >/dev/null 2>&1 || missing+=(vpx-tools)
+# Network topologies of tests/network.rs: nftables (NAT, client firewalls),
+# coturn (STUN/TURN server), nsenter (util-linux, checked above).
+command -v nft >/dev/null 2>&1 || missing+=(nftables)
+command -v turnserver >/dev/null 2>&1 || missing+=(coturn)
+# openssl: the certificates of the TLS test (tests/network.rs).
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # Text in the load tester's PNG plots (tests/loadtest.rs).
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 # Prometheus and promtool (tests/metrics.rs), without the recommended node

@@ -118,6 +118,10 @@ struct Health {
     /// `MAX_FORWARDED_TRACKS`; 0 = no limit.
     #[serde(rename = "forwardLimit")]
     forward_limit: usize,
+    /// The media port range (`RTC_MIN_PORT..RTC_MAX_PORT`): ports in use
+    /// and left; absent without a range (ephemeral ports).
+    #[serde(rename = "mediaPorts", skip_serializing_if = "Option::is_none")]
+    media_ports: Option<crate::media::ports::PortUsage>,
     #[serde(skip_serializing_if = "Option::is_none")]
     room: Option<RoomHealth>,
 }
@@ -219,6 +223,7 @@ pub fn routes(
                     cluster: state.cluster.status().await,
                     forwarded_tracks: c.forwarded_tracks,
                     forward_limit: c.forward_limit,
+                    media_ports: state.media_ports.usage(),
                     room,
                 })
             },

@@ -15,6 +15,7 @@ mod listener;
 pub mod logging;
 pub mod media;
 pub mod metrics;
+pub mod net;
 pub mod quota;
 pub mod room;
 pub mod routing;
@@ -55,6 +56,8 @@ pub struct AppState {
     pub router: Arc<dyn Router>,
     /// Quotas per identity.
     pub quotas: Arc<quota::Quotas>,
+    /// Media ports (`RTC_MIN_PORT..RTC_MAX_PORT`) in use and left.
+    pub media_ports: Arc<media::ports::PortBudget>,
 }
 
 /// Why the server could not start.
@@ -78,6 +81,12 @@ pub enum RunError {
         /// Why.
         source: std::io::Error,
     },
+    /// `PUBLIC_IP=auto` found no public address.
+    #[error("{0}")]
+    PublicIp(String),
+    /// The TLS certificate or key is unusable.
+    #[error("{0}")]
+    Tls(String),
 }
 
 /// A server that has started: its address and how to stop it.
@@ -103,7 +112,16 @@ impl Server {
         } else {
             tracing::info!(family = %verifier.family(), "verifying tokens");
         }
-        let media = MediaEngine::new(&config.media).await?;
+        let mut media_settings = config.media.clone();
+        if let net::PublicIpSetting::Auto { stun_server } = &config.media.public_ip {
+            let local = config.media.announced_ips.first().copied();
+            let ip = net::stun::discover(stun_server, local)
+                .await
+                .map_err(RunError::PublicIp)?;
+            tracing::info!(public_ip = %ip, stun = %stun_server, "PUBLIC_IP=auto: public address found");
+            media_settings.public_ip = net::PublicIpSetting::Static(net::NatMap::all_to(ip));
+        }
+        let media = MediaEngine::new(&media_settings).await?;
         let (drain_tx, drain_rx) = watch::channel(false);
         // The node's registry entry reports the rooms' load: the cluster
         // counts them through the shared registry, which refers to nothing.
@@ -166,6 +184,7 @@ impl Server {
             draining: drain_rx,
             cluster,
             router,
+            media_ports: Arc::clone(media.ports()),
         });
         Ok((Server { state, media }, drain_tx))
     }
@@ -183,6 +202,16 @@ pub async fn run(
     let grace = config.shutdown_grace;
     let (server, drain_tx) = Server::new(config).await?;
     let state = Arc::clone(&server.state);
+    // TLS: the certificate store, and its reloader (SIGHUP, file changes).
+    let (tls, tls_watch) = match &state.config.tls {
+        Some(paths) => {
+            let store = net::tls::CertStore::new(paths.clone()).map_err(RunError::Tls)?;
+            let acceptor = store.acceptor().map_err(RunError::Tls)?;
+            tracing::info!(cert = %paths.cert.display(), "serving HTTPS and WSS");
+            (Some(acceptor), Some(store.watch()))
+        }
+        None => (None, None),
+    };
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, node = %state.config.node_id, "listening");
     }
@@ -232,6 +261,8 @@ pub async fn run(
                 l,
                 http::metrics_routes(Arc::clone(&state)),
                 listener_limits,
+                // Plain HTTP: METRICS_ADDR is for a private interface.
+                None,
                 std::future::pending::<()>(),
             )))
         }
@@ -241,6 +272,7 @@ pub async fn run(
         // The admin routes answer everything under /admin/v1/ themselves.
         admin::routes(Arc::clone(&state)).or(http::routes(Arc::clone(&state))),
         listener_limits,
+        tls,
         async move {
             let _ = stop_rx.await;
         },
@@ -262,6 +294,9 @@ pub async fn run(
     http.abort();
     if let Some(m) = metrics {
         m.abort();
+    }
+    if let Some(w) = tls_watch {
+        w.abort();
     }
     evictions.abort();
     if let Some(r) = remote {

@@ -10,6 +10,12 @@
 //!   beyond the cap a new connection is closed at once.
 //! - Out of file descriptors, accepting pauses briefly instead of spinning.
 //!
+//! - With TLS, the handshake must finish within the header timeout too; a
+//!   plain-HTTP request on the TLS port gets a plain `400` that says to use
+//!   `https://`/`wss://` (instead of a handshake error the client cannot
+//!   read), except from loopback, which is served (health probes such as
+//!   the container's HEALTHCHECK).
+//!
 //! Upgraded connections leave these counts: they hold a connection permit
 //! (`MAX_CONNECTIONS`) and the session's own timeouts apply.
 
@@ -93,6 +99,7 @@ pub async fn serve<F>(
     listener: TcpListener,
     filter: F,
     limits: Limits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     stop: impl Future<Output = ()> + Send + 'static,
 ) where
     F: Filter + Clone + Send + Sync + 'static,
@@ -136,19 +143,90 @@ pub async fn serve<F>(
         };
         let _ = stream.set_nodelay(true);
         let svc = hyper_util::service::TowerToHyperService::new(warp::service(filter.clone()));
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let mut http = hyper::server::conn::http1::Builder::new();
-            http.timer(TokioTimer::new())
-                .header_read_timeout(limits.header_timeout);
-            let conn = http
-                .serve_connection(TokioIo::new(stream), svc)
-                .with_upgrades();
-            match tokio::time::timeout(PRE_UPGRADE_LIFETIME, conn).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::debug!(%ip, "http connection: {e}"),
-                Err(_) => tracing::debug!(%ip, "http connection closed: not upgraded in time"),
+            match tls {
+                None => serve_http(stream, svc, limits, ip).await,
+                Some(acceptor) => {
+                    let handshake = async {
+                        if !starts_with_tls(&stream).await? {
+                            // Loopback is served in plain HTTP too: the
+                            // container's HEALTHCHECK and local tools; it
+                            // never leaves the host.
+                            if ip.is_loopback() {
+                                return Ok(Accepted::Plain(stream));
+                            }
+                            refuse_plain_http(stream).await;
+                            return Ok(Accepted::Refused);
+                        }
+                        acceptor
+                            .accept(stream)
+                            .await
+                            .map(|s| Accepted::Tls(Box::new(s)))
+                    };
+                    match tokio::time::timeout(limits.header_timeout, handshake).await {
+                        Ok(Ok(Accepted::Tls(s))) => serve_http(s, svc, limits, ip).await,
+                        Ok(Ok(Accepted::Plain(s))) => serve_http(s, svc, limits, ip).await,
+                        Ok(Ok(Accepted::Refused)) => {
+                            tracing::debug!(%ip, "plain HTTP on the TLS port refused")
+                        }
+                        Ok(Err(e)) => tracing::debug!(%ip, "TLS handshake: {e}"),
+                        Err(_) => tracing::debug!(%ip, "TLS handshake not done in time"),
+                    }
+                }
             }
             drop(guard);
         });
     }
+}
+
+/// A connection on the TLS port, after its first byte.
+enum Accepted {
+    Tls(Box<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>),
+    Plain(tokio::net::TcpStream),
+    Refused,
+}
+
+/// Serves HTTP/1.1 (and its upgrades) on one connection, for at most
+/// [`PRE_UPGRADE_LIFETIME`] before the upgrade.
+async fn serve_http<IO, S>(io: IO, svc: S, limits: Limits, ip: IpAddr)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming> + Send,
+    S::Future: Send + 'static,
+    S::ResBody: Send + 'static,
+    <S::ResBody as hyper::body::Body>::Data: Send,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let conn = http.serve_connection(TokioIo::new(io), svc).with_upgrades();
+    match tokio::time::timeout(PRE_UPGRADE_LIFETIME, conn).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!(%ip, "http connection: {e}"),
+        Err(_) => tracing::debug!(%ip, "http connection closed: not upgraded in time"),
+    }
+}
+
+/// Whether the client's first byte opens a TLS handshake (record type 22);
+/// waits for it (the caller bounds the wait).
+async fn starts_with_tls(stream: &tokio::net::TcpStream) -> std::io::Result<bool> {
+    let mut first = [0u8; 1];
+    let n = stream.peek(&mut first).await?;
+    Ok(n == 1 && first[0] == 0x16)
+}
+
+/// Answers a plain-HTTP request on the TLS port with a readable 400.
+async fn refuse_plain_http(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let body =
+        "This port serves HTTPS and WSS only: use https:// or wss:// (TLS_CERT_PATH is set).\n";
+    let reply = format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(reply.as_bytes()).await;
+    let _ = stream.shutdown().await;
 }

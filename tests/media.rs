@@ -354,6 +354,8 @@ async fn seed_001_message_shapes() {
         bare_candidates: true,
         auth_message: true,
         tamper_first_answer: None,
+        peer: None,
+        server_ice_servers: false,
     };
     let p = Driver::join(&server, "42", room, seed()).await;
     let s = Driver::join(

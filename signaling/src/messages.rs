@@ -9,8 +9,8 @@ use serde_json::Value;
 use crate::de::{de_candidate, de_id, de_opt_id, de_sdp};
 use crate::macros::wire_enum;
 use crate::types::{
-    CandidateInit, ErrorCode, KickReason, ParticipantInfo, PublisherInfo, ReconnectReason,
-    RequestId, TrackInfo,
+    CandidateInit, ErrorCode, IceServer, KickReason, ParticipantInfo, PublisherInfo,
+    ReconnectReason, RequestId, TrackInfo,
 };
 
 wire_enum! {
@@ -141,6 +141,8 @@ wire_enum! {
         },
         /// Application-level ping.
         Ping = "ping",
+        /// Asks for fresh ICE servers (answered with `ice-servers`).
+        GetIceServers = "get-ice-servers",
     }
 }
 
@@ -161,7 +163,7 @@ impl ClientMessage {
             | ClientMessage::Unsubscribe { room_name, .. }
             | ClientMessage::Chat { room_name, .. }
             | ClientMessage::Signal { room_name, .. } => room_name.as_deref(),
-            ClientMessage::Auth { .. } | ClientMessage::Ping => None,
+            ClientMessage::Auth { .. } | ClientMessage::Ping | ClientMessage::GetIceServers => None,
         }
     }
 
@@ -169,7 +171,10 @@ impl ClientMessage {
     pub fn is_room_scoped(&self) -> bool {
         !matches!(
             self,
-            ClientMessage::Auth { .. } | ClientMessage::Ping | ClientMessage::Join { .. }
+            ClientMessage::Auth { .. }
+                | ClientMessage::Ping
+                | ClientMessage::Join { .. }
+                | ClientMessage::GetIceServers
         )
     }
 }
@@ -192,6 +197,14 @@ wire_enum! {
             protocol: u32,
             /// Node that serves this connection.
             node_id: String,
+            /// ICE servers (TURN with time-limited credentials, STUN) for
+            /// the client's PeerConnections; absent when the server has none.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            ice_servers: Option<Vec<IceServer>>,
+            /// When their credentials expire (Unix seconds); fresh ones
+            /// come in `ice-servers` before then.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            ice_servers_expire_at: Option<u64>,
         },
         /// Reply to `join` (or sent before the reply of an implicitly joining message).
         #[serde(rename_all = "camelCase")]
@@ -353,6 +366,16 @@ wire_enum! {
             /// Room of the message that caused it.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             room_name: Option<String>,
+        },
+        /// Fresh ICE servers: before the ones of `auth-ok` expire, and in
+        /// reply to `get-ice-servers`.
+        #[serde(rename_all = "camelCase")]
+        IceServers = "ice-servers" {
+            /// Same as in `auth-ok` (empty when the server has none).
+            ice_servers: Vec<IceServer>,
+            /// When their credentials expire (Unix seconds).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            ice_servers_expire_at: Option<u64>,
         },
     }
 }

@@ -33,6 +33,21 @@ pub enum TrackKind {
     Video,
 }
 
+/// One ICE server for the client's PeerConnections (the shape of WebRTC's
+/// `RTCIceServer`): TURN with time-limited credentials, or STUN.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IceServer {
+    /// `turn:`, `turns:` or `stun:` URLs.
+    pub urls: Vec<String>,
+    /// TURN username (`expiry:participantId`); absent for STUN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN password; absent for STUN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
 /// One published track, as announced to others.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -29,6 +29,13 @@ pub struct Cli {
     /// Port to listen on for HTTP/WebSocket.
     #[arg(long, env = "PORT", default_value_t = 9000)]
     pub port: u16,
+    /// PEM certificate chain: serve HTTPS and WSS on PORT (with
+    /// TLS_KEY_PATH). Reloaded on SIGHUP and when the file changes.
+    #[arg(long, env = "TLS_CERT_PATH")]
+    pub tls_cert_path: Option<PathBuf>,
+    /// PEM private key of TLS_CERT_PATH's certificate.
+    #[arg(long, env = "TLS_KEY_PATH")]
+    pub tls_key_path: Option<PathBuf>,
     /// Shared secret for HS256/384/512 tokens. Unset with no public key = dev mode.
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
@@ -48,6 +55,16 @@ pub struct Cli {
     /// interface). Empty: every non-loopback interface.
     #[arg(long, env = "ANNOUNCED_IPS", value_delimiter = ',')]
     pub announced_ips: Vec<IpAddr>,
+    /// The address clients reach this host's media at when its interface
+    /// address is behind a 1:1 NAT: `PUBLIC` (every interface address of
+    /// that family), `PUBLIC/PRIVATE` pairs (comma-separated), or `auto`
+    /// (asks STUN_URL once at start). Candidates and SDP carry it; the
+    /// server still binds the interface address.
+    #[arg(long, env = "PUBLIC_IP", value_delimiter = ',')]
+    pub public_ip: Vec<String>,
+    /// STUN server for PUBLIC_IP=auto: `stun:host[:port]` (port 3478 by default).
+    #[arg(long, env = "STUN_URL")]
+    pub stun_url: Option<String>,
     /// Lowest UDP port for media (with RTC_MAX_PORT). Unset: ephemeral ports.
     #[arg(long, env = "RTC_MIN_PORT")]
     pub rtc_min_port: Option<u16>,
@@ -58,6 +75,19 @@ pub struct Cli {
     /// (`stun:host:port`, `turn:user:pass@host:port`). Empty by default.
     #[arg(long, env = "ICE_SERVERS", value_delimiter = ',')]
     pub ice_servers: Vec<String>,
+    /// Comma-separated ICE server URLs handed to clients in auth-ok
+    /// (`turn:host:3478?transport=udp`, `turns:…`, `stun:…`), with
+    /// time-limited credentials when TURN_SECRET is set.
+    #[arg(long, env = "TURN_URLS", value_delimiter = ',')]
+    pub turn_urls: Vec<String>,
+    /// Shared secret of the TURN server (coturn's static-auth-secret with
+    /// use-auth-secret); needed for turn:/turns: URLs.
+    #[arg(long, env = "TURN_SECRET", hide_env_values = true)]
+    pub turn_secret: Option<String>,
+    /// Seconds the TURN credentials given to a client are valid (fresh
+    /// ones are sent before they expire).
+    #[arg(long, env = "TURN_TTL", default_value_t = 86_400)]
+    pub turn_ttl: u64,
     /// TCP port of rheomesh's relay listener (0 = any free port).
     #[arg(long, env = "RELAY_PORT", default_value_t = 9443)]
     pub relay_port: u16,

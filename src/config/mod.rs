@@ -15,6 +15,10 @@ mod net;
 pub use cli::{Cli, LogFormat};
 pub use net::{CandidatePolicy, IpNet};
 
+use crate::net::tls::TlsPaths;
+use crate::net::turn::TurnSettings;
+use crate::net::{NatMap, PublicIpSetting};
+
 /// Where a new room is placed in cluster mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum Placement {
@@ -76,6 +80,11 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Cluster mode settings; `None`: a single node.
     pub cluster: Option<ClusterSettings>,
+    /// ICE servers for clients (`TURN_URLS`, `TURN_SECRET`, `TURN_TTL`);
+    /// `None`: clients get none.
+    pub turn: Option<TurnSettings>,
+    /// TLS on `PORT` (`TLS_CERT_PATH`, `TLS_KEY_PATH`); `None`: plain HTTP.
+    pub tls: Option<TlsPaths>,
 }
 
 /// Media (rheomesh/webrtc) settings.
@@ -98,6 +107,9 @@ pub struct MediaSettings {
     /// How often each PeerConnection's statistics are sampled for the
     /// metrics.
     pub stats_interval: StatsInterval,
+    /// `PUBLIC_IP`: what server candidates and SDP carry instead of the
+    /// interface addresses (1:1 NAT).
+    pub public_ip: PublicIpSetting,
 }
 
 /// How often PeerConnections are sampled for the media metrics
@@ -191,6 +203,8 @@ impl Config {
             rust_log: "info".into(),
             log_format: LogFormat::Text,
             cluster: None,
+            turn: None,
+            tls: None,
         }
     }
 
@@ -323,6 +337,27 @@ impl Config {
                 errors.push("ADVERTISE_URL must start with ws:// or wss://".to_owned());
             }
         }
+        let public_ip = public_ip_setting(&cli, &mut errors);
+        let turn = turn_settings(&cli, &mut errors);
+        let tls = match (&cli.tls_cert_path, &cli.tls_key_path) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => {
+                let paths = TlsPaths {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                };
+                // Checked here so that every problem is reported together;
+                // the server loads them again when it starts.
+                if let Err(e) = crate::net::tls::load(&paths) {
+                    errors.push(e);
+                }
+                Some(paths)
+            }
+            _ => {
+                errors.push("set both TLS_CERT_PATH and TLS_KEY_PATH, or neither".to_owned());
+                None
+            }
+        };
         let mut nets = |name: &str, list: &[String]| -> Vec<IpNet> {
             list.iter()
                 .filter_map(|n| {
@@ -366,6 +401,7 @@ impl Config {
                 stats_interval: StatsInterval(
                     (cli.media_stats_secs > 0).then(|| Duration::from_secs(cli.media_stats_secs)),
                 ),
+                public_ip,
             },
             node_id: cli.node_id.unwrap_or_else(random_node_id),
             limits: Limits {
@@ -390,6 +426,8 @@ impl Config {
             rust_log: cli.rust_log,
             log_format: cli.log_format,
             cluster,
+            turn,
+            tls,
         })
     }
 
@@ -410,6 +448,112 @@ pub const FORWARDED_TRACKS_PER_CORE: usize = 400;
 pub fn default_forward_limit() -> usize {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     FORWARDED_TRACKS_PER_CORE * cores
+}
+
+/// `TURN_URLS`, `TURN_SECRET`, `TURN_TTL`.
+fn turn_settings(cli: &Cli, errors: &mut Vec<String>) -> Option<TurnSettings> {
+    let urls: Vec<String> = cli
+        .turn_urls
+        .iter()
+        .map(|u| u.trim().to_owned())
+        .filter(|u| !u.is_empty())
+        .collect();
+    for url in &urls {
+        if !["turn:", "turns:", "stun:", "stuns:"]
+            .iter()
+            .any(|p| url.starts_with(p))
+        {
+            errors.push(format!(
+                "TURN_URLS entry `{url}` must start with turn:, turns:, stun: or stuns:"
+            ));
+        }
+    }
+    let secret = cli.turn_secret.as_ref().map(|s| s.as_bytes().to_vec());
+    if secret.as_ref().is_some_and(Vec::is_empty) {
+        errors.push("TURN_SECRET is set but empty".to_owned());
+    }
+    if urls.is_empty() {
+        if secret.is_some() {
+            errors.push("TURN_SECRET is set but TURN_URLS is not".to_owned());
+        }
+        return None;
+    }
+    if secret.is_none() && urls.iter().any(|u| u.starts_with("turn")) {
+        errors.push(
+            "TURN_URLS has turn:/turns: URLs: set TURN_SECRET (the TURN server's \
+             static-auth-secret, use-auth-secret in coturn)"
+                .to_owned(),
+        );
+    }
+    if cli.turn_ttl < 60 {
+        errors.push("TURN_TTL must be at least 60 seconds".to_owned());
+    }
+    Some(TurnSettings {
+        urls,
+        secret,
+        ttl: Duration::from_secs(cli.turn_ttl),
+    })
+}
+
+/// `PUBLIC_IP` and `STUN_URL`, checked against `ANNOUNCED_IPS`.
+fn public_ip_setting(cli: &Cli, errors: &mut Vec<String>) -> PublicIpSetting {
+    let entries: Vec<String> = cli
+        .public_ip
+        .iter()
+        .map(|e| e.trim().to_owned())
+        .filter(|e| !e.is_empty())
+        .collect();
+    if entries.iter().any(|e| e.eq_ignore_ascii_case("auto")) {
+        if entries.len() > 1 {
+            errors.push("PUBLIC_IP=auto cannot be combined with addresses".to_owned());
+            return PublicIpSetting::Off;
+        }
+        if cli.announced_ips.len() > 1 {
+            errors.push(
+                "PUBLIC_IP=auto finds one public address; with several ANNOUNCED_IPS \
+                 map each with PUBLIC/PRIVATE"
+                    .to_owned(),
+            );
+        }
+        return match cli.stun_url.as_deref().map(crate::net::stun::parse_url) {
+            None => {
+                errors.push("PUBLIC_IP=auto needs STUN_URL (stun:host:port)".to_owned());
+                PublicIpSetting::Off
+            }
+            Some(Err(e)) => {
+                errors.push(e);
+                PublicIpSetting::Off
+            }
+            Some(Ok(stun_server)) => PublicIpSetting::Auto { stun_server },
+        };
+    }
+    if let Some(Err(e)) = cli.stun_url.as_deref().map(crate::net::stun::parse_url) {
+        errors.push(e);
+    }
+    if entries.is_empty() {
+        if !cli.public_ip.is_empty() {
+            errors.push(
+                "PUBLIC_IP is set but empty: give the public address (or unset it)".to_owned(),
+            );
+        }
+        return PublicIpSetting::Off;
+    }
+    match NatMap::parse(&entries) {
+        Ok(map) => {
+            for private in map.private_addresses() {
+                if !cli.announced_ips.is_empty() && !cli.announced_ips.contains(&private) {
+                    errors.push(format!(
+                        "PUBLIC_IP maps {private}, which is not in ANNOUNCED_IPS"
+                    ));
+                }
+            }
+            PublicIpSetting::Static(map)
+        }
+        Err(e) => {
+            errors.extend(e);
+            PublicIpSetting::Off
+        }
+    }
 }
 
 fn random_node_id() -> String {
@@ -521,6 +665,88 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(errors.len(), 2, "{errors:?}");
+    }
+
+    #[test]
+    fn public_ip_settings() {
+        assert_eq!(parse(&[]).unwrap().media.public_ip, PublicIpSetting::Off);
+        let c = parse(&["--public-ip", "203.0.113.10", "--announced-ips", "10.0.0.5"]).unwrap();
+        let PublicIpSetting::Static(map) = c.media.public_ip else {
+            panic!("static mapping expected")
+        };
+        assert_eq!(
+            map.map("10.0.0.5".parse().unwrap()),
+            Some("203.0.113.10".parse().unwrap())
+        );
+        let c = parse(&["--public-ip", "auto", "--stun-url", "stun:10.0.0.1"]).unwrap();
+        assert_eq!(
+            c.media.public_ip,
+            PublicIpSetting::Auto {
+                stun_server: "10.0.0.1:3478".to_owned()
+            }
+        );
+        let errors = parse(&["--public-ip", "auto"]).unwrap_err();
+        assert!(errors[0].contains("STUN_URL"), "{errors:?}");
+        let errors = parse(&["--public-ip", "auto,1.2.3.4"]).unwrap_err();
+        assert!(errors[0].contains("combined"), "{errors:?}");
+        let errors = parse(&[
+            "--public-ip",
+            "203.0.113.10/10.0.0.6,nope",
+            "--announced-ips",
+            "10.0.0.5",
+            "--stun-url",
+            "http://x",
+        ])
+        .unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        let errors = parse(&[
+            "--public-ip",
+            "203.0.113.10/10.0.0.6",
+            "--announced-ips",
+            "10.0.0.5",
+        ])
+        .unwrap_err();
+        assert!(errors[0].contains("not in ANNOUNCED_IPS"), "{errors:?}");
+    }
+
+    #[test]
+    fn turn_settings() {
+        assert!(parse(&[]).unwrap().turn.is_none());
+        let c = parse(&[
+            "--turn-urls",
+            "turn:t.example:3478?transport=udp,stun:t.example",
+            "--turn-secret",
+            "s3cret",
+        ])
+        .unwrap();
+        let t = c.turn.expect("turn settings");
+        assert_eq!(t.urls.len(), 2);
+        assert_eq!(t.ttl, Duration::from_secs(86_400));
+        let errors = parse(&["--turn-urls", "turn:t", "--turn-ttl", "5"]).unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].contains("TURN_SECRET"), "{errors:?}");
+        let errors = parse(&["--turn-secret", "x", "--turn-urls", "http://t"]).unwrap_err();
+        assert!(errors[0].contains("must start with"), "{errors:?}");
+        let errors = parse(&["--turn-secret", "x"]).unwrap_err();
+        assert!(errors[0].contains("TURN_URLS is not"), "{errors:?}");
+    }
+
+    #[test]
+    fn tls_settings() {
+        assert!(parse(&[]).unwrap().tls.is_none());
+        let errors = parse(&["--tls-cert-path", "/x.pem"]).unwrap_err();
+        assert!(errors[0].contains("set both TLS_CERT_PATH"), "{errors:?}");
+        let errors = parse(&[
+            "--tls-cert-path",
+            "/nonexistent/c.pem",
+            "--tls-key-path",
+            "/nonexistent/k.pem",
+        ])
+        .unwrap_err();
+        assert!(
+            errors[0].starts_with("TLS_CERT_PATH /nonexistent/c.pem: cannot read"),
+            "{errors:?}"
+        );
     }
 
     #[test]

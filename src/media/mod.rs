@@ -12,6 +12,7 @@ pub mod candidates;
 pub mod client_sdp;
 mod codecs;
 mod negotiation;
+pub mod ports;
 mod publisher;
 pub mod sdp;
 mod settle;
@@ -33,7 +34,9 @@ use webrtc::ice_transport::ice_server::RTCIceServer;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 
 use crate::config::MediaSettings;
+use crate::net::{NatMap, PublicIpSetting};
 use budget::ForwardBudget;
+use ports::PortBudget;
 
 pub use publisher::PublisherHandle;
 pub use subscriber::SubscriberHandle;
@@ -163,6 +166,9 @@ pub struct MediaEngine {
     candidates: Arc<candidates::CandidateRules>,
     budget: Arc<ForwardBudget>,
     stats_interval: Option<std::time::Duration>,
+    ports: Arc<PortBudget>,
+    /// `PUBLIC_IP`: applied to every candidate and SDP the server sends.
+    nat: Arc<NatMap>,
 }
 
 impl std::fmt::Debug for MediaEngine {
@@ -175,6 +181,18 @@ impl MediaEngine {
     /// Starts the worker. `WorkerConfig` is filled in explicitly: its default
     /// panics on hosts whose only interface is loopback.
     pub async fn new(settings: &MediaSettings) -> Result<Arc<MediaEngine>, MediaError> {
+        let nat = match &settings.public_ip {
+            PublicIpSetting::Off => NatMap::default(),
+            PublicIpSetting::Static(map) => map.clone(),
+            PublicIpSetting::Auto { .. } => {
+                return Err(MediaError::Worker(
+                    "PUBLIC_IP=auto must be resolved before the media engine starts".to_owned(),
+                ))
+            }
+        };
+        if !nat.is_empty() {
+            tracing::info!(public = ?nat.public_addresses(), "PUBLIC_IP: candidates and SDP carry the public address");
+        }
         let private_ip = settings
             .announced_ips
             .first()
@@ -205,6 +223,11 @@ impl MediaEngine {
         if settings.announced_ips.iter().any(IpAddr::is_ipv6) {
             network_types.push(NetworkType::Udp6);
         }
+        let ports = PortBudget::new(
+            settings.port_range,
+            settings.ice_servers.len(),
+            network_types.len(),
+        );
         let transport_config = WebRTCTransportConfig {
             configuration: RTCConfiguration {
                 ice_servers: settings.ice_servers.iter().map(|u| ice_server(u)).collect(),
@@ -218,14 +241,23 @@ impl MediaEngine {
         Ok(Arc::new(MediaEngine {
             worker,
             transport_config,
+            // The public addresses are this server's own too: a client
+            // candidate there would make it probe itself through the NAT.
             candidates: candidates::CandidateRules::new(
                 settings.candidates.clone(),
-                &settings.announced_ips,
+                &[settings.announced_ips.clone(), nat.public_addresses()].concat(),
                 settings.allow_mdns_candidates,
             ),
             budget: ForwardBudget::new(settings.max_forwarded_tracks),
             stats_interval: settings.stats_interval.0,
+            ports,
+            nat: Arc::new(nat),
         }))
+    }
+
+    /// The node's media port budget (`RTC_MIN_PORT..RTC_MAX_PORT`).
+    pub fn ports(&self) -> &Arc<PortBudget> {
+        &self.ports
     }
 
     /// The node's budget of forwarded tracks (admission control).
@@ -315,6 +347,8 @@ impl RoomMedia {
             events,
             budget: Arc::clone(&self.engine.budget),
             stats_interval: self.engine.stats_interval,
+            ports: Arc::clone(&self.engine.ports),
+            nat: Arc::clone(&self.engine.nat),
         }
     }
 
@@ -346,11 +380,19 @@ pub(crate) struct ActorContext {
     budget: Arc<ForwardBudget>,
     /// How often the transports' statistics are sampled (`None`: never).
     stats_interval: Option<std::time::Duration>,
+    ports: Arc<PortBudget>,
+    nat: Arc<NatMap>,
 }
 
 impl ActorContext {
     /// Sends an event to the session (waits for room: it is server-internal).
+    /// Every server candidate and SDP passes here, and gets `PUBLIC_IP`.
     async fn emit(&self, event: MediaEvent) {
+        let event = if self.nat.is_empty() {
+            event
+        } else {
+            public_addresses(&self.nat, event)
+        };
         let _ = self.events.send(event).await;
     }
 
@@ -401,6 +443,63 @@ impl ActorContext {
             tracing::debug!(room = %self.room, dropped, "client candidates in SDP dropped");
         }
         Ok(out)
+    }
+}
+
+/// `event` with the interface addresses in its candidates and SDP mapped
+/// to the public ones (`PUBLIC_IP`).
+fn public_addresses(nat: &NatMap, event: MediaEvent) -> MediaEvent {
+    match event {
+        MediaEvent::PublishAnswer {
+            room,
+            answer,
+            request_id,
+        } => MediaEvent::PublishAnswer {
+            room,
+            answer: nat.rewrite_sdp(&answer),
+            request_id,
+        },
+        MediaEvent::SubscribeOffer {
+            room,
+            publisher_id,
+            offer,
+            tracks,
+            request_id,
+        } => MediaEvent::SubscribeOffer {
+            room,
+            publisher_id,
+            offer: nat.rewrite_sdp(&offer),
+            tracks,
+            request_id,
+        },
+        MediaEvent::SubscribePrepareAnswer {
+            room,
+            answer,
+            request_id,
+        } => MediaEvent::SubscribePrepareAnswer {
+            room,
+            answer: nat.rewrite_sdp(&answer),
+            request_id,
+        },
+        MediaEvent::PublishCandidate {
+            room,
+            mut candidate,
+        } => {
+            if let Some(c) = nat.rewrite_candidate(&candidate.candidate) {
+                candidate.candidate = c;
+            }
+            MediaEvent::PublishCandidate { room, candidate }
+        }
+        MediaEvent::SubscribeCandidate {
+            room,
+            mut candidate,
+        } => {
+            if let Some(c) = nat.rewrite_candidate(&candidate.candidate) {
+                candidate.candidate = c;
+            }
+            MediaEvent::SubscribeCandidate { room, candidate }
+        }
+        other => other,
     }
 }
 

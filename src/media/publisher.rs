@@ -20,6 +20,7 @@ use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
 
 use super::candidates::{from_rtc_candidate, to_rtc_candidate};
 use super::client_sdp;
+use super::ports::PortLease;
 use super::sdp::offered_tracks;
 use super::teardown::close_when_gathered;
 use super::{ActorContext, MediaEvent, SendError, INBOX};
@@ -72,6 +73,7 @@ pub(super) fn spawn(ctx: ActorContext) -> PublisherHandle {
     let actor = Actor {
         ctx,
         transport: None,
+        port: None,
         offered: Vec::new(),
         arrived: HashMap::new(),
         announced: Vec::new(),
@@ -90,6 +92,8 @@ pub(super) fn spawn(ctx: ActorContext) -> PublisherHandle {
 struct Actor {
     ctx: ActorContext,
     transport: Option<Arc<PublishTransport>>,
+    /// The media ports of `transport` (returned once it is closed).
+    port: Option<PortLease>,
     /// Tracks the latest offer sends.
     offered: Vec<TrackInfo>,
     /// Tracks whose RTP reached the server.
@@ -183,10 +187,16 @@ impl Actor {
         self.close_transport().await;
     }
 
-    async fn transport(&mut self, itx: &mpsc::UnboundedSender<Internal>) -> Arc<PublishTransport> {
+    /// The transport, created (with its media ports) on first use; the
+    /// error says that the port range is full.
+    async fn transport(
+        &mut self,
+        itx: &mpsc::UnboundedSender<Internal>,
+    ) -> Result<Arc<PublishTransport>, String> {
         if let Some(t) = &self.transport {
-            return Arc::clone(t);
+            return Ok(Arc::clone(t));
         }
+        let port = self.ctx.ports.try_take()?;
         let mut transport = self
             .ctx
             .router
@@ -215,7 +225,8 @@ impl Actor {
         let transport = Arc::new(transport);
         super::stats::watch(&transport, "publish", self.ctx.stats_interval);
         self.transport = Some(Arc::clone(&transport));
-        transport
+        self.port = Some(port);
+        Ok(transport)
     }
 
     async fn offer(
@@ -248,7 +259,10 @@ impl Actor {
                     .await
             }
         };
-        let transport = self.transport(itx).await;
+        let transport = match self.transport(itx).await {
+            Ok(t) => t,
+            Err(e) => return self.error(Failure::OverBudget, e, request_id).await,
+        };
         let result = tokio::time::timeout(ANSWER_TIMEOUT, transport.get_answer(desc)).await;
         match result {
             Ok(Ok(answer)) => {
@@ -303,7 +317,11 @@ impl Actor {
         if !self.ctx.accepts(&c) {
             return;
         }
-        let transport = self.transport(itx).await;
+        let Ok(transport) = self.transport(itx).await else {
+            // No media port for a transport: its offer gets room-full.
+            tracing::debug!(room = %self.ctx.room, "candidate dropped: no media ports");
+            return;
+        };
         // Before the offer is applied rheomesh queues the candidate itself.
         if let Err(e) = transport.add_ice_candidate(to_rtc_candidate(&c)).await {
             self.ctx
@@ -417,7 +435,12 @@ impl Actor {
 
     async fn close_transport(&mut self) {
         if let Some(t) = self.transport.take() {
-            close_when_gathered(t, self.ctx.gathering_limit(), self.ctx.room.clone());
+            close_when_gathered(
+                t,
+                self.ctx.gathering_limit(),
+                self.ctx.room.clone(),
+                self.port.take(),
+            );
         }
         self.offered.clear();
         self.arrived.clear();
@@ -439,7 +462,12 @@ impl Drop for Actor {
     /// Every way out of the actor (its end, a panic) closes the transport.
     fn drop(&mut self) {
         if let Some(t) = self.transport.take() {
-            close_when_gathered(t, self.ctx.gathering_limit(), self.ctx.room.clone());
+            close_when_gathered(
+                t,
+                self.ctx.gathering_limit(),
+                self.ctx.room.clone(),
+                self.port.take(),
+            );
         }
     }
 }

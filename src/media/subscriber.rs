@@ -38,6 +38,7 @@ use super::budget::Slot;
 use super::candidates::{from_rtc_candidate, to_rtc_candidate};
 use super::client_sdp;
 use super::negotiation::{Action, AnswerAs, Input, Negotiation, SubscribeFailure};
+use super::ports::PortLease;
 use super::sdp;
 use super::settle;
 use super::teardown::close_when_gathered;
@@ -134,6 +135,7 @@ pub(super) fn spawn(ctx: ActorContext) -> SubscriberHandle {
     let actor = Actor {
         ctx,
         transport: None,
+        port: None,
         negotiation: Negotiation::new(),
         forwarded: HashMap::new(),
         offer_sent: None,
@@ -150,6 +152,8 @@ pub(super) fn spawn(ctx: ActorContext) -> SubscriberHandle {
 struct Actor {
     ctx: ActorContext,
     transport: Option<Arc<SubscribeTransport>>,
+    /// The media ports of `transport` (returned once it is closed).
+    port: Option<PortLease>,
     negotiation: Negotiation,
     /// track id -> its rheomesh subscriber and forwarding slot; dropping an
     /// entry releases the slot.
@@ -335,13 +339,16 @@ impl Actor {
         }
     }
 
+    /// The transport, created (with its media ports) on first use; the
+    /// error says that the port range is full.
     async fn transport(
         &mut self,
         itx: &mpsc::UnboundedSender<CandidateInit>,
-    ) -> Arc<SubscribeTransport> {
+    ) -> Result<Arc<SubscribeTransport>, String> {
         if let Some(t) = &self.transport {
-            return Arc::clone(t);
+            return Ok(Arc::clone(t));
         }
+        let port = self.ctx.ports.try_take()?;
         let transport = self
             .ctx
             .router
@@ -360,7 +367,8 @@ impl Actor {
         let transport = Arc::new(transport);
         super::stats::watch(&transport, "subscribe", self.ctx.stats_interval);
         self.transport = Some(Arc::clone(&transport));
-        transport
+        self.port = Some(port);
+        Ok(transport)
     }
 
     async fn subscribe(
@@ -374,7 +382,10 @@ impl Actor {
                 self.ctx.budget.limit()
             )));
         };
-        let transport = self.transport(itx).await;
+        let transport = match self.transport(itx).await {
+            Ok(t) => t,
+            Err(e) => return Input::SubscribeFailed(SubscribeFailure::Budget(e)),
+        };
         let id = track.track_id.clone();
         let result = off_runtime(move || async move {
             tokio::time::timeout(SUBSCRIBE_TIMEOUT, transport.subscribe(id)).await
@@ -415,7 +426,7 @@ impl Actor {
             Err(message) => {
                 return Input::PrepareFailed {
                     message,
-                    internal: false,
+                    failure: Failure::Rejected,
                 }
             }
         };
@@ -424,11 +435,19 @@ impl Actor {
             Err(e) => {
                 return Input::PrepareFailed {
                     message: format!("invalid SDP offer: {e}"),
-                    internal: false,
+                    failure: Failure::Rejected,
                 }
             }
         };
-        let transport = self.transport(itx).await;
+        let transport = match self.transport(itx).await {
+            Ok(t) => t,
+            Err(message) => {
+                return Input::PrepareFailed {
+                    message,
+                    failure: Failure::OverBudget,
+                }
+            }
+        };
         let result = off_runtime(move || async move {
             tokio::time::timeout(CALL_TIMEOUT, transport.get_answer(offer)).await
         })
@@ -437,11 +456,11 @@ impl Actor {
             Ok(Ok(Ok(answer))) => Input::Prepared { answer: answer.sdp },
             Ok(Ok(Err(e))) => Input::PrepareFailed {
                 message: format!("offer rejected: {e}"),
-                internal: false,
+                failure: Failure::Rejected,
             },
             Ok(Err(_)) | Err(_) => Input::PrepareFailed {
                 message: "subscribe-prepare failed".to_owned(),
-                internal: true,
+                failure: Failure::Internal,
             },
         }
     }
@@ -527,7 +546,15 @@ impl Actor {
     }
 
     async fn restart(&mut self, itx: &mpsc::UnboundedSender<CandidateInit>) -> Input {
-        let transport = self.transport(itx).await;
+        let transport = match self.transport(itx).await {
+            Ok(t) => t,
+            Err(message) => {
+                return Input::RestartFailed {
+                    message,
+                    retry: false,
+                }
+            }
+        };
         let result = off_runtime(move || async move {
             tokio::time::timeout(CALL_TIMEOUT, transport.restart_ice()).await
         })
@@ -561,7 +588,11 @@ impl Actor {
         if !self.ctx.accepts(&c) {
             return;
         }
-        let transport = self.transport(itx).await;
+        let Ok(transport) = self.transport(itx).await else {
+            // No media port for a transport: its request gets room-full.
+            tracing::debug!(room = %self.ctx.room, "candidate dropped: no media ports");
+            return;
+        };
         if let Err(e) = transport.add_ice_candidate(to_rtc_candidate(&c)).await {
             self.ctx
                 .error(
@@ -579,7 +610,12 @@ impl Actor {
             s.lock().await.close().await;
         }
         if let Some(t) = self.transport.take() {
-            close_when_gathered(t, self.ctx.gathering_limit(), self.ctx.room.clone());
+            close_when_gathered(
+                t,
+                self.ctx.gathering_limit(),
+                self.ctx.room.clone(),
+                self.port.take(),
+            );
         }
     }
 }
@@ -588,7 +624,12 @@ impl Drop for Actor {
     /// Every way out of the actor (its end, a panic) closes the transport.
     fn drop(&mut self) {
         if let Some(t) = self.transport.take() {
-            close_when_gathered(t, self.ctx.gathering_limit(), self.ctx.room.clone());
+            close_when_gathered(
+                t,
+                self.ctx.gathering_limit(),
+                self.ctx.room.clone(),
+                self.port.take(),
+            );
         }
     }
 }

@@ -23,6 +23,8 @@ use rheomesh::subscribe_transport::SubscribeTransport;
 use rheomesh::transport::Transport;
 use webrtc::ice_transport::ice_gathering_state::RTCIceGatheringState;
 
+use super::ports::PortLease;
+
 /// How often the gathering state is looked at.
 const POLL: Duration = Duration::from_millis(10);
 
@@ -68,13 +70,21 @@ pub(crate) async fn settle_gathering(t: &impl Transport, limit: Duration) -> boo
 }
 
 /// Closes `t` once its gathering is over (or `limit` passed), in the
-/// background. Callable from `Drop`: without a runtime (process exit) there
-/// is nothing left to leak into.
-pub(crate) fn close_when_gathered<T: Closable>(t: Arc<T>, limit: Duration, room: String) {
+/// background, and then returns its media ports (`lease`: its sockets are
+/// closed by then, so the next PeerConnection finds them free). Callable
+/// from `Drop`: without a runtime (process exit) there is nothing left to
+/// leak into.
+pub(crate) fn close_when_gathered<T: Closable>(
+    t: Arc<T>,
+    limit: Duration,
+    room: String,
+    lease: Option<PortLease>,
+) {
     let Ok(rt) = tokio::runtime::Handle::try_current() else {
         return;
     };
     rt.spawn(async move {
+        let _lease = lease;
         if !settle_gathering(&*t, limit).await {
             tracing::warn!(%room, ?limit, "candidate gathering still running; closing the transport anyway");
         }

@@ -113,6 +113,7 @@ pub async fn run_over<Si, St>(
         rooms: HashMap::new(),
         closing: None,
         relay: None,
+        ice_refresh: None,
     };
     let now = Instant::now();
     let mut limiter = RateLimiter::new(limits.message_rate, now);
@@ -186,6 +187,11 @@ pub async fn run_over<Si, St>(
                 session.on_room_event(q.event);
             }
             Some(ev) = media_rx.recv() => session.on_media_event(ev),
+            // The guard keeps the far-future fallback from ever firing.
+            _ = tokio::time::sleep_until(session.ice_refresh.unwrap_or_else(|| tokio::time::Instant::now() + std::time::Duration::from_secs(86_400))), if session.ice_refresh.is_some() => {
+                let fresh = session.ice_servers_message();
+                session.send(fresh, None);
+            }
             _ = ping.tick(), if keepalive => {
                 if last_pong.elapsed() > state.config.limits.pong_timeout {
                     session.close(close::POLICY, "no pong for 60 s");
@@ -260,6 +266,8 @@ struct Session {
     closing: Option<u16>,
     /// Set when the session's room is held by another node.
     relay: Option<crate::routing::Link>,
+    /// When to send fresh TURN credentials (`ice-servers`); `None`: never.
+    ice_refresh: Option<tokio::time::Instant>,
 }
 
 /// An error to answer a message with.

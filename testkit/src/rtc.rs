@@ -22,6 +22,7 @@ use webrtc::api::setting_engine::SettingEngine;
 use webrtc::api::{APIBuilder, API};
 use webrtc::ice::mdns::MulticastDnsMode;
 use webrtc::ice::network_type::NetworkType;
+use webrtc::ice_transport::ice_server::RTCIceServer;
 use webrtc::interceptor::registry::Registry;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
@@ -127,9 +128,21 @@ impl Rtc {
 
     /// A new peer connection (no ICE servers).
     pub async fn peer(&self) -> Result<Arc<RTCPeerConnection>> {
+        self.peer_with(Vec::new()).await
+    }
+
+    /// A new peer connection using these ICE servers (e.g. TURN from the
+    /// server's `auth-ok`).
+    pub async fn peer_with(
+        &self,
+        ice_servers: Vec<RTCIceServer>,
+    ) -> Result<Arc<RTCPeerConnection>> {
         let pc = self
             .api
-            .new_peer_connection(RTCConfiguration::default())
+            .new_peer_connection(RTCConfiguration {
+                ice_servers,
+                ..Default::default()
+            })
             .await
             .context("new peer connection")?;
         Ok(Arc::new(pc))

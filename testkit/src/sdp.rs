@@ -43,18 +43,33 @@ pub fn candidate_fields(line: &str) -> Option<CandidateFields<'_>> {
 
 /// Whether a candidate (with or without `a=`) is UDP on `ip`.
 pub fn candidate_allowed(candidate: &str, ip: IpAddr) -> bool {
+    candidate_on_any(candidate, &[ip])
+}
+
+/// Whether a candidate (with or without `a=`) is UDP on one of `ips`.
+pub fn candidate_on_any(candidate: &str, ips: &[IpAddr]) -> bool {
     candidate_fields(candidate).is_some_and(|f| {
-        f.transport.eq_ignore_ascii_case("udp") && f.address.parse::<IpAddr>().ok() == Some(ip)
+        f.transport.eq_ignore_ascii_case("udp")
+            && f.address.parse::<IpAddr>().is_ok_and(|a| ips.contains(&a))
     })
 }
 
 /// Drops the `a=candidate` lines that are not UDP on `ip`, handing each
 /// dropped line (trimmed) to `dropped`.
-pub fn filter_candidates(sdp: &str, ip: IpAddr, mut dropped: impl FnMut(&str)) -> String {
+pub fn filter_candidates(sdp: &str, ip: IpAddr, dropped: impl FnMut(&str)) -> String {
+    filter_candidates_on_any(sdp, &[ip], dropped)
+}
+
+/// Drops the `a=candidate` lines that are not UDP on one of `ips`.
+pub fn filter_candidates_on_any(
+    sdp: &str,
+    ips: &[IpAddr],
+    mut dropped: impl FnMut(&str),
+) -> String {
     let mut out = String::with_capacity(sdp.len());
     for line in sdp.split_inclusive('\n') {
         let t = line.trim();
-        if t.starts_with("a=candidate:") && !candidate_allowed(t, ip) {
+        if t.starts_with("a=candidate:") && !candidate_on_any(t, ips) {
             dropped(t);
             continue;
         }

@@ -132,8 +132,11 @@ export async function startServer({ port, name = 'server', env = {} } = {}) {
   };
 }
 
-/** Debian's Chromium, headless, fake camera and microphone, fresh profile. */
-export async function launchBrowser() {
+/**
+ * Debian's Chromium, headless, fake camera and microphone, fresh profile;
+ * `extraArgs` are added to the command line.
+ */
+export async function launchBrowser({ extraArgs = [] } = {}) {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`Chromium not found at ${CHROMIUM}: install Debian's \`chromium\` package (scripts/test.sh does)`);
   }
@@ -152,6 +155,7 @@ export async function launchBrowser() {
       '--use-fake-ui-for-media-stream',
       '--autoplay-policy=no-user-gesture-required',
       '--disable-features=WebRtcHideLocalIpsWithMdns',
+      ...extraArgs,
     ],
   });
 }

@@ -26,6 +26,10 @@ pub struct Options {
     /// Sends this rewrite of the first subscribe answer before the real one
     /// (a hostile or broken client).
     pub tamper_first_answer: Option<fn(&str) -> String>,
+    /// The peers' addresses; `None`: the test address, local and remote.
+    pub peer: Option<PeerConfig>,
+    /// Use the ICE servers of `auth-ok` (TURN) for both PeerConnections.
+    pub server_ice_servers: bool,
 }
 
 impl Options {
@@ -46,6 +50,8 @@ impl Default for Options {
             bare_candidates: false,
             auth_message: false,
             tamper_first_answer: None,
+            peer: None,
+            server_ice_servers: false,
         }
     }
 }
@@ -58,6 +64,8 @@ pub struct Event {
 
 pub struct Driver {
     pub id: String,
+    /// The `auth-ok` this participant got.
+    pub auth_ok: Value,
     pub room: String,
     pub video_track: String,
     pub audio_track: String,
@@ -73,7 +81,7 @@ impl Driver {
     /// Connects, joins `room`, and (when publishing) sends a publish offer
     /// for one VP8 and one Opus track.
     pub async fn join(server: &impl Endpoint, id: &str, room: &str, opts: Options) -> Driver {
-        let mut client = if opts.auth_message {
+        let (mut client, auth_ok) = if opts.auth_message {
             let mut c = Client::connect(&server.ws_url(), None)
                 .await
                 .expect("connect");
@@ -82,15 +90,21 @@ impl Driver {
             )
             .await
             .expect("send auth");
-            c.wait_type("auth-ok", T).await.expect("auth-ok");
-            c
+            let ok = c.wait_type("auth-ok", T).await.expect("auth-ok");
+            (c, ok.raw)
         } else {
             let url = format!("{}?token={}", server.ws_url(), server.user_token(id));
             let mut c = Client::connect(&url, None).await.expect("connect");
-            c.wait_type("auth-ok", T).await.expect("auth-ok");
-            c
+            let ok = c.wait_type("auth-ok", T).await.expect("auth-ok");
+            (c, ok.raw)
         };
-        let cfg = PeerConfig { ip: test_ip() };
+        let mut cfg = opts
+            .peer
+            .clone()
+            .unwrap_or_else(|| PeerConfig::on(test_ip()));
+        if opts.server_ice_servers {
+            cfg.ice_servers = super::peer::ice_servers_of(&auth_ok);
+        }
         let subscriber = Arc::new(TestSubscriber::new(&cfg).await.expect("subscriber pc"));
         let video_track = format!("{id}-video");
         let audio_track = format!("{id}-audio");
@@ -224,6 +238,7 @@ impl Driver {
         };
         Driver {
             id: id.to_owned(),
+            auth_ok,
             room: room.to_owned(),
             video_track,
             audio_track,

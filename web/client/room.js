@@ -38,7 +38,12 @@ export class RoomMethods {
     }
     switch (msg.type) {
       case 'auth-ok':
+        this._takeIceServers(msg);
         if (!this._pending.resolve(msg.requestId, msg)) this._pending.resolve(AUTH_OK_KEY, msg);
+        return;
+      case 'ice-servers':
+        this._takeIceServers(msg);
+        this._pending.resolve(msg.requestId, msg);
         return;
       case 'joined':
         return this._onJoined(msg);

@@ -59,7 +59,45 @@ export class SharedMethods {
   _newPc() {
     const PC = this._opts.RTCPeerConnectionImpl ?? /** @type {any} */ (globalThis).RTCPeerConnection;
     if (!PC) throw new SfuError('unsupported', 'RTCPeerConnection is not available');
-    return new PC({ iceServers: this._opts.iceServers });
+    return new PC({ iceServers: this._iceServers() });
+  }
+
+  /**
+   * The app's ICE servers, then the server's (TURN credentials from
+   * `auth-ok` / `ice-servers`).
+   * @private @returns {RTCIceServer[]}
+   */
+  _iceServers() {
+    const fromServer = /** @type {any} */ (this)._serverIceServers;
+    return [...this._opts.iceServers, ...(Array.isArray(fromServer) ? fromServer : [])];
+  }
+
+  /**
+   * Takes the `iceServers` of an `auth-ok` or `ice-servers` message (well
+   * formed entries only) for new PeerConnections, and hands them to the open
+   * ones (`setConfiguration`: used by their next gathering, such as an ICE
+   * restart; connections already up keep their relay).
+   * @private @param {Record<string, any>} msg
+   */
+  _takeIceServers(msg) {
+    if (!Array.isArray(msg.iceServers)) return;
+    const str = (/** @type {unknown} */ v) => typeof v === 'string';
+    /** @type {any} */ (this)._serverIceServers = msg.iceServers
+      .filter((s) => s && (str(s.urls) || (Array.isArray(s.urls) && s.urls.length > 0 && s.urls.every(str))))
+      .map((s) => ({
+        urls: s.urls,
+        ...(str(s.username) ? { username: s.username } : {}),
+        ...(str(s.credential) ? { credential: s.credential } : {}),
+      }));
+    for (const pc of [this.publishPc, this.subscribePc]) {
+      if (!pc || typeof pc.setConfiguration !== 'function') continue;
+      try {
+        const current = typeof pc.getConfiguration === 'function' ? pc.getConfiguration() : {};
+        pc.setConfiguration({ ...current, iceServers: this._iceServers() });
+      } catch (e) {
+        this._log.debug('setConfiguration failed', e);
+      }
+    }
   }
 
   /** @private @param {any} pc */

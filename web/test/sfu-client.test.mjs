@@ -224,12 +224,12 @@ function makeClient(env, opts = {}) {
 }
 
 /** Plays the server side of auth + join + subscribe-prepare on a socket. */
-async function serveHandshake(ws, { participants = [], publishers = [], token = 'tok-1', me = 'me' } = {}) {
+async function serveHandshake(ws, { participants = [], publishers = [], token = 'tok-1', me = 'me', authExtra = {} } = {}) {
   ws.open();
   const auth = await waitFor(() => ws.last('auth'), 'auth');
   assert.equal(ws.sent[0].type, 'auth', 'auth is the first message');
   assert.equal(auth.token, token);
-  ws.receive({ type: 'auth-ok', participantId: me, username: 'Me', protocol: 1, nodeId: 'n1', requestId: auth.requestId });
+  ws.receive({ type: 'auth-ok', participantId: me, username: 'Me', protocol: 1, nodeId: 'n1', requestId: auth.requestId, ...authExtra });
   const join = await waitFor(() => ws.last('join'), 'join');
   assert.equal(join.roomName, 'r1');
   ws.receive({ type: 'joined', roomName: 'r1', participantId: me, participants, publishers, requestId: join.requestId });
@@ -237,11 +237,11 @@ async function serveHandshake(ws, { participants = [], publishers = [], token = 
   ws.receive({ type: 'subscribe-prepare-answer', roomName: 'r1', answer: 'v=0\r\na=prepared\r\n', requestId: prep.requestId });
 }
 
-async function connected(env, { participants, publishers, ...opts } = {}) {
+async function connected(env, { participants, publishers, authExtra, ...opts } = {}) {
   const c = makeClient(env, opts);
   const p = c.client.connect();
   const ws = await waitFor(() => env.sockets[0], 'socket');
-  await serveHandshake(ws, { participants, publishers });
+  await serveHandshake(ws, { participants, publishers, authExtra });
   const joined = await p;
   return { ...c, ws, joined };
 }
@@ -279,6 +279,27 @@ test('auth + join + subscribe-prepare resolves connect()', async () => {
   assert.deepEqual(subPc.dataChannels, ['rheo-sfu'], 'prepared with one data channel');
   assert.equal(subPc.remoteDescription.type, 'answer');
   assert.equal(client.publishPc, null);
+  await client.leave();
+});
+
+test('ICE servers of auth-ok (TURN) go to every PeerConnection; ice-servers replaces them', async () => {
+  const env = makeEnv();
+  const own = { urls: 'stun:own.test' };
+  const turn = { urls: ['turn:t.test:3478?transport=udp'], username: '1700000000:me', credential: 'c1' };
+  const { client } = await connected(env, {
+    iceServers: [own],
+    authExtra: { iceServers: [turn, { urls: 42 }, null], iceServersExpireAt: 1700000000 },
+  });
+  const sub = client.subscribePc;
+  assert.deepEqual(sub.config.iceServers, [own, turn], 'app servers first, malformed entries dropped');
+  const fresh = { ...turn, username: '1700086400:me', credential: 'c2' };
+  const updates = [];
+  sub.getConfiguration = () => ({ ...sub.config });
+  sub.setConfiguration = (c) => updates.push(c);
+  const ws = env.sockets[0];
+  ws.receive({ type: 'ice-servers', iceServers: [fresh], iceServersExpireAt: 1700086400 });
+  assert.deepEqual(updates.at(-1).iceServers, [own, fresh], 'open PeerConnections get them');
+  assert.deepEqual(client._iceServers(), [own, fresh], 'new PeerConnections get them');
   await client.leave();
 });
 

@@ -107,6 +107,7 @@ fn client_samples() -> Vec<(ClientMessage, &'static str)> {
             "signal",
         ),
         (ClientMessage::Ping, "ping"),
+        (ClientMessage::GetIceServers, "get-ice-servers"),
     ]
 }
 
@@ -119,6 +120,8 @@ fn server_samples() -> Vec<(ServerMessage, &'static str)> {
                 username: s(),
                 protocol: 1,
                 node_id: s(),
+                ice_servers: None,
+                ice_servers_expire_at: None,
             },
             "auth-ok",
         ),
@@ -235,6 +238,17 @@ fn server_samples() -> Vec<(ServerMessage, &'static str)> {
             "kicked",
         ),
         (ServerMessage::error(ErrorCode::Internal, "x"), "error"),
+        (
+            ServerMessage::IceServers {
+                ice_servers: vec![IceServer {
+                    urls: vec!["turn:t:3478".into()],
+                    username: Some("1:x".into()),
+                    credential: Some("c".into()),
+                }],
+                ice_servers_expire_at: Some(1),
+            },
+            "ice-servers",
+        ),
     ]
 }
 

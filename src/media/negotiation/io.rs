@@ -84,8 +84,10 @@ pub enum Input {
     SubscribeFailed(SubscribeFailure),
     /// [`Action::Prepare`] made this answer.
     Prepared { answer: String },
-    /// [`Action::Prepare`] failed (`internal`: not the offer's fault).
-    PrepareFailed { message: String, internal: bool },
+    /// [`Action::Prepare`] failed: the offer's fault ([`Failure::Rejected`]),
+    /// no media port left ([`Failure::OverBudget`]), or the library's
+    /// ([`Failure::Internal`]).
+    PrepareFailed { message: String, failure: Failure },
     /// [`Action::ApplyAnswer`] succeeded.
     AnswerApplied,
     /// [`Action::ApplyAnswer`] failed; `offer_outstanding`: nothing was

@@ -100,16 +100,17 @@ impl Negotiation {
                 self.mlines += 1;
                 out.push(Action::SendPrepareAnswer { answer, request_id });
             }
-            (Call::Prepare { request_id }, Input::PrepareFailed { message, internal }) => {
+            (Call::Prepare { request_id }, Input::PrepareFailed { message, failure }) => {
                 // A rejected offer may leave the transport half-negotiated.
                 self.reset();
                 out.push(Action::Reset);
-                let code = if internal {
-                    Failure::Internal
-                } else {
-                    Failure::Rejected
-                };
-                error(out, code, message, ClientType::SubscribePrepare, request_id);
+                error(
+                    out,
+                    failure,
+                    message,
+                    ClientType::SubscribePrepare,
+                    request_id,
+                );
             }
             (
                 Call::Answer {

@@ -34,16 +34,21 @@ impl Session {
             Ok((grants, quota)) => {
                 self.conn_quota = Some(quota);
                 tracing::debug!(participant = %grants.participant_id, "authenticated");
+                let (participant_id, username) =
+                    (grants.participant_id.clone(), grants.username.clone());
+                self.grants = Some(grants);
+                let (ice_servers, ice_servers_expire_at) = self.mint_ice_servers();
                 self.send(
                     ServerMessage::AuthOk {
-                        participant_id: grants.participant_id.clone(),
-                        username: grants.username.clone(),
+                        participant_id,
+                        username,
                         protocol: PROTOCOL_VERSION,
                         node_id: self.state.config.node_id.clone(),
+                        ice_servers,
+                        ice_servers_expire_at,
                     },
                     request_id,
                 );
-                self.grants = Some(grants);
             }
             Err((code, message)) => {
                 let close = if code == ErrorCode::Unauthorized {

@@ -8,12 +8,14 @@
 //! | `publish-offer`, `publish-ice-candidate`, `unpublish` | [`publish`] |
 //! | `subscribe-request`, `subscribe-answer`, `subscribe-ice-candidate`, `subscribe-prepare`, `unsubscribe` | [`subscribe`] |
 //! | `chat`, `signal` | [`chat`] |
+//! | `get-ice-servers` (and the ICE servers of `auth-ok`) | [`ice`] |
 //!
 //! A handler answers with an [`Outcome`] (nothing, or a reply that carries
 //! the request's `requestId`) or a [`Reject`] (an `error` message).
 
 mod auth;
 mod chat;
+mod ice;
 mod publish;
 mod rooms;
 mod subscribe;
@@ -138,6 +140,7 @@ impl Session {
         let room = match &message {
             M::Auth { .. } => return Err(reject(ErrorCode::BadRequest, "already authenticated")),
             M::Ping => return Ok(Outcome::Reply(ServerMessage::Pong)),
+            M::GetIceServers => return Ok(Outcome::Reply(self.ice_servers_message())),
             M::Join { room_name } => {
                 return Ok(match self.join(room_name).await? {
                     Joined::Here(reply) => Outcome::Reply(reply),
@@ -193,7 +196,9 @@ impl Session {
             M::Chat { text, .. } => chat::chat(ctx, text),
             M::Signal { to, data, .. } => chat::signal(ctx, to, data),
             // Handled above.
-            M::Auth { .. } | M::Ping | M::Join { .. } | M::Leave { .. } => Ok(Outcome::Done),
+            M::Auth { .. } | M::Ping | M::GetIceServers | M::Join { .. } | M::Leave { .. } => {
+                Ok(Outcome::Done)
+            }
         }
     }
 

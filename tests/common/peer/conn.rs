@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 use sfu_testkit::proto::{from_webrtc, to_webrtc};
 use sfu_testkit::rtc::{Profile, Rtc};
-use sfu_testkit::sdp::{candidate_allowed, filter_candidates};
+use sfu_testkit::sdp::{candidate_allowed, candidate_on_any, filter_candidates_on_any};
 use signaling::CandidateInit;
 use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
@@ -29,6 +29,8 @@ const OP_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Peer {
     pub(super) pc: Arc<RTCPeerConnection>,
     ip: IpAddr,
+    /// Addresses accepted in remote candidates.
+    remote_ips: Vec<IpAddr>,
     candidates_rx: Mutex<Option<mpsc::UnboundedReceiver<Option<CandidateInit>>>>,
     gathering_done: Arc<AtomicBool>,
     dropped_remote: Arc<Mutex<Vec<String>>>,
@@ -40,9 +42,12 @@ impl Peer {
     pub(super) async fn new(cfg: &PeerConfig) -> Result<Self> {
         // The browser-like stack: default interceptors, VP8 offering REMB
         // and transport-cc.
-        let pc = Rtc::with_profile(cfg.ip, Profile::Browser)?.peer().await?;
+        let pc = Rtc::with_profile(cfg.ip, Profile::Browser)?
+            .peer_with(cfg.ice_servers.clone())
+            .await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let ip = cfg.ip;
+        let with_turn = !cfg.ice_servers.is_empty();
         let gathering_done = Arc::new(AtomicBool::new(false));
         let gd = gathering_done.clone();
         pc.on_ice_candidate(Box::new(move |c: Option<RTCIceCandidate>| {
@@ -53,8 +58,12 @@ impl Peer {
                 }
                 Some(c) => match c.to_json() {
                     Ok(init) => {
-                        // Defence in depth: the ip filter should make this impossible.
-                        if candidate_allowed(&init.candidate, ip) {
+                        // Defence in depth: the ip filter should make this
+                        // impossible; relay candidates (from the configured
+                        // TURN servers) are the one other kind allowed.
+                        let relay = with_turn && init.candidate.contains(" typ relay");
+                        let udp = init.candidate.to_ascii_lowercase().contains(" udp ");
+                        if (relay && udp) || candidate_allowed(&init.candidate, ip) {
                             let _ = tx.send(Some(from_webrtc(init)));
                         } else {
                             eprintln!(
@@ -72,6 +81,11 @@ impl Peer {
         Ok(Self {
             pc,
             ip,
+            remote_ips: if cfg.remote_ips.is_empty() {
+                vec![ip]
+            } else {
+                cfg.remote_ips.clone()
+            },
             candidates_rx: Mutex::new(Some(rx)),
             gathering_done,
             dropped_remote: Arc::new(Mutex::new(Vec::new())),
@@ -91,13 +105,18 @@ impl Peer {
     }
 
     fn drop_remote(&self, what: String) {
-        eprintln!("peer: dropping remote candidate not on {}: {what}", self.ip);
+        eprintln!(
+            "peer: dropping remote candidate not on {:?}: {what}",
+            self.remote_ips
+        );
         self.dropped_remote.lock().unwrap().push(what);
     }
 
     /// Removes `a=candidate` lines that are not UDP on `self.ip`.
     pub(super) fn filter_remote_sdp(&self, sdp: &str) -> String {
-        filter_candidates(sdp, self.ip, |line| self.drop_remote(line.to_owned()))
+        filter_candidates_on_any(sdp, &self.remote_ips, |line| {
+            self.drop_remote(line.to_owned())
+        })
     }
 
     /// Adds a trickled remote candidate. An empty candidate string means
@@ -105,7 +124,7 @@ impl Peer {
     /// (recorded in `dropped_remote_candidates`) and `Ok` is returned.
     pub async fn add_remote_candidate(&self, c: CandidateInit) -> Result<()> {
         let value = c.candidate.trim();
-        if !value.is_empty() && !candidate_allowed(value, self.ip) {
+        if !value.is_empty() && !candidate_on_any(value, &self.remote_ips) {
             self.drop_remote(value.to_owned());
             return Ok(());
         }

@@ -35,6 +35,8 @@ mod subscriber;
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
+use webrtc::ice_transport::ice_server::RTCIceServer;
+use webrtc::peer_connection::RTCPeerConnection;
 
 pub use publisher::TestPublisher;
 pub use subscriber::TestSubscriber;
@@ -44,6 +46,70 @@ pub use subscriber::TestSubscriber;
 pub struct PeerConfig {
     /// The only address allowed in local (and accepted in remote) ICE candidates.
     pub ip: IpAddr,
+    /// Remote candidate addresses accepted instead of `ip` (a server behind
+    /// NAT); empty: `ip`.
+    pub remote_ips: Vec<IpAddr>,
+    /// ICE servers (TURN) for the PeerConnection; their relay candidates
+    /// are the only local candidates allowed besides `ip`'s.
+    pub ice_servers: Vec<RTCIceServer>,
+}
+
+impl PeerConfig {
+    /// Local and remote candidates on `ip` only.
+    pub fn on(ip: IpAddr) -> PeerConfig {
+        PeerConfig {
+            ip,
+            remote_ips: Vec::new(),
+            ice_servers: Vec::new(),
+        }
+    }
+}
+
+/// The ICE servers of an `auth-ok` or `ice-servers` message, for webrtc-rs.
+pub fn ice_servers_of(message: &serde_json::Value) -> Vec<RTCIceServer> {
+    message["iceServers"]
+        .as_array()
+        .map(|servers| {
+            servers
+                .iter()
+                .map(|s| RTCIceServer {
+                    urls: s["urls"]
+                        .as_array()
+                        .map(|u| {
+                            u.iter()
+                                .filter_map(|x| x.as_str().map(str::to_owned))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    username: s["username"].as_str().unwrap_or_default().to_owned(),
+                    credential: s["credential"].as_str().unwrap_or_default().to_owned(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The local candidate type of the nominated, succeeded candidate pair in
+/// the PeerConnection's stats (`host`, `srflx`, `prflx`, `relay`), if any.
+pub async fn selected_local_candidate_type(pc: &RTCPeerConnection) -> Option<String> {
+    use webrtc::stats::StatsReportType;
+    let report = pc.get_stats().await;
+    let pair = report.reports.values().find_map(|r| match r {
+        StatsReportType::CandidatePair(p)
+            if p.nominated && p.state == webrtc::ice::candidate::CandidatePairState::Succeeded =>
+        {
+            Some(p.local_candidate_id.clone())
+        }
+        _ => None,
+    })?;
+    report.reports.values().find_map(|r| match r {
+        StatsReportType::LocalCandidate(c) if c.id == pair => {
+            serde_json::to_value(c.candidate_type)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+        }
+        _ => None,
+    })
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -80,7 +80,7 @@ fn failed_prepare_resets_the_transport() {
     });
     let a = b.feed(Input::PrepareFailed {
         message: "bad offer".to_owned(),
-        internal: false,
+        failure: Failure::Rejected,
     });
     assert_eq!(a[0], Action::Reset);
     assert_eq!(errors(&a), vec![(Failure::Rejected, "bad offer".into())]);
