@@ -283,6 +283,7 @@ fn metrics_reply(state: &AppState) -> warp::reply::Response {
         forward_limit: c.forward_limit,
         connections: limit.saturating_sub(state.connections.available_permits()),
         connection_limit: limit,
+        media_ports: state.media_ports.usage().map(|u| (u.in_use, u.left)),
     });
     let mut response = warp::reply::Response::new(body.into());
     response.headers_mut().insert(

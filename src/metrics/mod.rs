@@ -31,6 +31,8 @@ pub struct Metrics {
     forward_limit: IntGauge,
     connections: IntGauge,
     connection_limit: IntGauge,
+    media_ports_in_use: IntGauge,
+    media_ports_left: IntGauge,
     tokio_tasks: IntGauge,
     /// PeerConnections by kind (`publish`, `subscribe`) and state.
     pub peer_connections: IntGaugeVec,
@@ -135,6 +137,8 @@ impl Metrics {
             forward_limit: gauge(&r, "sfu_forward_limit", "MAX_FORWARDED_TRACKS (0: no limit)"),
             connections: gauge(&r, "sfu_connections", "Signaling sessions: WebSocket clients and sessions other nodes route here"),
             connection_limit: gauge(&r, "sfu_connection_limit", "MAX_CONNECTIONS"),
+            media_ports_in_use: gauge(&r, "sfu_media_ports_in_use", "UDP ports of RTC_MIN_PORT..RTC_MAX_PORT held by PeerConnections (0 without a range)"),
+            media_ports_left: gauge(&r, "sfu_media_ports_left", "UDP ports of the range left for new PeerConnections (-1 without a range: no limit)"),
             tokio_tasks: gauge(&r, "sfu_tokio_tasks", "Tasks alive on the tokio runtime"),
             peer_connections,
             connections_accepted: counter(&r, "sfu_connections_accepted_total", "WebSocket upgrades accepted"),
@@ -256,6 +260,8 @@ pub struct Snapshot {
     pub connections: usize,
     /// Connection slots.
     pub connection_limit: usize,
+    /// Media ports in use and left; `None` without a port range.
+    pub media_ports: Option<(usize, usize)>,
 }
 
 fn int(v: usize) -> i64 {
@@ -274,6 +280,11 @@ pub fn render(snapshot: Snapshot) -> String {
     m.forward_limit.set(int(snapshot.forward_limit));
     m.connections.set(int(snapshot.connections));
     m.connection_limit.set(int(snapshot.connection_limit));
+    let (in_use, left) = snapshot
+        .media_ports
+        .map_or((0, -1), |(u, l)| (int(u), int(l)));
+    m.media_ports_in_use.set(in_use);
+    m.media_ports_left.set(left);
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
         m.tokio_tasks.set(int(rt.metrics().num_alive_tasks()));
     }
