@@ -419,6 +419,23 @@ impl ActorContext {
         teardown::gathering_limit(!self.config.configuration.ice_servers.is_empty())
     }
 
+    /// Adds a client candidate the gate admitted to `transport`; a
+    /// refusal is reported as an error of `request`.
+    async fn add_candidate<T: rheomesh::transport::Transport>(
+        &self,
+        transport: &T,
+        candidate: &CandidateInit,
+        request: ClientType,
+    ) {
+        if let Err(e) = transport
+            .add_ice_candidate(candidates::to_rtc_candidate(candidate))
+            .await
+        {
+            let message = format!("candidate rejected: {e}");
+            self.error(request, Failure::Rejected, message, None).await;
+        }
+    }
+
     /// Whether a client candidate goes to ICE ([`candidates`]).
     fn accepts(&mut self, candidate: &CandidateInit) -> bool {
         match self.candidates.admit(candidate) {

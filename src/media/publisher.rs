@@ -18,7 +18,7 @@ use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::signaling_state::RTCSignalingState;
 use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
 
-use super::candidates::{from_rtc_candidate, to_rtc_candidate};
+use super::candidates::from_rtc_candidate;
 use super::client_sdp;
 use super::ports::PortLease;
 use super::sdp::offered_tracks;
@@ -323,16 +323,9 @@ impl Actor {
             return;
         };
         // Before the offer is applied rheomesh queues the candidate itself.
-        if let Err(e) = transport.add_ice_candidate(to_rtc_candidate(&c)).await {
-            self.ctx
-                .error(
-                    ClientType::PublishIceCandidate,
-                    Failure::Rejected,
-                    format!("candidate rejected: {e}"),
-                    None,
-                )
-                .await;
-        }
+        self.ctx
+            .add_candidate(&*transport, &c, ClientType::PublishIceCandidate)
+            .await;
     }
 
     async fn track_arrived(&mut self, id: String, kind: TrackKind) {

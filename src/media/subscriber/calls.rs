@@ -260,15 +260,8 @@ impl Actor {
             tracing::debug!(room = %self.ctx.room, "candidate dropped: no media ports");
             return;
         };
-        if let Err(e) = transport.add_ice_candidate(to_rtc_candidate(&c)).await {
-            self.ctx
-                .error(
-                    ClientType::SubscribeIceCandidate,
-                    Failure::Rejected,
-                    format!("candidate rejected: {e}"),
-                    None,
-                )
-                .await;
-        }
+        self.ctx
+            .add_candidate(&*transport, &c, ClientType::SubscribeIceCandidate)
+            .await;
     }
 }

@@ -35,7 +35,7 @@ use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::signaling_state::RTCSignalingState;
 
 use super::budget::Slot;
-use super::candidates::{from_rtc_candidate, to_rtc_candidate};
+use super::candidates::from_rtc_candidate;
 use super::client_sdp;
 use super::negotiation::{Action, AnswerAs, Input, Negotiation, SubscribeFailure};
 use super::ports::PortLease;
