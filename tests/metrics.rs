@@ -11,7 +11,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::driver::{Driver, Options};
+use common::procs::free_port;
 use common::{http_get, media_slot, require_test_network, TestServer};
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde_json::Value;
 
 const MEDIA_WAIT: Duration = Duration::from_secs(20);
@@ -39,13 +41,6 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 impl Prometheus {
@@ -86,7 +81,10 @@ impl Prometheus {
     /// The samples of an instant query: (labels, value).
     async fn query(&self, q: &str) -> Vec<(Value, f64)> {
         let addr = format!("127.0.0.1:{}", self.port).parse().expect("address");
-        let path = format!("/api/v1/query?query={}", urlencode(q));
+        let path = format!(
+            "/api/v1/query?query={}",
+            utf8_percent_encode(q, NON_ALPHANUMERIC)
+        );
         let (status, body) = http_get(addr, &path).await;
         if status != 200 {
             return Vec::new();
@@ -146,17 +144,6 @@ async fn metrics_text(addr: std::net::SocketAddr) -> String {
         "{head}"
     );
     body.to_owned()
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// The metric names a PromQL expression reads (histogram series reduced to
