@@ -6,24 +6,33 @@
 //! collapses). So each forwarded track holds a [`Slot`] of the budget for as
 //! long as it exists; when none is left, new subscriptions and new joins are
 //! refused with `room-full` and the admitted sessions keep their quality.
+//!
+//! The same [`Budget`] counts the PeerConnections the media port range
+//! holds ([`super::ports`]).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// The budget; `limit` 0 means unlimited.
+/// A number of slots, each held by a [`Slot`] until it is dropped.
 #[derive(Debug)]
-pub struct ForwardBudget {
-    limit: usize,
+pub struct Budget {
+    /// `None`: any number.
+    cap: Option<usize>,
     used: AtomicUsize,
 }
 
-impl ForwardBudget {
-    /// A budget of `limit` forwarded tracks (0 = unlimited).
-    pub fn new(limit: usize) -> Arc<ForwardBudget> {
-        Arc::new(ForwardBudget {
-            limit,
+impl Budget {
+    /// At most `cap` slots (`None`: no limit).
+    pub fn new(cap: Option<usize>) -> Arc<Budget> {
+        Arc::new(Budget {
+            cap,
             used: AtomicUsize::new(0),
         })
+    }
+
+    /// The forwarding budget of `MAX_FORWARDED_TRACKS` (0 = unlimited).
+    pub fn forwarding(limit: usize) -> Arc<Budget> {
+        Budget::new((limit > 0).then_some(limit))
     }
 
     /// Takes one slot, if any is left.
@@ -31,7 +40,7 @@ impl ForwardBudget {
         let taken = self
             .used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
-                (self.limit == 0 || u < self.limit).then_some(u + 1)
+                self.cap.is_none_or(|cap| u < cap).then_some(u + 1)
             })
             .is_ok();
         taken.then(|| Slot(Arc::clone(self)))
@@ -39,23 +48,25 @@ impl ForwardBudget {
 
     /// No slot is left.
     pub fn exhausted(&self) -> bool {
-        self.limit != 0 && self.used.load(Ordering::Acquire) >= self.limit
+        self.cap
+            .is_some_and(|cap| self.used.load(Ordering::Acquire) >= cap)
     }
 
-    /// Tracks forwarded now.
+    /// Slots held now.
     pub fn used(&self) -> usize {
         self.used.load(Ordering::Acquire)
     }
 
-    /// The limit (0 = unlimited).
+    /// The limit, 0 when there is none (as `MAX_FORWARDED_TRACKS` writes it).
     pub fn limit(&self) -> usize {
-        self.limit
+        self.cap.unwrap_or(0)
     }
 }
 
-/// One forwarded track's share of the budget; released on drop.
+/// One slot of a [`Budget`] (a forwarded track, a PeerConnection's media
+/// ports); released on drop.
 #[derive(Debug)]
-pub struct Slot(Arc<ForwardBudget>);
+pub struct Slot(Arc<Budget>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
@@ -69,7 +80,7 @@ mod tests {
 
     #[test]
     fn slots_are_limited_and_released_on_drop() {
-        let b = ForwardBudget::new(2);
+        let b = Budget::forwarding(2);
         let a = b.try_take().expect("first slot");
         let c = b.try_take().expect("second slot");
         assert!(b.exhausted());
@@ -83,7 +94,7 @@ mod tests {
 
     #[test]
     fn zero_means_unlimited() {
-        let b = ForwardBudget::new(0);
+        let b = Budget::forwarding(0);
         let slots: Vec<Slot> = (0..1000).filter_map(|_| b.try_take()).collect();
         assert_eq!(slots.len(), 1000);
         assert!(!b.exhausted());

@@ -35,7 +35,7 @@ use webrtc::peer_connection::configuration::RTCConfiguration;
 
 use crate::config::MediaSettings;
 use crate::net::{NatMap, PublicIpSetting};
-use budget::ForwardBudget;
+use budget::Budget;
 use ports::PortBudget;
 
 pub use publisher::PublisherHandle;
@@ -164,7 +164,7 @@ pub struct MediaEngine {
     worker: Arc<Mutex<Worker>>,
     transport_config: WebRTCTransportConfig,
     candidates: Arc<candidates::CandidateRules>,
-    budget: Arc<ForwardBudget>,
+    budget: Arc<Budget>,
     stats_interval: Option<std::time::Duration>,
     ports: Arc<PortBudget>,
     /// `PUBLIC_IP`: applied to every candidate and SDP the server sends.
@@ -248,7 +248,7 @@ impl MediaEngine {
                 &[settings.announced_ips.clone(), nat.public_addresses()].concat(),
                 settings.allow_mdns_candidates,
             ),
-            budget: ForwardBudget::new(settings.max_forwarded_tracks),
+            budget: Budget::forwarding(settings.max_forwarded_tracks),
             stats_interval: settings.stats_interval.0,
             ports,
             nat: Arc::new(nat),
@@ -261,7 +261,7 @@ impl MediaEngine {
     }
 
     /// The node's budget of forwarded tracks (admission control).
-    pub fn budget(&self) -> &Arc<ForwardBudget> {
+    pub fn budget(&self) -> &Arc<Budget> {
         &self.budget
     }
 
@@ -377,7 +377,7 @@ pub(crate) struct ActorContext {
     /// The client's candidates this PeerConnection uses.
     candidates: candidates::CandidateGate,
     events: EventSink,
-    budget: Arc<ForwardBudget>,
+    budget: Arc<Budget>,
     /// How often the transports' statistics are sampled (`None`: never).
     stats_interval: Option<std::time::Duration>,
     ports: Arc<PortBudget>,

@@ -14,10 +14,11 @@
 //! when the transport is closed (after its sockets are), not when the actor
 //! lets go of it.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use serde::Serialize;
+
+use super::budget::{Budget, Slot};
 
 /// The budget of one node.
 #[derive(Debug)]
@@ -26,8 +27,8 @@ pub struct PortBudget {
     range: Option<(u16, u16)>,
     /// Ports of the range one PeerConnection binds.
     per_pc: usize,
-    /// PeerConnections holding a lease.
-    used: AtomicUsize,
+    /// PeerConnections holding a lease, at most what the range holds.
+    pcs: Arc<Budget>,
 }
 
 /// What `/health` shows (`mediaPorts`).
@@ -55,34 +56,28 @@ impl PortBudget {
     /// server-reflexive candidates from `ice_urls` servers over
     /// `udp_network_types` (1 for IPv4 only, 2 with IPv6).
     pub fn new(range: Option<(u16, u16)>, ice_urls: usize, udp_network_types: usize) -> Arc<Self> {
+        let per_pc = 1 + ice_urls * udp_network_types.max(1);
+        let capacity = range.map(|(min, max)| (usize::from(max) - usize::from(min) + 1) / per_pc);
         Arc::new(PortBudget {
             range,
-            per_pc: 1 + ice_urls * udp_network_types.max(1),
-            used: AtomicUsize::new(0),
+            per_pc,
+            pcs: Budget::new(capacity),
         })
     }
 
     /// PeerConnections the range holds (`None`: no range, no limit).
     pub fn capacity(&self) -> Option<usize> {
-        self.range
-            .map(|(min, max)| (usize::from(max) - usize::from(min) + 1) / self.per_pc)
+        self.range.map(|_| self.pcs.limit())
     }
 
     /// Takes the ports of one PeerConnection; the error is the message the
     /// client gets.
-    pub fn try_take(self: &Arc<Self>) -> Result<PortLease, String> {
-        let Some(capacity) = self.capacity() else {
-            self.used.fetch_add(1, Ordering::AcqRel);
-            return Ok(PortLease(Arc::clone(self)));
-        };
-        match self
-            .used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
-                (u < capacity).then_some(u + 1)
-            }) {
-            Ok(_) => Ok(PortLease(Arc::clone(self))),
-            Err(_) => {
+    pub fn try_take(&self) -> Result<PortLease, String> {
+        match self.pcs.try_take() {
+            Some(slot) => Ok(PortLease { _slot: slot }),
+            None => {
                 let (min, max) = self.range.unwrap_or_default();
+                let capacity = self.capacity().unwrap_or(0);
                 Err(format!(
                     "no media ports left on this server: UDP ports {min}-{max} \
                      (RTC_MIN_PORT..RTC_MAX_PORT) hold {capacity} PeerConnections \
@@ -95,7 +90,7 @@ impl PortBudget {
 
     /// PeerConnections holding a lease now.
     pub fn peer_connections(&self) -> usize {
-        self.used.load(Ordering::Acquire)
+        self.pcs.used()
     }
 
     /// The numbers for `/health`; `None` without a range.
@@ -121,12 +116,8 @@ impl PortBudget {
 
 /// The ports of one PeerConnection; returned on drop.
 #[derive(Debug)]
-pub struct PortLease(Arc<PortBudget>);
-
-impl Drop for PortLease {
-    fn drop(&mut self) {
-        self.0.used.fetch_sub(1, Ordering::AcqRel);
-    }
+pub struct PortLease {
+    _slot: Slot,
 }
 
 #[cfg(test)]
