@@ -381,7 +381,36 @@ async fn call_through_nat(t: &topo::NatTopology, expect_media: bool) -> CallOutc
     .await
 }
 
-/// 1:1 NAT in three namespaces, the client behind a stateful firewall.
+/// Two Chromium demo pages in the client namespace call each other
+/// through the NAT (tests/browser/netns-call.mjs): the report per page.
+fn chromium_through_nat(t: &topo::NatTopology, room: &str, expect_media: bool) -> Vec<Value> {
+    let url = format!("http://{}:{NAT_PORT}", topo::SERVER_PUBLIC);
+    let tokens = [
+        common::Endpoint::user_token(&NatServer, &format!("{room}-a")),
+        common::Endpoint::user_token(&NatServer, &format!("{room}-b")),
+    ];
+    let wait = if expect_media {
+        Duration::from_secs(45)
+    } else {
+        // As for the webrtc-rs peers: ICE connects in well under a
+        // second here when it can.
+        Duration::from_secs(8)
+    };
+    let report = tokio::task::block_in_place(|| {
+        topo::chromium_call(
+            &t.client,
+            &url,
+            room,
+            [&tokens[0], &tokens[1]],
+            expect_media,
+            wait,
+        )
+    });
+    report["pages"].as_array().expect("pages").clone()
+}
+
+/// 1:1 NAT in three namespaces, the client (a webrtc-rs publisher and
+/// subscriber, then two Chromium demo pages) behind a stateful firewall.
 /// Without PUBLIC_IP the server offers its private address, which the
 /// client cannot reach, and its checks towards the client come through the
 /// NAT from an address the client never contacted, so the firewall drops
@@ -411,6 +440,13 @@ async fn nat_public_ip_makes_media_flow() {
         vec![topo::SERVER_PRIVATE.to_owned()],
         "{off:?}"
     );
+    // Chromium behind the same firewall: nothing either.
+    for page in chromium_through_nat(&t, "nat-chromium-off", false) {
+        assert_eq!(page["received"], false, "{page}");
+        for pc in ["publish", "subscribe"] {
+            assert_ne!(page[pc]["state"], "connected", "{pc}: {page}");
+        }
+    }
     drop(server);
 
     // PUBLIC_IP set: media both ways through the NAT.
@@ -424,6 +460,19 @@ async fn nat_public_ip_makes_media_flow() {
         vec![topo::SERVER_PUBLIC.to_owned()],
         "{on:?}"
     );
+    // Chromium: two pages publish and decode each other through the NAT,
+    // every PeerConnection's selected pair ends at the public address.
+    for page in chromium_through_nat(&t, "nat-chromium", true) {
+        assert_eq!(page["received"], true, "{page}");
+        for pc in ["publish", "subscribe"] {
+            assert_eq!(page[pc]["state"], "connected", "{pc}: {page}");
+            assert_eq!(
+                page[pc]["remoteAddress"],
+                topo::SERVER_PUBLIC,
+                "{pc}: {page}"
+            );
+        }
+    }
     drop(server);
 
     // PUBLIC_IP=auto against coturn's STUN listener beyond the router.
@@ -489,7 +538,7 @@ async fn relay_candidates(servers: Vec<RTCIceServer>) -> Vec<String> {
 /// every UDP datagram to the server. The server hands each client TURN
 /// credentials in `auth-ok` (`expiry:participantId`, HMAC-SHA1 of the
 /// shared secret); a webrtc-rs publisher and subscriber using them get
-/// media, and the nominated pair in their stats is a relay pair on both
+/// media (and so do two Chromium demo pages), and the nominated pair in their stats is a relay pair on both
 /// PeerConnections. `get-ice-servers` returns fresh ones. Credentials with
 /// a wrong password, or correctly signed but expired, get no relay
 /// candidate from coturn (the good ones do, on the same path).
@@ -640,6 +689,17 @@ async fn turn_relay_when_udp_to_the_server_is_blocked() {
         s.close().await;
     })
     .await;
+
+    // Chromium with the credentials from auth-ok (the web client puts
+    // them in both PeerConnections): two pages decode each other, and
+    // each PeerConnection's selected pair is a relay pair.
+    for page in chromium_through_nat(&t, "turn-chromium", true) {
+        assert_eq!(page["received"], true, "{page}");
+        for pc in ["publish", "subscribe"] {
+            assert_eq!(page[pc]["state"], "connected", "{pc}: {page}");
+            assert_eq!(page[pc]["local"], "relay", "{pc}: {page}");
+        }
+    }
     drop(server);
     drop(turn);
 }

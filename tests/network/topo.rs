@@ -433,3 +433,73 @@ impl Drop for Coturn {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// What `tests/browser/netns-call.mjs` reported: two Chromium demo pages
+/// in `ns`, each publishing and subscribing to the other at `url` with the
+/// tokens given. `expect_media`: wait (up to `wait`) until both decode the
+/// other; otherwise watch for `wait` and report. The script runs under a
+/// bound (`wait` + 60 s) and is stopped by its pid past it; a run that
+/// fails or prints no report panics with its output.
+pub fn chromium_call(
+    ns: &Ns,
+    url: &str,
+    room: &str,
+    tokens: [&str; 2],
+    expect_media: bool,
+    wait: Duration,
+) -> serde_json::Value {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        dir.join("node_modules/playwright-core").is_dir(),
+        "tests/browser/node_modules is missing: run scripts/test.sh (it runs npm ci)"
+    );
+    let args = serde_json::json!({
+        "url": url,
+        "room": room,
+        "tokens": tokens,
+        "expect": if expect_media { "media" } else { "none" },
+        "waitMs": wait.as_millis() as u64,
+    });
+    let out_path = std::env::temp_dir().join(format!(
+        "rheo-sfu-chromium-{}-{}.out",
+        std::process::id(),
+        SERIAL.fetch_add(1, Ordering::Relaxed)
+    ));
+    let out = std::fs::File::create(&out_path).expect("output file");
+    let mut child = ns
+        .command("node")
+        .arg("netns-call.mjs")
+        .arg(args.to_string())
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("output file"))
+        .stderr(out)
+        .spawn()
+        .unwrap_or_else(|e| panic!("node cannot start ({e}): scripts/test.sh installs it"));
+    let deadline = Instant::now() + wait + Duration::from_secs(60);
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            // SIGTERM first: playwright closes the browser on it.
+            // SAFETY: kill(2) on the pid of our own child, not yet reaped.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            std::thread::sleep(Duration::from_secs(3));
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let text = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&out_path);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "netns-call.mjs ended with {status:?}: {text}"
+    );
+    text.lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .unwrap_or_else(|| panic!("netns-call.mjs printed no report: {text}"))
+}
