@@ -2,7 +2,7 @@
 #
 #   docker build -t rheo-sfu .
 #   docker run --rm --network host -e ANNOUNCED_IPS=<host address> \
-#     -e RTC_MIN_PORT=50000 -e RTC_MAX_PORT=50100 -e JWT_SECRET=<secret> rheo-sfu
+#     -e RTC_MIN_PORT=10000 -e RTC_MAX_PORT=10100 -e JWT_SECRET=<secret> rheo-sfu
 #
 # Settings: env.example. Deployment notes: README.md. Single node and a
 # two-node Redis cluster: docker-compose.yml. Checked without a Docker engine
@@ -94,7 +94,7 @@ USER 10001:10001
 # RTC_MIN_PORT..RTC_MAX_PORT when set, ephemeral ports otherwise. ICE host
 # candidates are the addresses the container sees, so run with host networking
 # (--network host, as docker-compose.yml does); with bridge networking publish
-# the UDP range one to one (-p 50000-50100:50000-50100/udp) and see README.md
+# the UDP range one to one (-p 10000-10100:10000-10100/udp) and see README.md
 # for the limits. rheomesh's relay listener (TCP RELAY_PORT, 9443) is not used
 # by one node and need not be published.
 EXPOSE 9000

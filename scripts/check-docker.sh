@@ -426,8 +426,8 @@ check(f"redis: healthcheck runs redis-cli ping ({test})", "redis-cli" in test an
 redis_port = arg("--port") or "6379"
 
 nodes = {}
-for n, port, relay, lo, hi in (("sfu-a", "9000", "9443", 50000, 50100),
-                               ("sfu-b", "9001", "9444", 50200, 50300)):
+for n, port, relay, lo, hi in (("sfu-a", "9000", "9443", 10000, 10100),
+                               ("sfu-b", "9001", "9444", 10200, 10300)):
     s, e = svcs.get(n, {}), env(n)
     nodes[n] = e
     check(f"{n}: same image and build as sfu",
@@ -454,6 +454,13 @@ check(f"cluster TCP ports all distinct on the shared host network: {tcp}", len(s
 def rng(e):
     return range(int(e.get("RTC_MIN_PORT", 0)), int(e.get("RTC_MAX_PORT", -1)) + 1)
 check("sfu-a, sfu-b: UDP ranges do not overlap", not set(rng(a)) & set(rng(b)))
+# rheomesh binds a relay UDP socket per publisher at a free port >= 15000:
+# a media range up there can lose ports to it (README, the rheomesh table).
+for n in ("sfu", "sfu-a", "sfu-b", "sfu-bridge"):
+    r = rng(env(n))
+    check(f"{n}: media range {r.start}-{r.stop - 1} is below 15000", len(r) > 0 and r.stop - 1 < 15000)
+check("sfu-bridge's UDP range does not overlap sfu's (both may run)",
+      not set(rng(env("sfu"))) & set(rng(env("sfu-bridge"))))
 grace = env("sfu").get("SHUTDOWN_GRACE_SECS", "10")
 check(f"sfu: stop_grace_period {sfu.get('stop_grace_period')} > SHUTDOWN_GRACE_SECS {grace}s",
       seconds(sfu.get("stop_grace_period", "10s")) > float(grace))
