@@ -74,11 +74,11 @@ async function startRedis() {
 }
 
 /** A cluster node: the real binary with the default lease and TTL. */
-async function startNode(id, redisUrl) {
-  const port = await freePort();
+async function startNode(id, redisUrl, port) {
+  port = port ?? (await freePort());
   const node = await startServer({
     port,
-    name: `failover-${id}`,
+    name: `failover-${id}-${port}`,
     env: {
       CLUSTER_MODE: 'true',
       REDIS_URL: redisUrl,
@@ -111,6 +111,11 @@ async function joinWith(page, origin, { name, urls }) {
   return page.evaluate(() => window.sfuApp.client.participantId);
 }
 
+/** Attempts of a failover log, for the printed figures. */
+function attemptsOf(log, t0) {
+  return log.filter((e) => e.attempt).map((e) => `#${e.attempt} ${e.at - t0}ms +${e.delayMs} to :${new URL(e.url).port} (after: ${String(e.reason).slice(0, 48)})`);
+}
+
 test('the node holding the room is killed: both demo pages move to other nodes and media comes back by itself', async () => {
   requireTestNetwork();
   const started = Date.now();
@@ -121,14 +126,13 @@ test('the node holding the room is killed: both demo pages move to other nodes a
     for (const id of ['a', 'b', 'c']) nodes.push(await startNode(id, redis.url));
     const [a, b, c] = nodes;
     browser = await launchBrowser();
-    const pages = [await newPage(browser, 'Ada'), await newPage(browser, 'Bo')];
-    const lists = [[a.ws, b.ws, c.ws], [a.ws, c.ws, b.ws]];
-    const survivors = [b, c];
+    const names = ['Ada', 'Bo'];
+    const pages = [await newPage(browser, names[0]), await newPage(browser, names[1])];
     // Both pages come from node A, which dies: a loaded page needs nothing
     // more from its origin (the token is in the URL and valid on every node).
     const ids = [];
-    ids.push(await joinWith(pages[0], a, { name: 'Ada', urls: lists[0] }));
-    ids.push(await joinWith(pages[1], a, { name: 'Bo', urls: lists[1] }));
+    ids.push(await joinWith(pages[0], a, { name: names[0], urls: [a.ws, b.ws, c.ws] }));
+    ids.push(await joinWith(pages[1], a, { name: names[1], urls: [a.ws, c.ws, b.ws] }));
     const describeAll = async () => {
       const out = [];
       for (const p of pages) {
@@ -142,58 +146,97 @@ test('the node holding the room is killed: both demo pages move to other nodes a
       return out;
     };
     const other = (i) => [ids[1 - i]];
-    for (let i = 0; i < 2; i++) {
-      await waitFor(`page ${i} receives ${other(i)} before the kill`, async () => receivesFrom(await pageMedia(pages[i]), other(i)), { timeoutMs: MEDIA_TIMEOUT, describe: describeAll });
-    }
-    const owner = await (await fetch(`${b.url}/health?room=${ROOM}`)).json();
-    assert.equal(owner.room?.owner, 'a', `node A holds the room: ${JSON.stringify(owner)}`);
+    const roomOn = async (node) => (await (await fetch(`${node.url}/health?room=${ROOM}`)).json()).room?.owner;
+
+    /** A steady call: media flowing on both pages, and still flowing a moment later. */
+    const steadyCall = async (when) => {
+      const first = [];
+      for (let i = 0; i < 2; i++) {
+        first.push(await waitFor(`${when}: page ${i} receives ${other(i)}`, async () => {
+          const m = await pageMedia(pages[i]);
+          return receivesFrom(m, other(i)) && m;
+        }, { timeoutMs: MEDIA_TIMEOUT, describe: describeAll }));
+      }
+      for (let i = 0; i < 2; i++) {
+        await waitFor(`${when}: page ${i}: media keeps flowing`, async () => receivesFrom(await pageMedia(pages[i]), other(i), first[i]), { timeoutMs: MEDIA_TIMEOUT, describe: describeAll });
+      }
+    };
+
+    /**
+     * SIGKILLs `kill` (no drain, no `reconnect` message; their leases are
+     * left to expire) and waits until both pages decode each other again
+     * through `expect[i]`, without any action on the pages.
+     */
+    const killAndRecover = async (phase, { kill, expect, live, neverTo = [] }) => {
+      // From here on the logs hold what the kill caused.
+      for (const p of pages) await p.evaluate(() => { window.failoverLog = []; });
+      const killedAt = Date.now();
+      await Promise.all(kill.map((n) => n.stop('SIGKILL')));
+      const back = [null, null];
+      await waitFor(`${phase}: both pages to decode the other again`, async () => {
+        for (let i = 0; i < 2; i++) {
+          if (back[i]) continue;
+          const m = await pageMedia(pages[i]);
+          const log = await pages[i].evaluate(() => window.failoverLog);
+          // Media of the new session only: the page went through
+          // `reconnecting` and is connected again.
+          const wentAway = log.some((e) => e.state === 'reconnecting');
+          if (wentAway && m.state === 'connected' && receivesFrom(m, other(i))) back[i] = { at: Date.now(), media: m };
+        }
+        return back[0] && back[1];
+      }, { timeoutMs: 75_000, intervalMs: 200, describe: describeAll });
+      // Still flowing: the counters grow past the first sample.
+      for (let i = 0; i < 2; i++) {
+        await waitFor(`${phase}: page ${i}: media keeps flowing on the new node`, async () => receivesFrom(await pageMedia(pages[i]), other(i), back[i].media), { timeoutMs: 20_000, describe: describeAll });
+      }
+      const figures = [];
+      for (let i = 0; i < 2; i++) {
+        const log = await pages[i].evaluate(() => window.failoverLog);
+        const url = await pages[i].evaluate(() => window.sfuApp.client.url);
+        assert.equal(url, expect[i].ws, `${phase}: page ${i} is on node ${expect[i].id}: ${JSON.stringify(log)}`);
+        const states = log.filter((e) => e.state).map((e) => e.state);
+        assert.ok(states.includes('reconnecting'), `${phase}: page ${i} went through reconnecting: ${JSON.stringify(log)}`);
+        assert.equal(states.at(-1), 'connected');
+        assert.ok(!states.includes('closed'), `${phase}: page ${i} never closed: ${JSON.stringify(log)}`);
+        const attempts = log.filter((e) => e.attempt);
+        for (const dead of neverTo) {
+          assert.ok(attempts.every((e) => e.url !== dead.ws), `${phase}: no attempt went back to the dead node ${dead.id}: ${JSON.stringify(attempts)}`);
+        }
+        const media = back[i].at - killedAt;
+        figures.push(media);
+        const lost = log.find((e) => e.state === 'reconnecting').at - killedAt;
+        const rejoined = log.findLast((e) => e.state === 'connected').at - killedAt;
+        console.log(`# ${phase}, page ${i} (${names[i]}): socket lost ${lost} ms, rejoined through ${expect[i].id} ${rejoined} ms, media back ${media} ms after SIGKILL`);
+        for (const line of attemptsOf(log, killedAt)) console.log(`#   attempt ${line}`);
+      }
+      const owner = await roomOn(live[0]);
+      let participants = 0;
+      for (const n of live) participants += (await n.health()).participants;
+      assert.equal(participants, 2, `${phase}: the two participants are on the live nodes`);
+      console.log(`# ${phase}: media back on both pages ${Math.max(...figures)} ms after SIGKILL (room now on ${owner}; default ROOM_LEASE_MS and NODE_TTL_MS)`);
+      return owner;
+    };
+
+    await steadyCall('before the kill');
+    assert.equal(await roomOn(b), 'a', 'node A holds the room');
     for (const p of pages) assert.equal(await p.evaluate(() => window.sfuApp.client.url), a.ws);
 
-    // SIGKILL: no drain, no `reconnect` message, the lease is left to expire.
-    const killedAt = Date.now();
-    await a.stop('SIGKILL');
-    const back = [null, null];
-    await waitFor('both pages to decode the other again', async () => {
-      for (let i = 0; i < 2; i++) {
-        if (back[i]) continue;
-        const m = await pageMedia(pages[i]);
-        const log = await pages[i].evaluate(() => window.failoverLog);
-        // Media of the new session only: the page went through
-        // `reconnecting` and is connected again.
-        const wentAway = log.some((e) => e.state === 'reconnecting');
-        if (wentAway && m.state === 'connected' && receivesFrom(m, other(i))) back[i] = { at: Date.now(), media: m };
-      }
-      return back[0] && back[1];
-    }, { timeoutMs: 75_000, intervalMs: 200, describe: describeAll });
-
-    // Still flowing: the counters grow past the first sample.
-    for (let i = 0; i < 2; i++) {
-      await waitFor(`page ${i}: media keeps flowing on the new node`, async () => receivesFrom(await pageMedia(pages[i]), other(i), back[i].media), { timeoutMs: 20_000, describe: describeAll });
-    }
-    const figures = [];
-    for (let i = 0; i < 2; i++) {
-      const log = await pages[i].evaluate(() => window.failoverLog);
-      const url = await pages[i].evaluate(() => window.sfuApp.client.url);
-      assert.equal(url, survivors[i].ws, `page ${i} moved to the next URL of its list`);
-      const states = log.filter((e) => e.state).map((e) => e.state);
-      assert.deepEqual(states.slice(0, 1), ['reconnecting'], `page ${i} went through reconnecting: ${JSON.stringify(log)}`);
-      assert.equal(states.at(-1), 'connected');
-      assert.ok(!states.includes('closed'), `page ${i} never closed: ${JSON.stringify(log)}`);
-      const attempts = log.filter((e) => e.attempt);
-      assert.ok(attempts.every((e) => e.url !== a.ws), `no attempt went to the dead node: ${JSON.stringify(attempts)}`);
-      const lost = log.find((e) => e.state === 'reconnecting').at - killedAt;
-      const rejoined = log.findLast((e) => e.state === 'connected').at - killedAt;
-      const media = back[i].at - killedAt;
-      figures.push({ lost, rejoined, media, attempts: attempts.map((e) => `${e.attempt}@${e.at - killedAt}ms(+${e.delayMs})`).join(' ') });
-      console.log(`# page ${i} (${['Ada', 'Bo'][i]}): socket lost ${lost} ms, rejoined on ${survivors[i].id} ${rejoined} ms, media back ${media} ms after SIGKILL; attempts: ${figures[i].attempts}`);
-    }
-    const health = [await b.health(), await c.health()];
-    const room = await (await fetch(`${b.url}/health?room=${ROOM}`)).json();
-    assert.ok(['b', 'c'].includes(room.room?.owner), `a live node holds the room now: ${JSON.stringify(room)}`);
-    assert.equal(health[0].participants + health[1].participants, 2, `two participants on the survivors: ${JSON.stringify(health)}`);
+    // Phase 1: A (the room's node, and the pages' origin) dies. Ada's next
+    // URL is B, Bo's is C.
+    const owner1 = await killAndRecover('A killed', { kill: [a], expect: [b, c], live: [b, c], neverTo: [a] });
+    assert.ok(['b', 'c'].includes(owner1), `a live node holds the room: ${owner1}`);
     mkdirSync(artifactsDir, { recursive: true });
     await pages[0].screenshot({ path: path.join(artifactsDir, 'failover.png') });
-    console.log(`# failover: media back on both pages ${Math.max(figures[0].media, figures[1].media)} ms after SIGKILL of the owner node (room now on ${room.room.owner}; default ROOM_LEASE_MS/NODE_TTL_MS; test ran ${Date.now() - started} ms)`);
+
+    // Phase 2: A comes back on its port; B and C die. Each page's next URL
+    // is dead too (the socket does not open), then the list wraps around to A.
+    const port = new URL(a.url).port;
+    nodes[0] = await startNode('a', redis.url, Number(port));
+    const a2 = nodes[0];
+    await steadyCall('A back');
+    const owner2 = await killAndRecover('B and C killed', { kill: [b, c], expect: [a2, a2], live: [a2] });
+    assert.equal(owner2, 'a', 'the revived node holds the room');
+    console.log(`# failover test ran ${Date.now() - started} ms`);
   } finally {
     if (browser) await browser.close();
     for (const n of nodes) await n.stop('SIGKILL');
