@@ -326,11 +326,16 @@ export class SfuClient extends EventTarget {
 
   /**
    * The WebSocket URL in use, or the one the next attempt uses (of the
-   * `url` option's list: see {@link SfuClientOptions}).
-   * @returns {string}
+   * `url` option's list: see {@link SfuClientOptions}); null when there is
+   * none (no `url` outside a browser page).
+   * @returns {string|null}
    */
   get url() {
-    return this._url();
+    try {
+      return this._url();
+    } catch {
+      return null;
+    }
   }
 
   /** The current publish RTCPeerConnection, or null. @returns {RTCPeerConnection|null} */

@@ -1083,3 +1083,9 @@ test('a bad `url` option is a TypeError', () => {
   const env = makeEnv();
   for (const url of [[], [A, ''], 7]) assert.throws(() => makeClient(env, { url }), TypeError);
 });
+
+test('client.url is null without a URL outside a browser page', () => {
+  const env = makeEnv();
+  const { client } = makeClient(env, { url: undefined });
+  assert.equal(client.url, null);
+});
