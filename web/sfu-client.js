@@ -198,7 +198,6 @@ export class SfuClient extends EventTarget {
     const o = options ?? /** @type {SfuClientOptions} */ ({});
     if (typeof o.room !== 'string' || o.room === '') throw new TypeError('SfuClient: option `room` (string) is required');
     const rc = o.reconnect ?? {};
-    /** @private */
     /** @private The signaling URLs and the one in use (throws a TypeError for a bad `url`). */
     this._urls = new UrlRing(o.url);
     /** @private */
