@@ -77,6 +77,18 @@ function wsUrl() {
   return `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/ws`;
 }
 
+/**
+ * The signaling URLs: `?urls=ws://a:9000/ws,ws://b:9000/ws` lists the nodes
+ * of a cluster (the client moves to the next one when its node dies; see
+ * docs/CLIENT.md); without it, the page's own server. Entries that are not
+ * ws(s):// or http(s):// URLs are ignored.
+ */
+function wsUrls() {
+  const raw = new URLSearchParams(location.search).get('urls') ?? '';
+  const list = raw.split(',').map((u) => u.trim()).filter((u) => /^(wss?|https?):\/\/[^\s]+$/i.test(u));
+  return list.length > 0 ? list.slice(0, 16) : [wsUrl()];
+}
+
 /** An error whose message is already meant for the user. */
 class AppError extends Error {
   constructor(code, message) {
@@ -192,7 +204,8 @@ async function describeConnectError(err, room) {
   } catch { reachable = false; }
   const detail = err?.message ? ` (${err.message})` : '';
   if (!reachable) return `Cannot reach the server at ${location.origin}${detail}.`;
-  return `Cannot connect to the signaling server at ${wsUrl()}${detail}. ` +
+  const urls = wsUrls();
+  return `Cannot connect to the signaling server at ${urls.join(' or ')}${detail}. ` +
     'It may be at its connection limit or shutting down; try again in a moment.';
 }
 
@@ -882,7 +895,7 @@ async function join(opts = {}) {
     };
     // `?debug=1` logs the client's protocol steps to the console.
     const debug = new URLSearchParams(location.search).get('debug') === '1';
-    c = new SfuClient({ url: wsUrl(), token, room, logger: debug ? console : undefined });
+    c = new SfuClient({ url: wsUrls(), token, room, logger: debug ? console : undefined });
     client = c;
     session = s;
     window.sfuApp.client = c;
@@ -957,8 +970,9 @@ function wireClient(c, s) {
   });
   on('track-removed', ({ publisherId }) => attachStream(publisherId, c.remoteStreams.get(publisherId) ?? null));
   on('chat', (msg) => addChat(msg));
-  on('reconnecting', ({ attempt }) => {
-    showError(`Connection lost — reconnecting (attempt ${attempt ?? '?'})…`, 'reconnect');
+  on('reconnecting', ({ attempt, url }) => {
+    const to = wsUrls().length > 1 && url ? ` to ${url}` : '';
+    showError(`Connection lost — reconnecting${to} (attempt ${attempt ?? '?'})…`, 'reconnect');
   });
   on('reconnected', () => {
     clearError('reconnect');
@@ -1021,6 +1035,8 @@ el.leave.addEventListener('click', () => leave());
 el.copyLink.addEventListener('click', async () => {
   const url = new URL(location.origin + location.pathname);
   if (session) url.searchParams.set('room', session.room);
+  const urls = new URLSearchParams(location.search).get('urls');
+  if (urls) url.searchParams.set('urls', urls);
   try {
     await navigator.clipboard.writeText(url.href);
     el.copyLink.textContent = 'Link copied';

@@ -67,6 +67,7 @@ import {
   SfuError,
   TimerSet,
   TrackDirectory,
+  UrlRing,
   createRequestIdGenerator,
   isProbator,
   normalizeCandidate,
@@ -93,6 +94,7 @@ export {
   SfuError,
   TimerSet,
   TrackDirectory,
+  UrlRing,
   createRequestIdGenerator,
   isProbator,
   normalizeCandidate,
@@ -122,8 +124,11 @@ export {
  * Options of {@link SfuClient}.
  * @typedef {object} SfuClientOptions
  * @property {string} room Room name (required).
- * @property {string} [url] `ws(s)://host/ws`; a path (`/ws`) or http(s) URL is turned into a WebSocket URL
- *   on the page's origin; default: same origin as the page + `/ws`.
+ * @property {string|string[]} [url] `ws(s)://host/ws`; a path (`/ws`) or http(s) URL is turned into a WebSocket URL
+ *   (a path: on the page's origin); default: same origin as the page + `/ws`. A list gives the nodes of a
+ *   cluster: the client starts with the first, and moves round-robin to the next one when the socket cannot
+ *   be opened or drops without a `reconnect` message (the node looks gone), or on a `draining` reconnect;
+ *   connect() tries each URL once whose socket does not open. One URL (e.g. a load balancer) never changes.
  * @property {string|(() => string|Promise<string>)} [token] JWT, or a function called on every (re)connect.
  *   Sent as the first message (`auth`), never in the URL. Without a token the server must have
  *   authenticated the upgrade (e.g. `?token=` in `url`).
@@ -182,7 +187,7 @@ export {
  * - `track-removed` {publisherId, trackId}
  * - `chat` {participantId, username, text, ts, self}
  * - `error` {@link ErrorEventDetail}: server errors not tied to an awaited call, and local failures
- * - `reconnecting` {attempt, delayMs, reason}; `reconnected` {}
+ * - `reconnecting` {attempt, delayMs, reason, url}; `reconnected` {}
  */
 export class SfuClient extends EventTarget {
   /**
@@ -193,9 +198,10 @@ export class SfuClient extends EventTarget {
     const o = options ?? /** @type {SfuClientOptions} */ ({});
     if (typeof o.room !== 'string' || o.room === '') throw new TypeError('SfuClient: option `room` (string) is required');
     const rc = o.reconnect ?? {};
+    /** @private The signaling URLs and the one in use (throws a TypeError for a bad `url`). */
+    this._urls = new UrlRing(o.url);
     /** @private */
     this._opts = {
-      url: o.url,
       token: o.token,
       iceServers: Array.isArray(o.iceServers) ? o.iceServers : [],
       autoSubscribe: o.autoSubscribe !== false,
@@ -317,6 +323,20 @@ export class SfuClient extends EventTarget {
     return this._state;
   }
 
+  /**
+   * The WebSocket URL in use, or the one the next attempt uses (of the
+   * `url` option's list: see {@link SfuClientOptions}); null when there is
+   * none (no `url` outside a browser page).
+   * @returns {string|null}
+   */
+  get url() {
+    try {
+      return this._url();
+    } catch {
+      return null;
+    }
+  }
+
   /** The current publish RTCPeerConnection, or null. @returns {RTCPeerConnection|null} */
   get publishPc() {
     return this._pub ? this._pub.pc : null;
@@ -344,7 +364,7 @@ export class SfuClient extends EventTarget {
     this._resetForConnect();
     this._setState('connecting', 'connect');
     try {
-      const joined = await this._establish();
+      const joined = await this._establishAny();
       this._backoff.reset();
       this._setState('connected', 'joined');
       this._markReady();

@@ -259,6 +259,71 @@ export class Backoff {
 }
 
 /**
+ * The signaling URLs a client may use, and the one in use: the client's
+ * `url` option, a string or a list. `advance()` moves round-robin to the
+ * next one when the node behind the current URL looks gone (its socket
+ * dropped without a `reconnect` message, or could not be opened); the list
+ * is never shortened, so a node that comes back is used again in its turn.
+ * One URL (a single node, or a load balancer in front of several) never
+ * changes. Entries are kept as given (a path like `/ws` is resolved by the
+ * client); `undefined` stands for the default, same origin + `/ws`.
+ */
+export class UrlRing {
+  /**
+   * @param {string|string[]|undefined|null} url
+   * @throws {TypeError} When `url` is not a non-empty string, a non-empty list of them, or absent.
+   */
+  constructor(url) {
+    /** @type {(string|undefined)[]} */
+    this.urls = UrlRing.parse(url);
+    /** Index of the URL in use. @type {number} */
+    this.index = 0;
+  }
+
+  /**
+   * Checks the `url` option and returns its list.
+   * @param {unknown} url
+   * @returns {(string|undefined)[]}
+   */
+  static parse(url) {
+    if (url === undefined || url === null) return [undefined];
+    if (typeof url === 'string') {
+      if (url === '') throw new TypeError('option `url` must not be empty');
+      return [url];
+    }
+    if (Array.isArray(url)) {
+      if (url.length === 0) throw new TypeError('option `url`: the list of URLs is empty');
+      if (url.length > 64) throw new TypeError('option `url`: at most 64 URLs');
+      url.forEach((u, i) => {
+        if (typeof u !== 'string' || u === '') throw new TypeError(`option \`url\`: entry ${i} is not a non-empty string`);
+      });
+      return [...url];
+    }
+    throw new TypeError('option `url` must be a string or a list of strings');
+  }
+
+  /** Number of URLs. @returns {number} */
+  get size() {
+    return this.urls.length;
+  }
+
+  /** The URL in use. @returns {string|undefined} */
+  current() {
+    return this.urls[this.index];
+  }
+
+  /**
+   * Moves to the next URL (round-robin); with one URL nothing changes.
+   * @returns {boolean} Whether the URL changed.
+   */
+  advance() {
+    if (this.urls.length < 2) return false;
+    this.index = (this.index + 1) % this.urls.length;
+    return true;
+  }
+}
+
+/**
  * One announced track.
  * @typedef {object} TrackInfo
  * @property {string} trackId The publisher's track id (kept on forwarded tracks).

@@ -124,7 +124,9 @@ export async function startServer({ port, name = 'server', env = {} } = {}) {
     async stop(signal = 'SIGTERM') {
       if (child.exitCode !== null || child.signalCode !== null) return exited;
       child.kill(signal);
-      const r = await Promise.race([exited, sleep(10_000).then(() => null)]);
+      // Unref'd: a pending 10 s timer would keep the test process alive
+      // after the server exited.
+      const r = await Promise.race([exited, sleep(10_000, null, { ref: false })]);
       if (r) return r;
       child.kill('SIGKILL');
       return exited;

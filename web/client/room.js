@@ -82,6 +82,10 @@ export class RoomMethods {
         return;
       case 'reconnect':
         this._log.info(`server asks to reconnect (${msg.reason}, retry after ${msg.retryAfterMs} ms)`);
+        // A draining node is going away: the next node of the `url` list.
+        // Other reasons (the room's owner was lost or moved, media lost)
+        // come from a node that works: back to it first.
+        if (msg.reason === 'draining') this._rotateUrl('the node is draining');
         this._onSocketLost(`server asked to reconnect: ${msg.reason}`, msg.retryAfterMs);
         return;
       case 'kicked':

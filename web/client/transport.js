@@ -1,7 +1,9 @@
 // client/transport.js: the WebSocket of SfuClient: URL and token, opening,
 // keepalive, close codes, incoming messages (parsed here, handled in
 // room.js), sending requests, and reconnecting after the socket was lost
-// (Backoff, at most `reconnect.maxAttempts` attempts per outage).
+// (Backoff, at most `reconnect.maxAttempts` attempts per outage), moving to
+// the next URL of the `url` list when the node behind the current one looks
+// gone (UrlRing in sfu-core.js).
 
 import { SfuError, parseServerMessage } from '../sfu-core.js';
 
@@ -18,9 +20,12 @@ export class TransportMethods {
     return value;
   }
 
-  /** @private @returns {string} */
+  /**
+   * The WebSocket URL of the current entry of the `url` list.
+   * @private @returns {string}
+   */
   _url() {
-    const u = this._opts.url;
+    const u = this._urls.current();
     const loc = /** @type {any} */ (globalThis).location;
     if (typeof u === 'string' && /^wss?:\/\//i.test(u)) return u;
     if (typeof u === 'string' && /^https?:\/\//i.test(u)) return u.replace(/^http/i, 'ws');
@@ -31,7 +36,49 @@ export class TransportMethods {
   }
 
   /**
+   * Moves to the next URL of the `url` list (no-op with one URL): the node
+   * behind the current one looks gone.
+   * @private
+   * @param {string} why
+   */
+  _rotateUrl(why) {
+    const from = this._safeUrl();
+    if (this._urls.advance()) this._log.info(`signaling URL ${from} looks gone (${why}): next is ${this._safeUrl()}`);
+  }
+
+  /** @private @returns {string} The current URL, or a note why there is none (for logs and events). */
+  _safeUrl() {
+    try {
+      return this._url();
+    } catch (e) {
+      return `(${e instanceof Error ? e.message : e})`;
+    }
+  }
+
+  /**
+   * connect()'s attempts: one per URL of the `url` list while the socket
+   * does not open (that node looks gone); any other failure, or the last
+   * URL, ends it.
+   * @private
+   * @returns {Promise<Record<string, any>>} The `joined` message.
+   */
+  async _establishAny() {
+    for (let tried = 1; ; tried++) {
+      try {
+        return await this._establish();
+      } catch (e) {
+        const err = SfuError.wrap(e);
+        if (!err.socketNotOpened || tried >= this._urls.size || this._state !== 'connecting') throw err;
+        this._log.info(`connect: ${err.message}; trying the next URL`);
+        this._teardownSession(err.message, { emitRemoved: true });
+      }
+    }
+  }
+
+  /**
    * Opens the WebSocket and installs its handlers; resolves when open.
+   * A socket that does not open (error, close, time limit) moves to the
+   * next URL and rejects with an SfuError whose `socketNotOpened` is true.
    * @private
    * @returns {Promise<any>}
    */
@@ -40,10 +87,21 @@ export class TransportMethods {
       const WS = this._opts.WebSocketImpl ?? /** @type {any} */ (globalThis).WebSocket;
       /** @type {any} */
       let ws;
+      /**
+       * @param {string} code
+       * @param {string} message
+       * @returns {SfuError}
+       */
+      const notOpened = (code, message) => {
+        const err = new SfuError(code, message);
+        /** @type {any} */ (err).socketNotOpened = true;
+        this._rotateUrl(message);
+        return err;
+      };
       try {
         ws = new WS(this._url());
       } catch (e) {
-        reject(SfuError.wrap(e, 'connection-lost'));
+        reject(notOpened('connection-lost', `cannot open a WebSocket: ${e instanceof Error ? e.message : e}`));
         return;
       }
       this._ws = ws;
@@ -57,7 +115,7 @@ export class TransportMethods {
         reject(err);
       };
       const timer = this._timers.setTimeout(
-        () => fail(new SfuError('timeout', `WebSocket did not open within ${this._opts.requestTimeoutMs} ms`)),
+        () => fail(notOpened('timeout', `WebSocket did not open within ${this._opts.requestTimeoutMs} ms`)),
         this._opts.requestTimeoutMs,
       );
       this._wsOpenAbort = fail;
@@ -84,7 +142,7 @@ export class TransportMethods {
             fail(
               code === 4001
                 ? new SfuError('unauthorized', 'the server closed the connection: invalid token (4001)')
-                : new SfuError('connection-lost', `WebSocket closed before it opened (${code ?? 'no code'})`),
+                : notOpened('connection-lost', `WebSocket closed before it opened (${code ?? 'no code'})`),
             );
             return;
           }
@@ -128,7 +186,9 @@ export class TransportMethods {
         this._guard('keepalive', () => {
           if (ws !== this._ws) return;
           if (this._now() - this._lastRx > this._opts.idleTimeoutMs) {
-            this._onSocketLost(`no message from the server for ${this._opts.idleTimeoutMs} ms`);
+            const why = `no message from the server for ${this._opts.idleTimeoutMs} ms`;
+            this._rotateUrl(why);
+            this._onSocketLost(why);
             return;
           }
           this._send({ type: 'ping' });
@@ -165,6 +225,9 @@ export class TransportMethods {
       : code === 1001 ? 'server going away (1001)'
       : code === 4008 ? 'not authenticated in time (4008)'
       : `WebSocket closed (${code ?? 'no code'})`;
+    // A `reconnect` message would have detached this socket first: the
+    // node dropped us without one, so it (or the way to it) looks gone.
+    this._rotateUrl(why);
     this._onSocketLost(why);
   }
 
@@ -291,7 +354,7 @@ export class TransportMethods {
       }
       const delayMs = this._backoff.next(this._nextHint);
       this._nextHint = undefined;
-      this._emit('reconnecting', { attempt, delayMs, reason: lastReason });
+      this._emit('reconnecting', { attempt, delayMs, reason: lastReason, url: this._safeUrl() });
       await this._sleep(delayMs);
       if (this._state !== 'reconnecting' || seq !== this._loopSeq) return;
       try {

@@ -944,3 +944,148 @@ test('a throwing event listener does not break message handling', async () => {
   }
   await client.leave();
 });
+
+// ------------------------------------------------------- URL list (cluster)
+
+const A = 'ws://a.test/ws';
+const B = 'ws://b.test/ws';
+const C = 'ws://c.test/ws';
+
+/** Connects a client with the URL list `url` (the first socket is served). */
+async function connectedTo(env, url, opts = {}) {
+  return connected(env, { url, ...opts });
+}
+
+test('url list: a dropped socket moves to the next URL; a URL whose socket does not open too; round-robin back to the first', async () => {
+  const env = makeEnv();
+  const { client, events, ws } = await connectedTo(env, [A, B, C]);
+  assert.equal(ws.url, A);
+  assert.equal(client.url, A);
+  ws.serverClose(1006); // node A died: no `reconnect` message
+  assert.equal(client.state, 'reconnecting');
+  const s1 = await waitFor(() => env.sockets[1], 'attempt 1');
+  assert.equal(s1.url, B);
+  assert.equal(events.find((e) => e.type === 'reconnecting').detail.url, B);
+  s1.serverClose(1006); // B refuses too (closes before it opened)
+  const s2 = await waitFor(() => env.sockets[2], 'attempt 2');
+  assert.equal(s2.url, C);
+  await serveHandshake(s2);
+  await waitFor(() => client.state === 'connected', 'connected on C');
+  assert.equal(client.url, C);
+  s2.serverClose(1006); // C dies: A is next (it may be back)
+  const s3 = await waitFor(() => env.sockets[3], 'attempt 3');
+  assert.equal(s3.url, A);
+  await serveHandshake(s3);
+  await waitFor(() => client.state === 'connected', 'connected on A again');
+  await client.leave();
+});
+
+test('url list: a `reconnect` message stays on the URL (the node works), except `draining`', async () => {
+  const env = makeEnv();
+  const { client, ws } = await connectedTo(env, [A, B]);
+  ws.receive({ type: 'reconnect', reason: 'owner-lost', retryAfterMs: 1 });
+  const s1 = await waitFor(() => env.sockets[1]);
+  assert.equal(s1.url, A, 'owner-lost: the same node first');
+  await serveHandshake(s1);
+  await waitFor(() => client.state === 'connected');
+  s1.receive({ type: 'reconnect', reason: 'draining', retryAfterMs: 1 });
+  const s2 = await waitFor(() => env.sockets[2]);
+  assert.equal(s2.url, B, 'draining: the next node');
+  await serveHandshake(s2);
+  await waitFor(() => client.state === 'connected');
+  await client.leave();
+});
+
+test('url list: a node that answers with an error keeps its URL (the room reopens there after the lease)', async () => {
+  const env = makeEnv();
+  const { client, ws } = await connectedTo(env, [A, B]);
+  ws.serverClose(1006);
+  const s1 = await waitFor(() => env.sockets[1]);
+  assert.equal(s1.url, B);
+  s1.open();
+  const auth = await waitFor(() => s1.last('auth'));
+  s1.receive({ type: 'auth-ok', participantId: 'me', username: 'Me', protocol: 1, nodeId: 'b', requestId: auth.requestId });
+  const join = await waitFor(() => s1.last('join'));
+  s1.receive({ type: 'error', code: 'internal', message: "the room's node a is gone; the room can be opened again within 9 s, retry", requestType: 'join', requestId: join.requestId });
+  const s2 = await waitFor(() => env.sockets[2]);
+  assert.equal(s2.url, B, 'same node again');
+  assert.equal(client.state, 'reconnecting');
+  await serveHandshake(s2);
+  await waitFor(() => client.state === 'connected');
+  await client.leave();
+});
+
+test('url list: connect() tries each URL whose socket does not open, and fails after the last', async () => {
+  const env = makeEnv();
+  const { client } = makeClient(env, { url: [A, B, C] });
+  const p = client.connect();
+  (await waitFor(() => env.sockets[0])).serverClose(1006);
+  const s1 = await waitFor(() => env.sockets[1]);
+  assert.equal(s1.url, B);
+  await serveHandshake(s1);
+  await p;
+  assert.equal(client.state, 'connected');
+  assert.equal(client.url, B);
+  await client.leave();
+
+  const env2 = makeEnv();
+  const { client: c2 } = makeClient(env2, { url: [A, B] });
+  const p2 = c2.connect();
+  (await waitFor(() => env2.sockets[0])).serverClose(1006);
+  (await waitFor(() => env2.sockets[1])).serverClose(1006);
+  await assert.rejects(p2, (e) => e.code === 'connection-lost');
+  assert.equal(c2.state, 'closed');
+  await sleep(20);
+  assert.equal(env2.sockets.length, 2, 'one attempt per URL, no loop');
+  // The next connect() starts where the ring stands: A again.
+  const p3 = c2.connect();
+  const s = await waitFor(() => env2.sockets[2]);
+  assert.equal(s.url, A);
+  await serveHandshake(s);
+  await p3;
+  await c2.leave();
+});
+
+test('url list: a WebSocket that does not open in time moves on too', async () => {
+  const env = makeEnv();
+  const { client } = makeClient(env, { url: [A, B], requestTimeoutMs: 30 });
+  const p = client.connect();
+  await waitFor(() => env.sockets[0]); // never opens
+  const s1 = await waitFor(() => env.sockets[1], 'second URL after the time limit');
+  assert.equal(s1.url, B);
+  await serveHandshake(s1);
+  await p;
+  await client.leave();
+});
+
+test('url list: keepalive silence moves to the next URL', async () => {
+  const env = makeEnv();
+  const { client } = await connectedTo(env, [A, B], { pingIntervalMs: 5, idleTimeoutMs: 30 });
+  const s1 = await waitFor(() => env.sockets[1], 'idle timeout');
+  assert.equal(s1.url, B);
+  await client.leave();
+});
+
+test('one URL: every reconnect goes to it (a load balancer picks the node)', async () => {
+  const env = makeEnv();
+  const { client, ws } = await connectedTo(env, 'ws://lb.test/ws');
+  ws.serverClose(1006);
+  const s1 = await waitFor(() => env.sockets[1]);
+  s1.serverClose(1006);
+  const s2 = await waitFor(() => env.sockets[2]);
+  assert.deepEqual(env.sockets.map((s) => s.url), ['ws://lb.test/ws', 'ws://lb.test/ws', 'ws://lb.test/ws']);
+  await serveHandshake(s2);
+  await waitFor(() => client.state === 'connected');
+  await client.leave();
+});
+
+test('a bad `url` option is a TypeError', () => {
+  const env = makeEnv();
+  for (const url of [[], [A, ''], 7]) assert.throws(() => makeClient(env, { url }), TypeError);
+});
+
+test('client.url is null without a URL outside a browser page', () => {
+  const env = makeEnv();
+  const { client } = makeClient(env, { url: undefined });
+  assert.equal(client.url, null);
+});

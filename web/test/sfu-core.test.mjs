@@ -8,6 +8,7 @@ import {
   SfuError,
   TimerSet,
   TrackDirectory,
+  UrlRing,
   createRequestIdGenerator,
   isProbator,
   normalizeCandidate,
@@ -131,6 +132,39 @@ test('Backoff: growth, cap, reset', () => {
   assert.deepEqual([b.next(), b.next(), b.next(), b.next(), b.next(), b.next()], [100, 200, 400, 800, 1000, 1000]);
   b.reset();
   assert.equal(b.next(), 100);
+});
+
+test('UrlRing: round-robin over a list, back to the first (a node that died may return)', () => {
+  const r = new UrlRing(['ws://a/ws', 'ws://b/ws', 'ws://c/ws']);
+  assert.equal(r.size, 3);
+  assert.equal(r.current(), 'ws://a/ws');
+  const seen = [];
+  for (let i = 0; i < 7; i++) {
+    assert.equal(r.advance(), true);
+    seen.push(r.current());
+  }
+  assert.deepEqual(seen, ['ws://b/ws', 'ws://c/ws', 'ws://a/ws', 'ws://b/ws', 'ws://c/ws', 'ws://a/ws', 'ws://b/ws']);
+});
+
+test('UrlRing: one URL (or the default) never changes', () => {
+  for (const u of ['wss://lb.example/ws', '/ws', undefined, null, ['ws://only/ws']]) {
+    const r = new UrlRing(u);
+    const first = r.current();
+    assert.equal(r.advance(), false);
+    assert.equal(r.current(), first);
+    assert.equal(r.size, 1);
+  }
+  assert.equal(new UrlRing(undefined).current(), undefined);
+});
+
+test('UrlRing: the list is copied, bad options are TypeErrors', () => {
+  const list = ['ws://a/ws', 'ws://b/ws'];
+  const r = new UrlRing(list);
+  list.push('ws://c/ws');
+  assert.equal(r.size, 2);
+  for (const bad of ['', [], ['ws://a/ws', ''], ['ws://a/ws', 3], 42, { url: 'x' }, new Array(65).fill('ws://a/ws')]) {
+    assert.throws(() => new UrlRing(bad), TypeError, JSON.stringify(bad));
+  }
 });
 
 test('Backoff: jitter bounds and cap with jitter', () => {
