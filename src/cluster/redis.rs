@@ -8,7 +8,16 @@
 //!   with a compare-and-extend script. A lease found in another node's hands
 //!   is lost: the room is closed here and its members are told to reconnect
 //!   (`room-moved`). A lease found missing (Redis restarted without its
-//!   data) is claimed again.
+//!   data) is claimed again, after this node's registry entry is written
+//!   again (see the next point).
+//! - A lease whose holder has no registry entry is void: a claim takes it
+//!   at once ([`RedisStore::claim_or_take_over`]). A node that died stops
+//!   heartbeating, so its rooms can be opened elsewhere `NODE_TTL_MS` after
+//!   its last heartbeat instead of after the rest of its lease; the lease
+//!   stays what protects a room from a node that is alive (registered) but
+//!   no longer renews. This is why the registry entry must exist before a
+//!   lease is (re)claimed, and why a heartbeat that finds its entry gone
+//!   (Redis lost its data) re-claims this node's leases at once.
 //! - Redis unreachable: new rooms are refused with a clear error, rooms
 //!   already held keep being served (nobody else can claim them while Redis
 //!   is down either), and everything resumes when Redis answers again. The
@@ -179,23 +188,42 @@ impl RedisCluster {
     }
 
     async fn heartbeat(&self) {
+        // Our own entry gone means Redis lost its data (restarted empty) or
+        // we missed a whole NODE_TTL_MS: our leases may be gone too, and
+        // claiming them back now, not at the next renewal, keeps another
+        // node from opening a second copy of our rooms in the meantime.
+        let lost_entry = matches!(self.store.node(&self.node_id).await, Ok(None));
+        if !self.register().await {
+            return;
+        }
+        if let Ok(nodes) = self.store.live_nodes().await {
+            *lock(&self.live_nodes) = nodes;
+        }
+        if lost_entry && !lock(&self.owned).is_empty() {
+            tracing::warn!("registry entry was gone (Redis lost its data?); claiming leases again");
+            self.renew_leases().await;
+        }
+    }
+
+    /// Writes this node's registry entry; false if Redis did not take it.
+    async fn register(&self) -> bool {
         let info = self.node_info();
         match self.store.heartbeat(&info, self.settings.node_ttl).await {
             Ok(()) => {
                 self.mark_redis(true);
-                if let Ok(nodes) = self.store.live_nodes().await {
-                    *lock(&self.live_nodes) = nodes;
-                }
+                true
             }
             Err(e) => {
                 tracing::debug!("heartbeat failed: {e}");
                 self.mark_redis(false);
+                false
             }
         }
     }
 
     async fn renew_leases(&self) {
         let rooms: Vec<String> = lock(&self.owned).iter().cloned().collect();
+        let mut registered = false;
         for room in rooms {
             let kept = match self
                 .store
@@ -208,10 +236,17 @@ impl RedisCluster {
                 }
                 // Not ours any more, or gone (Redis restarted without its
                 // data): claim it again; only another holder takes it away.
-                Ok(false) => match self
-                    .store
-                    .claim_room(&room, &self.node_id, self.settings.room_lease)
-                    .await
+                // Our registry entry goes first: a lease whose holder is
+                // not registered is anybody's (see the module docs).
+                Ok(false) => match async {
+                    if !std::mem::replace(&mut registered, true) {
+                        self.register().await;
+                    }
+                    self.store
+                        .claim_or_take_over(&room, &self.node_id, self.settings.room_lease)
+                        .await
+                }
+                .await
                 {
                     Ok(Claim::Owned) => true,
                     Ok(Claim::OwnedBy(other)) => {
@@ -289,7 +324,7 @@ impl Cluster for RedisCluster {
             }
             match self
                 .store
-                .claim_room(room, &self.node_id, self.settings.room_lease)
+                .claim_or_take_over(room, &self.node_id, self.settings.room_lease)
                 .await
             {
                 Ok(Claim::Owned) => {
@@ -301,9 +336,21 @@ impl Cluster for RedisCluster {
                 }
                 Ok(Claim::OwnedBy(node_id)) => {
                     self.mark_redis(true);
-                    // Forwarding to a node that is gone would only fail
-                    // later; say so now (its lease runs out by itself).
+                    // The holder's entry expired just after the script
+                    // ran: the lease is void now, take it. Forwarding to a
+                    // node that is gone would only fail later; if the
+                    // takeover does not happen either, say so now.
                     if let Ok(None) = self.store.node(&node_id).await {
+                        if let Ok(Claim::Owned) = self
+                            .store
+                            .claim_or_take_over(room, &self.node_id, self.settings.room_lease)
+                            .await
+                        {
+                            if lock(&self.owned).insert(room.to_owned()) {
+                                metrics::lease("claimed");
+                            }
+                            return Ok(RoomPlacement::Here);
+                        }
                         return Err(ClusterError::OwnerGone {
                             node: node_id,
                             lease_secs: self.settings.room_lease.as_secs().max(1),
