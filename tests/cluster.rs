@@ -295,6 +295,107 @@ async fn killing_the_owner_moves_its_rooms_to_a_live_node() {
     );
 }
 
+/// kill -9 of the room's node with the default settings (no lease or TTL
+/// override): the publisher and subscriber forwarded through another node
+/// get `reconnect` (`owner-lost`), and their first rejoin opens the room
+/// on that node at once: the dead node's lease (10 s by default, much of
+/// it left) is void because its registry entry expired. Media flows again.
+/// The time this takes is a benchmark figure (bench/faults.sh), not
+/// asserted here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_default_settings_a_killed_owner_s_room_reopens_at_the_first_rejoin() {
+    require_test_network();
+    let _slot = media_slot().await;
+    let redis = RedisProcess::start();
+    let room = "defaults";
+    let mut owner = NodeProcess::start("dflt-owner", &redis.url(), &[]).await;
+    let edge = NodeProcess::start("dflt-edge", &redis.url(), &[]).await;
+    let mut anchor = client(&owner, "anchor").await;
+    assert_eq!(join(&mut anchor, room).await["type"], "joined");
+    let (p, s) = call(&edge, room).await;
+    assert!(
+        s.subscriber
+            .wait_for_packets(&p.video_track, 30, Duration::from_secs(20))
+            .await,
+        "no media before the kill: {:?}",
+        s.errors()
+    );
+    assert_eq!(edge.health_of_room(room).await["owner"], owner.id.as_str());
+
+    owner.kill9();
+    for d in [&p, &s] {
+        let e = d
+            .wait_event("reconnect", Duration::from_secs(15), |v| {
+                v["type"] == "reconnect"
+            })
+            .await;
+        assert_eq!(e.raw["reason"], "owner-lost", "{}", e.raw);
+    }
+    p.close().await;
+    s.close().await;
+    drop(anchor);
+    // The lease still has seconds left, but its holder is gone from the
+    // registry: the first join takes the room (before the take-over, it
+    // was refused with "the room's node … is gone … retry").
+    let mut c = client(&edge, "first-back").await;
+    let r = join(&mut c, room).await;
+    assert_eq!(r["type"], "joined", "{r}");
+    assert_eq!(edge.health_of_room(room).await["owner"], edge.id.as_str());
+    c.close().await;
+    let (p, s) = call(&edge, room).await;
+    assert!(
+        s.subscriber
+            .wait_for_packets(&p.video_track, 1, Duration::from_secs(20))
+            .await,
+        "no media after the failover: {:?}",
+        s.errors()
+    );
+    p.close().await;
+    s.close().await;
+}
+
+/// Redis loses its data (FLUSHALL, as a restart without persistence):
+/// the node notices its registry entry is gone at its next heartbeat and
+/// claims its room's lease again then, long before its next lease renewal
+/// (a third of a 60 s lease), so no other node could open a second copy
+/// in the meantime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_reclaims_its_leases_as_soon_as_redis_lost_its_data() {
+    require_test_network();
+    let redis = RedisProcess::start();
+    let a = NodeProcess::start("reclaim-a", &redis.url(), &[("ROOM_LEASE_MS", "60000")]).await;
+    let mut c = client(&a, "ann").await;
+    assert_eq!(join(&mut c, "kept").await["type"], "joined");
+    assert_eq!(a.health_of_room("kept").await["owner"], "reclaim-a");
+    let rc = redis::Client::open(redis.url()).expect("redis url");
+    let mut conn = rc
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connection");
+    let _: () = redis::cmd("FLUSHALL")
+        .query_async(&mut conn)
+        .await
+        .expect("FLUSHALL");
+    let key = rheo_sfu::cluster::store::Key::Room("kept").build("rheo-sfu");
+    // The renewal would come after 20 s; the heartbeat (every second with
+    // the default NODE_TTL_MS) is the only way it is back within 10.
+    eventually("the lease to be claimed again", T, || {
+        let mut conn = conn.clone();
+        let key = key.clone();
+        async move {
+            let owner: Option<String> = redis::cmd("GET")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .expect("GET");
+            owner.as_deref() == Some("reclaim-a")
+        }
+    })
+    .await;
+    assert_eq!(a.health_of_room("kept").await["open"], true);
+    c.close().await;
+}
+
 /// Redis goes away for 10 s during a call: media keeps flowing, a new room
 /// is refused with a clear error, and after Redis is back new rooms work
 /// and the node holds its old room again.

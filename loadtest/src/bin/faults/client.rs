@@ -137,6 +137,29 @@ impl Participant {
         }
     }
 
+    /// One line about its state, for error messages.
+    pub fn describe(&self) -> String {
+        let log = self
+            .log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let tail: Vec<String> = log
+            .iter()
+            .rev()
+            .take(4)
+            .map(|(t, e)| format!("{:.1}s {e:?}", *t as f64 / 1e9))
+            .collect();
+        format!(
+            "{} ({:?}, {}): {} packets, last {:.1}s; {}",
+            self.name,
+            self.role,
+            self.room,
+            self.packets.load(Ordering::Relaxed),
+            self.last_rx_ns.load(Ordering::Relaxed) as f64 / 1e9,
+            tail.join(" < ")
+        )
+    }
+
     /// Whether media arrived within the last `within`.
     pub fn receiving(&self, within: Duration) -> bool {
         let last = self.last_rx_ns.load(Ordering::Relaxed);
@@ -259,6 +282,23 @@ async fn wait_reply(
     }
 }
 
+/// Connects and waits for `auth-ok`: the client, its participant id and
+/// the id of the node it reached.
+async fn sign_in(url: &str, token: &str) -> Result<(Client, String, String)> {
+    let mut c = tokio::time::timeout(REPLY, Client::connect(url, Some(token)))
+        .await
+        .map_err(|_| anyhow::anyhow!("connect timed out"))??;
+    let auth = c.wait_type(ServerType::AuthOk.as_str(), REPLY).await?;
+    let field = |k: &str| {
+        auth.raw
+            .get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    Ok((c, field("participantId"), field("nodeId")))
+}
+
 fn is_reply(r: &Received, ty: ServerType, request: ClientType) -> bool {
     r.type_name() == ty.as_str()
         || (r.type_name() == ServerType::Error.as_str()
@@ -271,16 +311,10 @@ async fn session(p: &Arc<Participant>, net: &Net, url: usize, stop: &watch::Rece
     let Ok(tok) = token(&net.secret, &p.name, &p.room) else {
         return End::Stopped;
     };
-    let (mut c, own_id) = match proto::sign_in(&net.urls[url], &tok, REPLY).await {
+    let (mut c, own_id, node) = match sign_in(&net.urls[url], &tok).await {
         Ok(x) => x,
         Err(e) => return End::Dropped(format!("connect: {e:#}")),
     };
-    let node = c
-        .drain_type("auth-ok")
-        .into_iter()
-        .next()
-        .and_then(|r| r.raw.get("nodeId").and_then(|v| v.as_str()).map(str::to_owned))
-        .unwrap_or_default();
     // Join, retrying what the server refuses for now.
     let publishers = loop {
         if *stop.borrow() {
@@ -505,7 +539,7 @@ fn receive(pc: &RTCPeerConnection, p: &Arc<Participant>, end: watch::Receiver<bo
                     _ = end.wait_for(|e| *e) => return,
                     r = track.read(&mut buf) => match r {
                         Ok((packet, _)) => {
-                            if packet.payload.len() >= 20 && &packet.payload[..4] == MAGIC {
+                            if packet.payload.get(60..64) == Some(&MAGIC[..]) {
                                 if !first.swap(true, Ordering::Relaxed) {
                                     p.note(Ev::FirstPacket);
                                 }
@@ -552,6 +586,8 @@ fn send_when_connected(
                 _ = end.wait_for(|e| *e) => return,
             }
             let mut b = BytesMut::with_capacity(100);
+            // An Opus TOC byte, filler, then the marker at byte 60 (what
+            // `receive` looks for) and a counter and send time.
             b.put_u8(0xfc);
             b.put_bytes(0xa5, 59);
             b.put_slice(MAGIC);

@@ -38,6 +38,21 @@ fn steady_now(w: &World) -> bool {
     })
 }
 
+/// Who is not in a steady state, for error messages.
+pub fn unsteady(w: &World) -> String {
+    let now = now_ns() as f64 / 1e9;
+    let who: Vec<String> = w
+        .people
+        .iter()
+        .filter(|p| {
+            p.current_node().is_none()
+                || (p.role == Role::Subscriber && !p.receiving(Duration::from_millis(300)))
+        })
+        .map(|p| p.describe())
+        .collect();
+    format!("at {now:.1}s: {}", who.join(" | "))
+}
+
 /// Waits up to `limit` for [`steady_now`], held for half a second.
 pub async fn steady(w: &World, limit: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + limit;
@@ -176,7 +191,10 @@ pub async fn node_faults(w: &mut World, sig: i32, rounds: u32) -> Result<Value> 
     let mut out = Vec::new();
     for round in 0..rounds {
         if !steady(w, Duration::from_secs(60)).await {
-            bail!("round {round}: the calls did not reach a steady state");
+            bail!(
+                "round {round}: the calls did not reach a steady state: {}",
+                unsteady(w)
+            );
         }
         let Some(victim) = busiest(w).await else {
             bail!("round {round}: no node holds a room");
@@ -289,7 +307,7 @@ fn delivery(w: &World, before: &[u64], secs: f64) -> Vec<Value> {
 /// Redis stopped (SIGTERM) for `secs`, then started again (empty).
 pub async fn redis_outage(w: &mut World, secs: u64) -> Result<Value> {
     if !steady(w, Duration::from_secs(60)).await {
-        bail!("the calls did not reach a steady state");
+        bail!("the calls did not reach a steady state: {}", unsteady(w));
     }
     let before: Vec<u64> = w
         .people
@@ -366,7 +384,7 @@ async fn leases_back(w: &World, t_up: u64) -> Option<f64> {
 /// them (the moment a second copy of a room could open).
 pub async fn redis_empty(w: &mut World) -> Result<Value> {
     if !steady(w, Duration::from_secs(60)).await {
-        bail!("the calls did not reach a steady state");
+        bail!("the calls did not reach a steady state: {}", unsteady(w));
     }
     let owners_before = owners(w).await;
     let t0 = now_ns();
