@@ -58,6 +58,13 @@ pub struct RedisCluster {
     redis_up: AtomicBool,
     live_nodes: Mutex<Vec<NodeInfo>>,
     draining: AtomicBool,
+    /// Until when this node takes no free lease: Redis lost its data, and
+    /// the nodes that serve rooms are claiming them again (see
+    /// [`RedisCluster::reregister`]).
+    settle_until: Mutex<Option<std::time::Instant>>,
+    /// Whether a heartbeat ever succeeded (a missing entry before that is
+    /// not a loss).
+    registered_once: AtomicBool,
     started_at: u64,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     load: LoadFn,
@@ -109,6 +116,8 @@ impl RedisCluster {
             redis_up: AtomicBool::new(true),
             live_nodes: Mutex::new(Vec::new()),
             draining: AtomicBool::new(false),
+            settle_until: Mutex::new(None),
+            registered_once: AtomicBool::new(false),
             started_at: unix_ms(),
             tasks: Mutex::new(Vec::new()),
             load,
@@ -188,21 +197,52 @@ impl RedisCluster {
     }
 
     async fn heartbeat(&self) {
-        // Our own entry gone means Redis lost its data (restarted empty) or
-        // we missed a whole NODE_TTL_MS: our leases may be gone too, and
-        // claiming them back now, not at the next renewal, keeps another
-        // node from opening a second copy of our rooms in the meantime.
-        let lost_entry = matches!(self.store.node(&self.node_id).await, Ok(None));
-        if !self.register().await {
+        let Some(lost_entry) = self.reregister().await else {
             return;
-        }
+        };
         if let Ok(nodes) = self.store.live_nodes().await {
             *lock(&self.live_nodes) = nodes;
         }
+        // Our leases may be gone with our entry: claiming them back now,
+        // not at the next renewal, keeps another node from opening a
+        // second copy of our rooms in the meantime.
         if lost_entry && !lock(&self.owned).is_empty() {
             tracing::warn!("registry entry was gone (Redis lost its data?); claiming leases again");
             self.renew_leases().await;
         }
+    }
+
+    /// Writes this node's registry entry, noting whether it had been lost:
+    /// `None` if Redis did not take it, `Some(true)` if the entry was gone
+    /// although this node had registered before (Redis restarted without
+    /// its data, or no heartbeat reached it for a whole `NODE_TTL_MS`).
+    ///
+    /// After such a loss every node's leases may be gone, and a room still
+    /// served by its node must not be opened on another one before that
+    /// node claimed it again: for a third of `NODE_TTL_MS` (the heartbeat
+    /// period, in which every node notices the same loss) plus the Redis
+    /// timeout, this node takes no free lease for a new room.
+    async fn reregister(&self) -> Option<bool> {
+        let missing = matches!(self.store.node(&self.node_id).await, Ok(None));
+        if !self.register().await {
+            return None;
+        }
+        let lost = missing && self.registered_once.swap(true, Ordering::Relaxed);
+        if lost {
+            self.settle();
+        }
+        Some(lost)
+    }
+
+    /// Starts the period in which this node takes no free lease.
+    fn settle(&self) {
+        let until = std::time::Instant::now() + self.settings.node_ttl / 3 + OP_TIMEOUT;
+        *lock(&self.settle_until) = Some(until);
+    }
+
+    /// Whether this node may take a free lease for a new room now.
+    fn may_take_free(&self) -> bool {
+        lock(&self.settle_until).is_none_or(|t| std::time::Instant::now() >= t)
     }
 
     /// Writes this node's registry entry; false if Redis did not take it.
@@ -240,15 +280,18 @@ impl RedisCluster {
                 // not registered is anybody's (see the module docs).
                 Ok(false) => match async {
                     if !std::mem::replace(&mut registered, true) {
-                        self.register().await;
+                        self.reregister().await;
                     }
+                    // Our own room: taken back even while settling.
                     self.store
-                        .claim_or_take_over(&room, &self.node_id, self.settings.room_lease)
+                        .claim_or_take_over(&room, &self.node_id, self.settings.room_lease, true)
                         .await
                 }
                 .await
                 {
                     Ok(Claim::Owned) => true,
+                    // Not registered (the write above failed): next time.
+                    Ok(Claim::Wait) => true,
                     Ok(Claim::OwnedBy(other)) => {
                         tracing::warn!(%room, holder = %other, "room lease lost to another node");
                         false
@@ -322,11 +365,24 @@ impl Cluster for RedisCluster {
                     }
                 }
             }
+            let may_take_free = self.may_take_free();
             match self
                 .store
-                .claim_or_take_over(room, &self.node_id, self.settings.room_lease)
+                .claim_or_take_over(room, &self.node_id, self.settings.room_lease, may_take_free)
                 .await
             {
+                Ok(Claim::Wait) => {
+                    self.mark_redis(true);
+                    // Not settling, so this node was not registered: Redis
+                    // lost its data and our heartbeat has not noticed yet.
+                    if may_take_free {
+                        self.reregister().await;
+                        self.settle();
+                    }
+                    Err(ClusterError::Unavailable(
+                        "Redis lost its data; nodes are claiming their rooms again".into(),
+                    ))
+                }
                 Ok(Claim::Owned) => {
                     self.mark_redis(true);
                     if lock(&self.owned).insert(room.to_owned()) {
@@ -343,7 +399,12 @@ impl Cluster for RedisCluster {
                     if let Ok(None) = self.store.node(&node_id).await {
                         if let Ok(Claim::Owned) = self
                             .store
-                            .claim_or_take_over(room, &self.node_id, self.settings.room_lease)
+                            .claim_or_take_over(
+                                room,
+                                &self.node_id,
+                                self.settings.room_lease,
+                                may_take_free,
+                            )
                             .await
                         {
                             if lock(&self.owned).insert(room.to_owned()) {

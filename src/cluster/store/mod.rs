@@ -104,6 +104,9 @@ pub enum Claim {
     Owned,
     /// Another node holds the lease; the value is its id.
     OwnedBy(String),
+    /// Nobody holds it, but this node may not take it now
+    /// ([`RedisStore::claim_or_take_over`]): retry shortly.
+    Wait,
 }
 
 /// Every Redis key and channel name this module uses. They are built in one
@@ -245,12 +248,15 @@ impl RedisStore {
     /// [`RedisStore::claim_room`], except that a lease held by a node
     /// without a registry entry (see [`RedisStore::heartbeat`]) is taken
     /// too: that node is dead, and waiting for its lease to run out would
-    /// only keep the room closed. Returns who holds the lease afterwards.
+    /// only keep the room closed. A free lease is taken only if `node` is
+    /// registered and `may_take_free`; else the answer is [`Claim::Wait`].
+    /// Returns who holds the lease afterwards.
     pub async fn claim_or_take_over(
         &self,
         room: &str,
         node: &str,
         lease: Duration,
+        may_take_free: bool,
     ) -> Result<Claim, StoreError> {
         let key = &self.key(Key::Room(room));
         // `P:node:` + the holder's id is its registry key (`Key::Node`).
@@ -265,11 +271,14 @@ impl RedisStore {
                     .arg(node)
                     .arg(ms)
                     .arg(registry)
+                    .arg(if may_take_free { "1" } else { "0" })
                     .invoke_async(&mut con)
                     .await
             })
             .await?;
-        Ok(if owner == node {
+        Ok(if owner.is_empty() {
+            Claim::Wait
+        } else if owner == node {
             Claim::Owned
         } else {
             Claim::OwnedBy(owner)

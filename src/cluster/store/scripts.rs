@@ -20,18 +20,25 @@ return owner
 ";
 
 /// KEYS[1] room key, ARGV[1] node id, ARGV[2] lease ms, ARGV[3] the prefix
-/// of registry keys (`P:node:`). Like `CLAIM_LUA`, and a lease whose
-/// holder has no registry entry is void: the holder stopped heartbeating
-/// for a whole `NODE_TTL_MS` (it died), so the room is taken at once
-/// instead of after the rest of the lease. The registry key is built from
-/// the value read, so this needs a single Redis (not Redis Cluster), which
-/// is what cluster mode uses.
+/// of registry keys (`P:node:`), ARGV[4] `1` if the caller may take a free
+/// lease. Like `CLAIM_LUA`, and a lease whose holder has no registry entry
+/// is void: the holder stopped heartbeating for a whole `NODE_TTL_MS` (it
+/// died), so the room is taken at once instead of after the rest of the
+/// lease. A free (or void) lease is taken only by a registered caller that
+/// may take it; otherwise the answer is an empty string. (After Redis lost
+/// its data no node is registered, and a room still served by its node
+/// must not be opened elsewhere before that node claimed it again.) The
+/// registry keys are built from values, so this needs a single Redis (not
+/// Redis Cluster), which is what cluster mode uses.
 pub(super) const TAKE_OVER_LUA: &str = r"
 local owner = redis.call('GET', KEYS[1])
 if owner and owner ~= ARGV[1] and redis.call('EXISTS', ARGV[3] .. owner) == 0 then
   owner = false
 end
 if not owner then
+  if ARGV[4] ~= '1' or redis.call('EXISTS', ARGV[3] .. ARGV[1]) == 0 then
+    return ''
+  end
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return ARGV[1]
 end
@@ -72,4 +79,3 @@ for i = 2, #KEYS do
 end
 return removed
 ";
-

@@ -210,7 +210,11 @@ pub async fn run(p: Arc<Participant>, net: Net, mut stop: watch::Receiver<bool>)
             }
             End::Dropped(why) => {
                 p.note(Ev::Dropped(why));
-                url += 1;
+                // Another URL of the list, at random (as a load balancer
+                // would pick), so that clients do not all pile onto one
+                // node after each fault.
+                let n = net.urls.len().max(2);
+                url += 1 + rand::random::<u32>() as usize % (n - 1);
                 pause = Duration::from_millis(100);
             }
             End::Stopped => return,
@@ -328,7 +332,12 @@ async fn session(p: &Arc<Participant>, net: &Net, url: usize, stop: &watch::Rece
         {
             return End::Dropped(e.to_string());
         }
-        match wait_reply(&mut c, |r| is_reply(r, ServerType::Joined, ClientType::Join), |_| {}).await
+        match wait_reply(
+            &mut c,
+            |r| is_reply(r, ServerType::Joined, ClientType::Join),
+            |_| {},
+        )
+        .await
         {
             Wait::End(e) => return e,
             Wait::Reply(r) => match r.message {

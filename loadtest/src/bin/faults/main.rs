@@ -35,7 +35,10 @@ use procs::{Node, Redis, SECRET};
 use scenarios::World;
 
 #[derive(Debug, Parser)]
-#[command(name = "faults", about = "Fault injection in a 3-node rheo-sfu cluster")]
+#[command(
+    name = "faults",
+    about = "Fault injection in a 3-node rheo-sfu cluster"
+)]
 struct Args {
     /// The server binary.
     #[arg(long, default_value = "target/release/rheo-sfu")]

@@ -136,7 +136,10 @@ impl Node {
             ("RELAY_PORT", "0"),
             ("SHUTDOWN_GRACE_SECS", "10"),
             ("MEDIA_STATS_SECS", "0"),
-            ("RUST_LOG", "info,webrtc=error,webrtc_ice=error,rheomesh=warn"),
+            (
+                "RUST_LOG",
+                "info,webrtc=error,webrtc_ice=error,rheomesh=warn",
+            ),
         ]
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -186,11 +189,17 @@ impl Node {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().with_context(|| format!("start {:?}", self.bin))?;
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("start {:?}", self.bin))?;
         let deadline = Instant::now() + Duration::from_secs(20);
         while !listens(self.port) {
             if let Ok(Some(status)) = child.try_wait() {
-                bail!("node {} exited at start ({status}); {}", self.id, log.display());
+                bail!(
+                    "node {} exited at start ({status}); {}",
+                    self.id,
+                    log.display()
+                );
             }
             if Instant::now() > deadline {
                 signal(child.id(), libc::SIGKILL);

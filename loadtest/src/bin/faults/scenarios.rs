@@ -175,9 +175,10 @@ async fn recovered(w: &World, t0: u64, limit: Duration) -> Option<f64> {
     let deadline = tokio::time::Instant::now() + limit;
     while tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let all_back = w.people.iter().all(|p| {
-            p.last_rx_ns.load(Ordering::Relaxed) > t0 || p.role == Role::Publisher
-        });
+        let all_back = w
+            .people
+            .iter()
+            .all(|p| p.last_rx_ns.load(Ordering::Relaxed) > t0 || p.role == Role::Publisher);
         if all_back && steady_now(w) {
             return Some(ms(now_ns() - t0));
         }
@@ -230,7 +231,11 @@ pub async fn node_faults(w: &mut World, sig: i32, rounds: u32) -> Result<Value> 
         let (consistent, rooms) = placement(w).await;
         eprintln!(
             "round {round}: {} {victim_id} ({} rooms) -> all media back after {:?} ms",
-            if sig == libc::SIGKILL { "SIGKILL" } else { "SIGTERM" },
+            if sig == libc::SIGKILL {
+                "SIGKILL"
+            } else {
+                "SIGTERM"
+            },
             affected_rooms.len(),
             all_back
         );
@@ -258,29 +263,31 @@ pub async fn node_faults(w: &mut World, sig: i32, rounds: u32) -> Result<Value> 
     Ok(json!(out))
 }
 
-/// One new-room join through `node` by a fresh client: `Ok(true)` joined,
-/// `Ok(false)` with the refusal in `why`.
-async fn probe_join(node: &Node, room: &str, user: &str) -> (bool, String) {
+/// One join of `room` through `node` by a fresh client, which leaves
+/// again: whether it joined (else the refusal), and whether the room was
+/// open on `node` itself while it was in.
+async fn probe_join(node: &Node, room: &str, user: &str) -> (bool, String, bool) {
     let tok = match crate::client_token(user, room) {
         Ok(t) => t,
-        Err(e) => return (false, e.to_string()),
+        Err(e) => return (false, e.to_string(), false),
     };
     let wait = Duration::from_secs(5);
     let mut c = match proto::sign_in(&node.ws_url(), &tok, wait).await {
         Ok((c, _)) => c,
-        Err(e) => return (false, format!("connect: {e:#}")),
+        Err(e) => return (false, format!("connect: {e:#}"), false),
     };
     let r = proto::join(&mut c, room, wait).await;
     let out = match r {
         Ok(_) => {
+            let here = node.room(room).await.is_ok_and(|v| v["open"] == true);
             let _ = c
                 .send(&signaling::ClientMessage::Leave {
                     room_name: room.to_owned(),
                 })
                 .await;
-            (true, String::new())
+            (true, String::new(), here)
         }
-        Err(e) => (false, format!("{e:#}")),
+        Err(e) => (false, format!("{e:#}"), false),
     };
     c.close().await;
     out
@@ -324,8 +331,9 @@ pub async fn redis_outage(w: &mut World, secs: u64) -> Result<Value> {
     while now_ns() - t0 < secs * 1_000_000_000 {
         for n in w.nodes.iter() {
             k += 1;
-            let (ok, why) = probe_join(n, &format!("new-{k}"), &format!("prober-{k}")).await;
-            refusals.push(json!({"atMs": ms(now_ns() - t0), "node": n.id, "joined": ok, "error": why}));
+            let (ok, why, _) = probe_join(n, &format!("new-{k}"), &format!("prober-{k}")).await;
+            refusals
+                .push(json!({"atMs": ms(now_ns() - t0), "node": n.id, "joined": ok, "error": why}));
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
@@ -343,7 +351,7 @@ pub async fn redis_outage(w: &mut World, secs: u64) -> Result<Value> {
                 continue;
             }
             k += 1;
-            let (ok, _) = probe_join(n, &format!("after-{k}"), &format!("prober-{k}")).await;
+            let (ok, _, _) = probe_join(n, &format!("after-{k}"), &format!("prober-{k}")).await;
             if ok {
                 new_rooms.insert(n.id.clone(), ms(now_ns() - t_up));
             }
@@ -351,7 +359,6 @@ pub async fn redis_outage(w: &mut World, secs: u64) -> Result<Value> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let leases_ms = leases_back(w, t_up).await;
-    let all_back = recovered(w, t0, Duration::from_secs(30)).await;
     let (consistent, rooms) = placement(w).await;
     let after: Vec<Value> = w.people.iter().map(|p| outcome(p, t0)).collect();
     Ok(json!({
@@ -360,7 +367,6 @@ pub async fn redis_outage(w: &mut World, secs: u64) -> Result<Value> {
         "newRoomAttempts": refusals,
         "newRoomsOpenAgainMs": new_rooms,
         "leasesBackMs": leases_ms,
-        "allMediaMs": all_back,
         "placementConsistent": consistent, "placement": rooms,
         "participants": after,
     }))
@@ -392,10 +398,15 @@ pub async fn redis_empty(w: &mut World) -> Result<Value> {
     let port = w.redis.port;
     w.redis = Redis::start(port)?;
     let t_up = now_ns();
-    // Joins of existing rooms through other nodes for five seconds.
+    // Joins of existing rooms through other nodes for five seconds; after
+    // each round, whether every room is back on one node named by all.
     let mut probes = Vec::new();
     let mut k = 0;
+    let mut consistent_at = None;
     while now_ns() - t_up < 5_000_000_000 {
+        if consistent_at.is_none() && placement(w).await.0 {
+            consistent_at = Some(ms(now_ns() - t_up));
+        }
         for (room, owner) in &owners_before {
             let Some(n) = w
                 .nodes
@@ -405,11 +416,15 @@ pub async fn redis_empty(w: &mut World) -> Result<Value> {
                 continue;
             };
             k += 1;
-            let (ok, why) = probe_join(n, room, &format!("prober-{k}")).await;
-            probes.push(json!({"atMs": ms(now_ns() - t_up), "room": room, "via": n.id, "joined": ok, "error": why}));
+            let at = ms(now_ns() - t_up);
+            let (ok, why, here) = probe_join(n, room, &format!("prober-{k}")).await;
+            probes.push(json!({"atMs": at, "room": room, "via": n.id, "joined": ok, "openThere": here, "error": why}));
         }
     }
-    let leases_ms = leases_back(w, t_up).await;
+    let leases_ms = match consistent_at {
+        Some(at) => Some(at),
+        None => leases_back(w, t_up).await,
+    };
     let all_back = recovered(w, t0, Duration::from_secs(30)).await;
     // Settled: check again a while later.
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -419,8 +434,10 @@ pub async fn redis_empty(w: &mut World) -> Result<Value> {
         .iter()
         .filter(|p| p["how"].as_str().is_some_and(|h| h.contains("RoomMoved")))
         .count();
+    let second_copies = probes.iter().filter(|p| p["openThere"] == true).count();
     Ok(json!({
         "ownersBefore": owners_before,
+        "secondCopies": second_copies,
         "probes": probes,
         "leasesConsistentMs": leases_ms,
         "allMediaMs": all_back,
