@@ -498,6 +498,28 @@ async fn a_node_that_loses_its_lease_sends_its_members_away() {
         .get_multiplexed_async_connection()
         .await
         .expect("redis connection");
+    // The intruder is registered: a lease of a node without a registry
+    // entry is void, and node a would simply take it back.
+    let intruder = rheo_sfu::cluster::store::NodeInfo {
+        node_id: "intruder".into(),
+        advertise_url: "ws://127.0.0.1:1/ws".into(),
+        announced_ips: Vec::new(),
+        rooms: 1,
+        participants: 0,
+        tracks: 0,
+        cpu: 0.0,
+        started_at: 0,
+        version: "test".into(),
+        draining: false,
+    };
+    let _: () = redis::cmd("SET")
+        .arg(rheo_sfu::cluster::store::Key::Node("intruder").build("rheo-sfu"))
+        .arg(serde_json::to_string(&intruder).expect("NodeInfo JSON"))
+        .arg("PX")
+        .arg(60_000)
+        .query_async(&mut conn)
+        .await
+        .expect("SET node");
     let _: () = redis::cmd("SET")
         .arg(&key)
         .arg("intruder")

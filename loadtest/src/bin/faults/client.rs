@@ -86,6 +86,10 @@ pub struct Participant {
     pub last_rx_ns: AtomicU64,
     /// Largest gap between two received packets since the last reset, ns.
     pub max_gap_ns: AtomicU64,
+    /// Packets missing from the publisher's counter sequence (a publisher
+    /// that starts again starts from 0, which is not counted).
+    pub lost: AtomicU64,
+    last_counter: AtomicU64,
 }
 
 impl Participant {
@@ -100,6 +104,8 @@ impl Participant {
             packets: AtomicU64::new(0),
             last_rx_ns: AtomicU64::new(0),
             max_gap_ns: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
+            last_counter: AtomicU64::new(u64::MAX),
         })
     }
 
@@ -166,7 +172,11 @@ impl Participant {
         last > 0 && now_ns().saturating_sub(last) < within.as_nanos() as u64
     }
 
-    fn on_packet(&self) {
+    fn on_packet(&self, counter: u64) {
+        let prev = self.last_counter.swap(counter, Ordering::Relaxed);
+        if prev != u64::MAX && counter > prev + 1 {
+            self.lost.fetch_add(counter - prev - 1, Ordering::Relaxed);
+        }
         let now = now_ns();
         let last = self.last_rx_ns.swap(now, Ordering::Relaxed);
         if last > 0 {
@@ -552,7 +562,11 @@ fn receive(pc: &RTCPeerConnection, p: &Arc<Participant>, end: watch::Receiver<bo
                                 if !first.swap(true, Ordering::Relaxed) {
                                     p.note(Ev::FirstPacket);
                                 }
-                                p.on_packet();
+                                let mut c = [0u8; 8];
+                                if let Some(b) = packet.payload.get(64..72) {
+                                    c.copy_from_slice(b);
+                                }
+                                p.on_packet(u64::from_be_bytes(c));
                             }
                         }
                         Err(_) => return,

@@ -293,17 +293,18 @@ async fn probe_join(node: &Node, room: &str, user: &str) -> (bool, String, bool)
     out
 }
 
-/// Delivery of every subscriber between two snapshots of its counter.
-fn delivery(w: &World, before: &[u64], secs: f64) -> Vec<Value> {
+/// Delivery of every subscriber between two snapshots of its counters
+/// (received, lost).
+fn delivery(w: &World, before: &[(u64, u64)], secs: f64) -> Vec<Value> {
     w.people
         .iter()
         .zip(before)
         .filter(|(p, _)| p.role == Role::Subscriber)
-        .map(|(p, b)| {
-            let got = p.packets.load(Ordering::Relaxed) - b;
+        .map(|(p, (got0, lost0))| {
             json!({
                 "name": p.name,
-                "received": got,
+                "received": p.packets.load(Ordering::Relaxed) - got0,
+                "lost": p.lost.load(Ordering::Relaxed) - lost0,
                 "expected": (secs * PPS as f64).round(),
                 "maxGapMs": ms(p.max_gap_ns.load(Ordering::Relaxed)),
             })
@@ -316,12 +317,15 @@ pub async fn redis_outage(w: &mut World, secs: u64) -> Result<Value> {
     if !steady(w, Duration::from_secs(60)).await {
         bail!("the calls did not reach a steady state: {}", unsteady(w));
     }
-    let before: Vec<u64> = w
+    let before: Vec<(u64, u64)> = w
         .people
         .iter()
         .map(|p| {
             p.max_gap_ns.store(0, Ordering::Relaxed);
-            p.packets.load(Ordering::Relaxed)
+            (
+                p.packets.load(Ordering::Relaxed),
+                p.lost.load(Ordering::Relaxed),
+            )
         })
         .collect();
     let t0 = now_ns();
