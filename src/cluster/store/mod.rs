@@ -449,6 +449,21 @@ impl RedisStore {
         Ok(live)
     }
 
+    /// Seconds since the Redis server started (`INFO server`): a registry
+    /// younger than a node TTL may still miss live nodes (Redis restarted
+    /// without its data, and they have not heartbeated since).
+    pub async fn uptime_secs(&self) -> Result<u64, StoreError> {
+        let info: String = self
+            .run("uptime", |mut con| async move {
+                redis::cmd("INFO").arg("server").query_async(&mut con).await
+            })
+            .await?;
+        info.lines()
+            .find_map(|l| l.strip_prefix("uptime_in_seconds:"))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| StoreError::Protocol("INFO server has no uptime_in_seconds".into()))
+    }
+
     /// One node's registry entry, if it is alive.
     pub async fn node(&self, node_id: &str) -> Result<Option<NodeInfo>, StoreError> {
         let key = &self.key(Key::Node(node_id));
