@@ -368,7 +368,10 @@ async fn after_redis_lost_its_data_the_room_stays_on_its_node() {
     let port = redis.port;
     let long = [("ROOM_LEASE_MS", "60000")];
     let a = NodeProcess::start("reclaim-a", &redis.url(), &long).await;
-    let b = NodeProcess::start("reclaim-b", &redis.url(), &long).await;
+    // Node b checks its peers every 333 ms, node a heartbeats every second:
+    // b looks for a in the new, empty registry before a is back in it.
+    let quick = [("ROOM_LEASE_MS", "60000"), ("NODE_TTL_MS", "1000")];
+    let b = NodeProcess::start("reclaim-b", &redis.url(), &quick).await;
     let mut c = client(&a, "ann").await;
     assert_eq!(join(&mut c, "kept").await["type"], "joined");
     assert_eq!(a.health_of_room("kept").await["owner"], "reclaim-a");
