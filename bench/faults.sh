@@ -9,7 +9,7 @@
 # once with the server's default settings and once with tuned ones, and
 # writes docs/reliability/faults.md from the results.
 #
-#   bench/faults.sh                  full run (about 25 minutes)
+#   bench/faults.sh                  full run (about 15 minutes with a before build)
 #   FAULTS_QUICK=1 bench/faults.sh   a short check of the script itself
 #   FAULTS_BEFORE_BIN=/path/old-rheo-sfu bench/faults.sh
 #                                    adds the kill scenario with another build
