@@ -295,6 +295,130 @@ async fn killing_the_owner_moves_its_rooms_to_a_live_node() {
     );
 }
 
+/// kill -9 of the room's node with the default settings (no lease or TTL
+/// override): the publisher and subscriber forwarded through another node
+/// get `reconnect` (`owner-lost`), and their first rejoin opens the room
+/// on that node at once: the dead node's lease (10 s by default, much of
+/// it left) is void because its registry entry expired. Media flows again.
+/// The time this takes is a benchmark figure (bench/faults.sh), not
+/// asserted here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_default_settings_a_killed_owner_s_room_reopens_at_the_first_rejoin() {
+    require_test_network();
+    let _slot = media_slot().await;
+    let redis = RedisProcess::start();
+    let room = "defaults";
+    let mut owner = NodeProcess::start("dflt-owner", &redis.url(), &[]).await;
+    let edge = NodeProcess::start("dflt-edge", &redis.url(), &[]).await;
+    let mut anchor = client(&owner, "anchor").await;
+    assert_eq!(join(&mut anchor, room).await["type"], "joined");
+    let (p, s) = call(&edge, room).await;
+    assert!(
+        s.subscriber
+            .wait_for_packets(&p.video_track, 30, Duration::from_secs(20))
+            .await,
+        "no media before the kill: {:?}",
+        s.errors()
+    );
+    assert_eq!(edge.health_of_room(room).await["owner"], owner.id.as_str());
+
+    owner.kill9();
+    for d in [&p, &s] {
+        let e = d
+            .wait_event("reconnect", Duration::from_secs(15), |v| {
+                v["type"] == "reconnect"
+            })
+            .await;
+        assert_eq!(e.raw["reason"], "owner-lost", "{}", e.raw);
+    }
+    p.close().await;
+    s.close().await;
+    drop(anchor);
+    // The lease still has seconds left, but its holder is gone from the
+    // registry: the first join takes the room (before the take-over, it
+    // was refused with "the room's node … is gone … retry").
+    let mut c = client(&edge, "first-back").await;
+    let r = join(&mut c, room).await;
+    assert_eq!(r["type"], "joined", "{r}");
+    assert_eq!(edge.health_of_room(room).await["owner"], edge.id.as_str());
+    c.close().await;
+    let (p, s) = call(&edge, room).await;
+    assert!(
+        s.subscriber
+            .wait_for_packets(&p.video_track, 1, Duration::from_secs(20))
+            .await,
+        "no media after the failover: {:?}",
+        s.errors()
+    );
+    p.close().await;
+    s.close().await;
+}
+
+/// Redis loses its data (a restart without persistence): the node notices
+/// its registry entry is gone at its next heartbeat and claims its room's
+/// lease again then, long before its next lease renewal (a third of a 60 s
+/// lease). Meanwhile another node does not open a second copy of the room
+/// (a join through it is refused for a moment or forwarded to the room's
+/// node), and a client forwarded through that node is not told its room's
+/// node is gone (the registry Redis restarted with is empty for a moment).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_redis_lost_its_data_the_room_stays_on_its_node() {
+    require_test_network();
+    let mut redis = RedisProcess::start();
+    let port = redis.port;
+    let long = [("ROOM_LEASE_MS", "60000")];
+    let a = NodeProcess::start("reclaim-a", &redis.url(), &long).await;
+    // Node b checks its peers every 333 ms, node a heartbeats every second:
+    // b looks for a in the new, empty registry before a is back in it.
+    let quick = [("ROOM_LEASE_MS", "60000"), ("NODE_TTL_MS", "1000")];
+    let b = NodeProcess::start("reclaim-b", &redis.url(), &quick).await;
+    let mut c = client(&a, "ann").await;
+    assert_eq!(join(&mut c, "kept").await["type"], "joined");
+    assert_eq!(a.health_of_room("kept").await["owner"], "reclaim-a");
+    // Forwarded through node b to node a.
+    let mut fwd = client(&b, "fred").await;
+    assert_eq!(join(&mut fwd, "kept").await["type"], "joined");
+    redis.kill();
+    let redis = RedisProcess::start_on(port);
+    let rc = redis::Client::open(redis.url()).expect("redis url");
+    let conn = rc
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connection");
+    let mut bob = client(&b, "bob").await;
+    let r = join(&mut bob, "kept").await;
+    assert_eq!(
+        b.health_of_room("kept").await["open"],
+        false,
+        "a second copy of the room opened on node b: {r}"
+    );
+    let key = rheo_sfu::cluster::store::Key::Room("kept").build("rheo-sfu");
+    // The renewal would come after 20 s; the heartbeat (every second with
+    // the default NODE_TTL_MS) is the only way it is back within 10.
+    eventually("the lease to be claimed again", T, || {
+        let mut conn = conn.clone();
+        let key = key.clone();
+        async move {
+            let owner: Option<String> = redis::cmd("GET")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .expect("GET");
+            owner.as_deref() == Some("reclaim-a")
+        }
+    })
+    .await;
+    assert_eq!(a.health_of_room("kept").await["open"], true);
+    assert_eq!(b.health_of_room("kept").await["open"], false);
+    // Two node TTLs after the restart: no `reconnect` for the forwarded
+    // client (its room's node never left).
+    let r = fwd.wait_type("reconnect", Duration::from_secs(6)).await;
+    assert!(r.is_err(), "forwarded client told to reconnect: {r:?}");
+    bob.close().await;
+    fwd.close().await;
+    c.close().await;
+}
+
 /// Redis goes away for 10 s during a call: media keeps flowing, a new room
 /// is refused with a clear error, and after Redis is back new rooms work
 /// and the node holds its old room again.
@@ -385,6 +509,28 @@ async fn a_node_that_loses_its_lease_sends_its_members_away() {
         .get_multiplexed_async_connection()
         .await
         .expect("redis connection");
+    // The intruder is registered: a lease of a node without a registry
+    // entry is void, and node a would simply take it back.
+    let intruder = rheo_sfu::cluster::store::NodeInfo {
+        node_id: "intruder".into(),
+        advertise_url: "ws://127.0.0.1:1/ws".into(),
+        announced_ips: Vec::new(),
+        rooms: 1,
+        participants: 0,
+        tracks: 0,
+        cpu: 0.0,
+        started_at: 0,
+        version: "test".into(),
+        draining: false,
+    };
+    let _: () = redis::cmd("SET")
+        .arg(rheo_sfu::cluster::store::Key::Node("intruder").build("rheo-sfu"))
+        .arg(serde_json::to_string(&intruder).expect("NodeInfo JSON"))
+        .arg("PX")
+        .arg(60_000)
+        .query_async(&mut conn)
+        .await
+        .expect("SET node");
     let _: () = redis::cmd("SET")
         .arg(&key)
         .arg("intruder")

@@ -327,6 +327,73 @@ async fn lease_expires_and_another_node_claims() {
     assert_eq!(a.room_owner("r").await.unwrap().as_deref(), Some("node-b"));
 }
 
+/// A lease is void once its holder left the registry: `claim_or_take_over`
+/// takes it at once, while the holder is registered it does not, and the
+/// plain `claim_room` never does (it waits for the lease). A free or void
+/// lease goes only to a registered caller that may take it (after Redis
+/// lost its data nobody is registered, and nobody may take a room that
+/// its node still serves); otherwise the answer is `Wait`.
+#[tokio::test]
+async fn a_lease_of_a_node_without_registry_entry_is_taken_over() {
+    let server = RedisServer::start();
+    let a = store(&server).await;
+    let b = store(&server).await;
+    let long = Duration::from_secs(60);
+    // Not registered yet: a free lease is not taken.
+    assert_eq!(
+        a.claim_or_take_over("r", "node-a", long, true)
+            .await
+            .unwrap(),
+        Claim::Wait
+    );
+    a.heartbeat(&node_info("node-a", 0), Duration::from_millis(300))
+        .await
+        .unwrap();
+    b.heartbeat(&node_info("node-b", 0), Duration::from_secs(30))
+        .await
+        .unwrap();
+    // Registered, but told not to take free leases (settling).
+    assert_eq!(
+        a.claim_or_take_over("r", "node-a", long, false)
+            .await
+            .unwrap(),
+        Claim::Wait
+    );
+    assert_eq!(
+        a.claim_or_take_over("r", "node-a", long, true)
+            .await
+            .unwrap(),
+        Claim::Owned
+    );
+    // node-a is registered: its lease holds.
+    assert_eq!(
+        b.claim_or_take_over("r", "node-b", long, true)
+            .await
+            .unwrap(),
+        Claim::OwnedBy("node-a".into())
+    );
+    let gone = eventually(Duration::from_secs(3), || async {
+        b.node("node-a").await.unwrap().is_none()
+    })
+    .await;
+    assert!(gone, "node-a's registry entry did not expire");
+    // The lease itself has most of its 60 s left; only the take-over
+    // ignores it.
+    assert_eq!(
+        b.claim_room("r", "node-b", long).await.unwrap(),
+        Claim::OwnedBy("node-a".into())
+    );
+    assert_eq!(
+        b.claim_or_take_over("r", "node-b", long, true)
+            .await
+            .unwrap(),
+        Claim::Owned
+    );
+    assert_eq!(a.room_owner("r").await.unwrap().as_deref(), Some("node-b"));
+    // The old holder cannot renew it: it must stop serving the room.
+    assert!(!a.renew_room("r", "node-a", long).await.unwrap());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_claims_have_one_winner() {
     let server = RedisServer::start();

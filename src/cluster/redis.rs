@@ -8,7 +8,16 @@
 //!   with a compare-and-extend script. A lease found in another node's hands
 //!   is lost: the room is closed here and its members are told to reconnect
 //!   (`room-moved`). A lease found missing (Redis restarted without its
-//!   data) is claimed again.
+//!   data) is claimed again, after this node's registry entry is written
+//!   again (see the next point).
+//! - A lease whose holder has no registry entry is void: a claim takes it
+//!   at once ([`RedisStore::claim_or_take_over`]). A node that died stops
+//!   heartbeating, so its rooms can be opened elsewhere `NODE_TTL_MS` after
+//!   its last heartbeat instead of after the rest of its lease; the lease
+//!   stays what protects a room from a node that is alive (registered) but
+//!   no longer renews. This is why the registry entry must exist before a
+//!   lease is (re)claimed, and why a heartbeat that finds its entry gone
+//!   (Redis lost its data) re-claims this node's leases at once.
 //! - Redis unreachable: new rooms are refused with a clear error, rooms
 //!   already held keep being served (nobody else can claim them while Redis
 //!   is down either), and everything resumes when Redis answers again. The
@@ -49,6 +58,13 @@ pub struct RedisCluster {
     redis_up: AtomicBool,
     live_nodes: Mutex<Vec<NodeInfo>>,
     draining: AtomicBool,
+    /// Until when this node takes no free lease: Redis lost its data, and
+    /// the nodes that serve rooms are claiming them again (see
+    /// [`RedisCluster::reregister`]).
+    settle_until: Mutex<Option<std::time::Instant>>,
+    /// Whether a heartbeat ever succeeded (a missing entry before that is
+    /// not a loss).
+    registered_once: AtomicBool,
     started_at: u64,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     load: LoadFn,
@@ -100,6 +116,8 @@ impl RedisCluster {
             redis_up: AtomicBool::new(true),
             live_nodes: Mutex::new(Vec::new()),
             draining: AtomicBool::new(false),
+            settle_until: Mutex::new(None),
+            registered_once: AtomicBool::new(false),
             started_at: unix_ms(),
             tasks: Mutex::new(Vec::new()),
             load,
@@ -179,23 +197,73 @@ impl RedisCluster {
     }
 
     async fn heartbeat(&self) {
+        let Some(lost_entry) = self.reregister().await else {
+            return;
+        };
+        if let Ok(nodes) = self.store.live_nodes().await {
+            *lock(&self.live_nodes) = nodes;
+        }
+        // Our leases may be gone with our entry: claiming them back now,
+        // not at the next renewal, keeps another node from opening a
+        // second copy of our rooms in the meantime.
+        if lost_entry && !lock(&self.owned).is_empty() {
+            tracing::warn!("registry entry was gone (Redis lost its data?); claiming leases again");
+            self.renew_leases().await;
+        }
+    }
+
+    /// Writes this node's registry entry, noting whether it had been lost:
+    /// `None` if Redis did not take it, `Some(true)` if the entry was gone
+    /// although this node had registered before (Redis restarted without
+    /// its data, or no heartbeat reached it for a whole `NODE_TTL_MS`).
+    ///
+    /// After such a loss every node's leases may be gone, and a room still
+    /// served by its node must not be opened on another one before that
+    /// node claimed it again: for a third of `NODE_TTL_MS` (the heartbeat
+    /// period, in which every node notices the same loss) plus the Redis
+    /// timeout, this node takes no free lease for a new room.
+    async fn reregister(&self) -> Option<bool> {
+        let missing = matches!(self.store.node(&self.node_id).await, Ok(None));
+        if !self.register().await {
+            return None;
+        }
+        let lost = missing && self.registered_once.swap(true, Ordering::Relaxed);
+        if lost {
+            self.settle();
+        }
+        Some(lost)
+    }
+
+    /// Starts the period in which this node takes no free lease.
+    fn settle(&self) {
+        let until = std::time::Instant::now() + self.settings.node_ttl / 3 + OP_TIMEOUT;
+        *lock(&self.settle_until) = Some(until);
+    }
+
+    /// Whether this node may take a free lease for a new room now.
+    fn may_take_free(&self) -> bool {
+        lock(&self.settle_until).is_none_or(|t| std::time::Instant::now() >= t)
+    }
+
+    /// Writes this node's registry entry; false if Redis did not take it.
+    async fn register(&self) -> bool {
         let info = self.node_info();
         match self.store.heartbeat(&info, self.settings.node_ttl).await {
             Ok(()) => {
                 self.mark_redis(true);
-                if let Ok(nodes) = self.store.live_nodes().await {
-                    *lock(&self.live_nodes) = nodes;
-                }
+                true
             }
             Err(e) => {
                 tracing::debug!("heartbeat failed: {e}");
                 self.mark_redis(false);
+                false
             }
         }
     }
 
     async fn renew_leases(&self) {
         let rooms: Vec<String> = lock(&self.owned).iter().cloned().collect();
+        let mut registered = false;
         for room in rooms {
             let kept = match self
                 .store
@@ -208,12 +276,22 @@ impl RedisCluster {
                 }
                 // Not ours any more, or gone (Redis restarted without its
                 // data): claim it again; only another holder takes it away.
-                Ok(false) => match self
-                    .store
-                    .claim_room(&room, &self.node_id, self.settings.room_lease)
-                    .await
+                // Our registry entry goes first: a lease whose holder is
+                // not registered is anybody's (see the module docs).
+                Ok(false) => match async {
+                    if !std::mem::replace(&mut registered, true) {
+                        self.reregister().await;
+                    }
+                    // Our own room: taken back even while settling.
+                    self.store
+                        .claim_or_take_over(&room, &self.node_id, self.settings.room_lease, true)
+                        .await
+                }
+                .await
                 {
                     Ok(Claim::Owned) => true,
+                    // Not registered (the write above failed): next time.
+                    Ok(Claim::Wait) => true,
                     Ok(Claim::OwnedBy(other)) => {
                         tracing::warn!(%room, holder = %other, "room lease lost to another node");
                         false
@@ -287,11 +365,24 @@ impl Cluster for RedisCluster {
                     }
                 }
             }
+            let may_take_free = self.may_take_free();
             match self
                 .store
-                .claim_room(room, &self.node_id, self.settings.room_lease)
+                .claim_or_take_over(room, &self.node_id, self.settings.room_lease, may_take_free)
                 .await
             {
+                Ok(Claim::Wait) => {
+                    self.mark_redis(true);
+                    // Not settling, so this node was not registered: Redis
+                    // lost its data and our heartbeat has not noticed yet.
+                    if may_take_free {
+                        self.reregister().await;
+                        self.settle();
+                    }
+                    Err(ClusterError::Unavailable(
+                        "Redis lost its data; nodes are claiming their rooms again".into(),
+                    ))
+                }
                 Ok(Claim::Owned) => {
                     self.mark_redis(true);
                     if lock(&self.owned).insert(room.to_owned()) {
@@ -301,9 +392,26 @@ impl Cluster for RedisCluster {
                 }
                 Ok(Claim::OwnedBy(node_id)) => {
                     self.mark_redis(true);
-                    // Forwarding to a node that is gone would only fail
-                    // later; say so now (its lease runs out by itself).
+                    // The holder's entry expired just after the script
+                    // ran: the lease is void now, take it. Forwarding to a
+                    // node that is gone would only fail later; if the
+                    // takeover does not happen either, say so now.
                     if let Ok(None) = self.store.node(&node_id).await {
+                        if let Ok(Claim::Owned) = self
+                            .store
+                            .claim_or_take_over(
+                                room,
+                                &self.node_id,
+                                self.settings.room_lease,
+                                may_take_free,
+                            )
+                            .await
+                        {
+                            if lock(&self.owned).insert(room.to_owned()) {
+                                metrics::lease("claimed");
+                            }
+                            return Ok(RoomPlacement::Here);
+                        }
                         return Err(ClusterError::OwnerGone {
                             node: node_id,
                             lease_secs: self.settings.room_lease.as_secs().max(1),

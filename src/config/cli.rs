@@ -195,10 +195,13 @@ pub struct Cli {
     #[arg(long, env = "PLACEMENT", value_enum, default_value_t = Placement::Local)]
     pub placement: Placement,
     /// Room ownership lease in milliseconds; renewed every third of it.
+    /// A live node that stops renewing loses its rooms after it.
     #[arg(long, env = "ROOM_LEASE_MS", default_value_t = 10_000)]
     pub room_lease_ms: u64,
-    /// Node registry entry lifetime in milliseconds; refreshed every third of it.
-    #[arg(long, env = "NODE_TTL_MS", default_value_t = 6_000)]
+    /// Node registry entry lifetime in milliseconds; refreshed every third
+    /// of it. A dead node's rooms can be taken this long after its last
+    /// heartbeat (docs/reliability/faults.md: why 3 s is safe).
+    #[arg(long, env = "NODE_TTL_MS", default_value_t = 3_000)]
     pub node_ttl_ms: u64,
     /// Prefix of every Redis key and channel.
     #[arg(long, env = "CLUSTER_PREFIX", default_value = "rheo-sfu")]

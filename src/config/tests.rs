@@ -68,6 +68,7 @@ fn cluster_settings() {
     assert_eq!(cl.advertise_url, "ws://10.0.0.5:9001/ws");
     assert_eq!(cl.placement, Placement::LeastLoaded);
     assert_eq!(cl.room_lease, Duration::from_secs(10));
+    assert_eq!(cl.node_ttl, Duration::from_secs(3));
     let errors = parse(&[
         "--cluster-mode",
         "--redis-url",

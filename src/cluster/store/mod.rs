@@ -27,15 +27,17 @@ use redis::{Client, RedisResult, Script};
 use serde::{Deserialize, Serialize};
 
 mod link;
+mod scripts;
 mod subscribe;
 
 use link::{breaks_connection, classify, Link};
+use scripts::{CLAIM_LUA, PRUNE_LUA, RELEASE_LUA, RENEW_LUA, TAKE_OVER_LUA};
 pub use subscribe::subscribe_node_channel;
 
 /// A sensible `op_timeout` for [`RedisStore::connect`]: Redis answers on a LAN
 /// in well under a millisecond, so a second only runs out when something is
 /// wrong, and it is still short against the default lease (10 s) and node TTL
-/// (6 s), which leaves room for the next renewal.
+/// (3 s, a heartbeat every second), which leaves room for the next renewal.
 pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How long the subscription task waits for a connection plus SUBSCRIBE
@@ -102,6 +104,9 @@ pub enum Claim {
     Owned,
     /// Another node holds the lease; the value is its id.
     OwnedBy(String),
+    /// Nobody holds it, but this node may not take it now
+    /// ([`RedisStore::claim_or_take_over`]): retry shortly.
+    Wait,
 }
 
 /// Every Redis key and channel name this module uses. They are built in one
@@ -130,56 +135,6 @@ impl Key<'_> {
     }
 }
 
-// The lease scripts. Each runs atomically in Redis, which is what makes
-// "compare, then act" safe against another node acting in between.
-
-/// KEYS[1] room key, ARGV[1] node id, ARGV[2] lease ms. Takes a free lease or
-/// extends our own, and returns the owner after the call either way, so one
-/// round trip tells the caller who holds the room.
-const CLAIM_LUA: &str = r"
-local owner = redis.call('GET', KEYS[1])
-if not owner then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return ARGV[1]
-end
-if owner == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return owner
-";
-
-/// KEYS[1] room key, ARGV[1] node id, ARGV[2] lease ms. Compare-and-extend:
-/// 1 if the lease was ours and is extended, 0 otherwise.
-const RENEW_LUA: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-";
-
-/// KEYS[1] room key, ARGV[1] node id. Compare-and-delete: 1 if the lease was
-/// ours and is gone, 0 otherwise.
-const RELEASE_LUA: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-";
-
-/// KEYS[1] nodes set, KEYS[2..] node keys, ARGV[i] the id of KEYS[i+1].
-/// Removes an id from the set only if its entry is still missing when the
-/// script runs, so a node that heartbeats between our read and this prune is
-/// not dropped from the set.
-const PRUNE_LUA: &str = r"
-local removed = 0
-for i = 2, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 0 then
-    removed = removed + redis.call('SREM', KEYS[1], ARGV[i - 1])
-  end
-end
-return removed
-";
-
 /// Room leases, the node registry and publishing, on one shared Redis
 /// connection. Cloning is cheap (an `Arc`), and clones share the connection.
 #[derive(Clone)]
@@ -194,6 +149,7 @@ struct Inner {
     // `Script` keeps the SHA1 and issues EVALSHA, loading the script itself
     // when Redis answers NOSCRIPT (its script cache is empty after a restart).
     claim: Script,
+    take_over: Script,
     renew: Script,
     release: Script,
     prune: Script,
@@ -237,6 +193,7 @@ impl RedisStore {
                 prefix: prefix.to_owned(),
                 op_timeout,
                 claim: Script::new(CLAIM_LUA),
+                take_over: Script::new(TAKE_OVER_LUA),
                 renew: Script::new(RENEW_LUA),
                 release: Script::new(RELEASE_LUA),
                 prune: Script::new(PRUNE_LUA),
@@ -247,6 +204,7 @@ impl RedisStore {
         // forbidding it) now rather than at the first join.
         let scripts = [
             &store.inner.claim,
+            &store.inner.take_over,
             &store.inner.renew,
             &store.inner.release,
             &store.inner.prune,
@@ -281,6 +239,46 @@ impl RedisStore {
             .lease_script("claim_room", &self.inner.claim, room, node, lease)
             .await?;
         Ok(if owner == node {
+            Claim::Owned
+        } else {
+            Claim::OwnedBy(owner)
+        })
+    }
+
+    /// [`RedisStore::claim_room`], except that a lease held by a node
+    /// without a registry entry (see [`RedisStore::heartbeat`]) is taken
+    /// too: that node is dead, and waiting for its lease to run out would
+    /// only keep the room closed. A free lease is taken only if `node` is
+    /// registered and `may_take_free`; else the answer is [`Claim::Wait`].
+    /// Returns who holds the lease afterwards.
+    pub async fn claim_or_take_over(
+        &self,
+        room: &str,
+        node: &str,
+        lease: Duration,
+        may_take_free: bool,
+    ) -> Result<Claim, StoreError> {
+        let key = &self.key(Key::Room(room));
+        // `P:node:` + the holder's id is its registry key (`Key::Node`).
+        let registry = &self.key(Key::Node(""));
+        let script = &self.inner.take_over;
+        let ms = millis(lease);
+        // A repeat (see `run`) is harmless, as for `claim_room`.
+        let owner: String = self
+            .run("claim_or_take_over", move |mut con| async move {
+                script
+                    .key(key)
+                    .arg(node)
+                    .arg(ms)
+                    .arg(registry)
+                    .arg(if may_take_free { "1" } else { "0" })
+                    .invoke_async(&mut con)
+                    .await
+            })
+            .await?;
+        Ok(if owner.is_empty() {
+            Claim::Wait
+        } else if owner == node {
             Claim::Owned
         } else {
             Claim::OwnedBy(owner)
@@ -449,6 +447,21 @@ impl RedisStore {
             }
         }
         Ok(live)
+    }
+
+    /// Seconds since the Redis server started (`INFO server`): a registry
+    /// younger than a node TTL may still miss live nodes (Redis restarted
+    /// without its data, and they have not heartbeated since).
+    pub async fn uptime_secs(&self) -> Result<u64, StoreError> {
+        let info: String = self
+            .run("uptime", |mut con| async move {
+                redis::cmd("INFO").arg("server").query_async(&mut con).await
+            })
+            .await?;
+        info.lines()
+            .find_map(|l| l.strip_prefix("uptime_in_seconds:"))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| StoreError::Protocol("INFO server has no uptime_in_seconds".into()))
     }
 
     /// One node's registry entry, if it is alive.

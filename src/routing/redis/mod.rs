@@ -62,6 +62,9 @@ pub struct Forwarder {
     next_call: AtomicU64,
     /// Calls from other nodes, to this node's handler.
     calls: mpsc::Sender<Call>,
+    /// How old the registry must be before a missing peer counts as gone:
+    /// a node TTL (three liveness periods) and a second.
+    registry_age: Duration,
 }
 
 impl std::fmt::Debug for Forwarder {
@@ -210,6 +213,7 @@ impl Forwarder {
             pending: Mutex::new(HashMap::new()),
             next_call: AtomicU64::new(1),
             calls,
+            registry_age: liveness_period * 3 + Duration::from_secs(1),
         });
         let (opens_tx, opens_rx) = mpsc::channel(256);
         let (mut payloads, _up, sub_task) = subscribe_node_channel(
@@ -419,9 +423,22 @@ impl Forwarder {
             p.dedup();
             p
         };
+        let mut registry_trusted = None;
         for peer in peers {
             // Unreachable Redis proves nothing about the peer: wait.
             if let Ok(None) = self.store.node(&peer).await {
+                // Nor does a registry that Redis started with moments ago
+                // (restarted without its data): live nodes are missing from
+                // it until their next heartbeat. Without this check every
+                // forwarded session got `owner-lost` after such a restart.
+                if registry_trusted.is_none() {
+                    let age = self.store.uptime_secs().await;
+                    registry_trusted =
+                        Some(age.is_ok_and(|s| Duration::from_secs(s) >= self.registry_age));
+                }
+                if registry_trusted != Some(true) {
+                    break;
+                }
                 let gone: Vec<Route> = {
                     let mut routes = lock(&self.routes);
                     let keys: Vec<String> = routes
