@@ -1,0 +1,164 @@
+//! Misbehaving clients next to good ones (issue 16, part 2): on one node
+//! (the real binary, default limits), a room of four webrtc-rs
+//! participants runs while seven misbehaving clients attack at once: one
+//! that stops reading its WebSocket, one that holds it without reading or
+//! answering pings, one that floods messages, one that opens connections as
+//! fast as it can, one that never finishes ICE, one that sprays junk
+//! RTP/RTCP/STUN/DTLS datagrams over the media port range, and one that
+//! subscribes and unsubscribes in a tight loop. The scenario is
+//! `loadtest::misbehave` (also run longer, release build, by
+//! `bench/misbehaving.sh`).
+//!
+//! Pass: each attacker got the treatment docs/SECURITY.md documents, the
+//! good call kept ≥ 99.9 % delivery during the attack, a good client joining
+//! during the attack got all media within 1.5 × the quiet median + 250 ms,
+//! and once everyone left the node holds no connection, PeerConnection,
+//! media port or descriptor more than before.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::procs::{NodeProcess, CLUSTER_SECRET};
+use common::{media_slot, require_test_network, test_ip};
+use loadtest::misbehave::{self, Config, Documented};
+
+/// The node's media port range: the junk sprayer covers all of it.
+const PORTS: (u16, u16) = (14_000, 14_063);
+
+fn fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+async fn scrape(node: &NodeProcess) -> String {
+    let (status, body) = common::http_get(node.addr, "/metrics").await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// The sum of a metric's samples (all label sets).
+fn total(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|r| r.starts_with('{') || r.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn misbehaving_clients_next_to_a_good_call() {
+    require_test_network();
+    let _slot = media_slot().await;
+    let node = NodeProcess::start_single(
+        "misbehave",
+        &[
+            // The production default, so the media stack's warnings (and
+            // their sampling) are in the log the junk check reads.
+            ("RUST_LOG", "info"),
+            ("RTC_MIN_PORT", &PORTS.0.to_string()),
+            ("RTC_MAX_PORT", &PORTS.1.to_string()),
+        ],
+    )
+    .await;
+    let pid = node.pid().expect("running");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let fds0 = fds(pid);
+    let links0: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .map(|l| l.display().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    println!("descriptors at start: {links0:?}");
+
+    let cfg = Config {
+        ws_url: format!("ws://{}/ws", node.addr),
+        secret: CLUSTER_SECRET.into(),
+        ip: test_ip(),
+        junk_from: "10.77.0.2".parse().expect("literal"),
+        media_ports: PORTS,
+        server_log: Some(node.log.clone()),
+        participants: 4,
+        probes: 3,
+        quiet_s: 12.0,
+        attack_s: 40.0,
+        documented: Documented::default(),
+    };
+    let started = Instant::now();
+    let report = misbehave::run(cfg)
+        .await
+        .unwrap_or_else(|e| panic!("scenario failed: {e:#}; log {}", node.log.display()));
+    let took = started.elapsed();
+    for o in &report.outcomes {
+        println!(
+            "{} {}: {}",
+            if o.pass { "ok  " } else { "FAIL" },
+            o.attacker,
+            o.observed
+        );
+    }
+    println!(
+        "good call: quiet {:?}, attack {:?}; joins quiet {:?} attack {:?} (bound {:?} ms); load {:?}; {took:?}",
+        report.quiet,
+        report.attack,
+        report.joins_quiet,
+        report.joins_attack,
+        report.join_bound_ms(),
+        report.loadavg
+    );
+
+    // Everyone is gone: the node is back where it started.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (mut conns, mut pcs, mut ports, mut now_fds);
+    loop {
+        let m = scrape(&node).await;
+        conns = total(&m, "sfu_connections");
+        pcs = total(&m, "sfu_peer_connections");
+        ports = total(&m, "sfu_media_ports_in_use");
+        now_fds = fds(pid);
+        if (conns, pcs, ports) == (0.0, 0.0, 0.0) && now_fds <= fds0 {
+            break;
+        }
+        if Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    println!("after: connections {conns}, PeerConnections {pcs}, media ports {ports}, descriptors {fds0} -> {now_fds}");
+    if now_fds > fds0 {
+        let links: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| std::fs::read_link(e.path()).ok())
+                    .map(|l| l.display().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        println!("descriptors now: {links:?}");
+    }
+
+    let failures = report.failures();
+    assert!(
+        failures.is_empty(),
+        "{} checks failed:\n{}\nlog {}",
+        failures.len(),
+        failures.join("\n"),
+        node.log.display()
+    );
+    assert_eq!(
+        (conns, pcs, ports),
+        (0.0, 0.0, 0.0),
+        "connections, PeerConnections and media ports left after everyone left"
+    );
+    assert!(
+        now_fds <= fds0,
+        "descriptors {fds0} before, {now_fds} 30 s after everyone left"
+    );
+}
