@@ -20,7 +20,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::procs::{NodeProcess, CLUSTER_SECRET};
-use common::{media_slot, require_test_network, test_ip};
+use common::{media_slot, require_test_network, test_ip, Endpoint};
 use loadtest::misbehave::{self, Config, Documented};
 
 /// The node's media port range: the junk sprayer covers all of it.
@@ -161,4 +161,112 @@ async fn misbehaving_clients_next_to_a_good_call() {
         now_fds <= fds0,
         "descriptors {fds0} before, {now_fds} 30 s after everyone left"
     );
+}
+
+/// Regression for what the scenario found: PeerConnections that never
+/// connect were held for as long as the WebSocket lived (with their UDP
+/// socket and RTC port) when ICE never started: a `subscribe-prepare`
+/// whose answer the client never applies, and a publish transport made by
+/// a lone trickled candidate. Now each is closed 30 s after it was created
+/// (media/liveness.rs); the session goes on and gets a fresh subscribe
+/// PeerConnection when it asks again. Before the fix: both still open
+/// after 45 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn never_connected_peer_connections_are_closed() {
+    require_test_network();
+    let _slot = media_slot().await;
+    let node = NodeProcess::start_single(
+        "never-connected",
+        &[
+            ("RTC_MIN_PORT", "14100"),
+            ("RTC_MAX_PORT", "14131"),
+            // The gauge follows the PeerConnections within a second.
+            ("MEDIA_STATS_SECS", "1"),
+        ],
+    )
+    .await;
+    let url = format!("{}?token={}", node.ws_url(), node.user_token("never"));
+    let mut c = signaling::client::Client::connect(&url, None)
+        .await
+        .expect("connect");
+    c.wait_type("auth-ok", common::T).await.expect("auth-ok");
+    assert_eq!(common::join(&mut c, "nc").await["type"], "joined");
+    // A lone publish candidate (at an address of the test subnet that no
+    // interface holds: allowed, and never probed without an offer).
+    let candidate = serde_json::json!({"candidate": "candidate:1 1 udp 2122260223 10.77.0.3 40000 typ host", "sdpMid": "0", "sdpMLineIndex": 0});
+    c.send_raw(
+        &serde_json::json!({"type": "publish-ice-candidate", "roomName": "nc", "candidate": candidate})
+            .to_string(),
+    )
+    .await
+    .expect("send candidate");
+    // A prepared subscribe PeerConnection whose answer is never applied.
+    let rtc = sfu_testkit::rtc::Rtc::new(test_ip()).expect("rtc");
+    let pc = rtc.peer().await.expect("pc");
+    let _dc = pc.create_data_channel("prepare", None).await.expect("dc");
+    let offer = sfu_testkit::rtc::offer(&pc).await.expect("offer");
+    let created = Instant::now();
+    c.send_raw(
+        &serde_json::json!({"type": "subscribe-prepare", "roomName": "nc", "offer": offer})
+            .to_string(),
+    )
+    .await
+    .expect("send prepare");
+    c.wait_type("subscribe-prepare-answer", common::T)
+        .await
+        .expect("prepare answer");
+    let _ = pc.close().await;
+
+    let mut seen = 0.0;
+    let mut gone = None;
+    while created.elapsed() < Duration::from_secs(45) {
+        let m = scrape(&node).await;
+        let pcs = total(&m, "sfu_peer_connections");
+        seen = f64::max(seen, pcs);
+        if seen >= 2.0 && pcs == 0.0 {
+            gone = Some(created.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    println!("never-connected: {seen} PeerConnections, gone after {gone:?}");
+    assert_eq!(
+        seen, 2.0,
+        "the candidate and the prepare made two PeerConnections"
+    );
+    let gone = gone.expect("PeerConnections still open 45 s after they were made");
+    assert!(
+        gone >= Duration::from_secs(29) && gone <= Duration::from_secs(36),
+        "closed after {gone:?}, not at the 30 s timeout"
+    );
+    let m = scrape(&node).await;
+    assert_eq!(total(&m, "sfu_media_ports_in_use"), 0.0, "media ports held");
+    // The session goes on, and a new prepare gets a fresh PeerConnection.
+    c.send_raw(r#"{"type":"ping"}"#).await.expect("ping");
+    c.wait_type("pong", common::T).await.expect("pong");
+    let pc = rtc.peer().await.expect("pc");
+    let _dc = pc.create_data_channel("prepare", None).await.expect("dc");
+    let offer = sfu_testkit::rtc::offer(&pc).await.expect("offer");
+    c.send_raw(
+        &serde_json::json!({"type": "subscribe-prepare", "roomName": "nc", "offer": offer})
+            .to_string(),
+    )
+    .await
+    .expect("send prepare");
+    let answer = c
+        .wait_for("prepare answer or error", common::T, |r| {
+            matches!(r.type_name(), "subscribe-prepare-answer" | "error")
+        })
+        .await
+        .expect("reply");
+    assert_eq!(
+        answer.raw["type"], "subscribe-prepare-answer",
+        "{}",
+        answer.raw
+    );
+    sfu_testkit::rtc::accept_answer(&rtc, &pc, answer.raw["answer"].as_str().expect("sdp"))
+        .await
+        .expect("apply answer");
+    let _ = pc.close().await;
+    c.close().await;
 }

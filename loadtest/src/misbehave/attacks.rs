@@ -112,7 +112,9 @@ async fn raw_close_code(ws: &mut Ws, wait: Duration) -> (Option<u16>, usize) {
         let opcode = data[at] & 0x0f;
         let len7 = (data[at + 1] & 0x7f) as usize;
         let (len, head) = match len7 {
-            126 if at + 4 <= data.len() => (u16::from_be_bytes([data[at + 2], data[at + 3]]) as usize, 4),
+            126 if at + 4 <= data.len() => {
+                (u16::from_be_bytes([data[at + 2], data[at + 3]]) as usize, 4)
+            }
             127 if at + 10 <= data.len() => {
                 let mut b = [0u8; 8];
                 b.copy_from_slice(&data[at + 2..at + 10]);

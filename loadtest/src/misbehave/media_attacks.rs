@@ -29,7 +29,9 @@ pub(crate) async fn metric(env: &Env, name: &str, want: &[&str], skip: &[&str]) 
     }
     let mut sum = 0.0;
     for line in body.lines() {
-        let Some(rest) = line.strip_prefix(name) else { continue };
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
         if !(rest.starts_with('{') || rest.starts_with(' ')) {
             continue;
         }
@@ -154,7 +156,9 @@ pub(crate) async fn ice_staller(env: Env) -> Outcome {
 /// Datagrams that look like each protocol a media port demultiplexes
 /// (RFC 7983), with random contents, and plain random bytes.
 fn junk(i: u64) -> Vec<u8> {
-    let mut b: Vec<u8> = (0..(40 + (i % 7) * 60)).map(|_| rand::random::<u8>()).collect();
+    let mut b: Vec<u8> = (0..(40 + (i % 7) * 60))
+        .map(|_| rand::random::<u8>())
+        .collect();
     match i % 5 {
         // RTP: version 2, VP8/Opus payload types, random SSRC.
         0 => {
@@ -276,6 +280,28 @@ fn log_lines(env: &Env) -> Option<usize> {
     )
 }
 
+/// Leaves `room` and joins it again with a fresh prepared PeerConnection
+/// (the documented way to a new one), once the message rate allows: a
+/// dropped `leave` would be lost.
+async fn rejoin(
+    env: &Env,
+    client: &mut Client,
+    room: &str,
+    old: &RTCPeerConnection,
+) -> Result<Arc<RTCPeerConnection>> {
+    let _ = old.close().await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    client
+        .send(&ClientMessage::Leave {
+            room_name: room.to_owned(),
+        })
+        .await?;
+    // Replies to requests sent before the leave may still come; join
+    // waits for `joined`.
+    proto::join(client, room, WAIT).await?;
+    prepared(env, client, room).await
+}
+
 /// A prepared subscribe PeerConnection in `room`.
 async fn prepared(env: &Env, client: &mut Client, room: &str) -> Result<Arc<RTCPeerConnection>> {
     let pc = env.rtc.peer().await?;
@@ -285,8 +311,7 @@ async fn prepared(env: &Env, client: &mut Client, room: &str) -> Result<Arc<RTCP
         room_name: Some(room.to_owned()),
         offer,
     };
-    let answer =
-        proto::negotiate(client, &msg, ServerType::SubscribePrepareAnswer, WAIT).await?;
+    let answer = proto::negotiate(client, &msg, ServerType::SubscribePrepareAnswer, WAIT).await?;
     rtc::accept_answer(&env.rtc, &pc, &answer).await?;
     Ok(pc)
 }
@@ -317,6 +342,7 @@ pub(crate) async fn subscribe_churn(env: Env) -> Outcome {
         let mut pc = prepared(&env, &mut client, &room).await?;
         let mut codes: BTreeMap<String, u64> = BTreeMap::new();
         let (mut pairs, mut offers, mut max_sections, mut rejoins) = (0u64, 0u64, 0usize, 0u64);
+        let mut full_rejoins = 0u64;
         let mut tick = tokio::time::interval(Duration::from_millis(5));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut ended = None;
@@ -324,18 +350,32 @@ pub(crate) async fn subscribe_churn(env: Env) -> Outcome {
         // its offer, which is answered, then unsubscribed at once: every
         // cycle adds media sections until the cap.
         let half = Instant::now() + env.until.saturating_duration_since(Instant::now()) / 2;
-        let mut waiting_offer = false;
-        let mut cycles = 0u64;
+        let mut waiting_offer: Option<Instant> = None;
+        let (mut cycles, mut stalls, mut switched) = (0u64, 0u64, false);
+        let mut messages: BTreeMap<String, String> = BTreeMap::new();
         while Instant::now() < env.until && pairs < 20_000 {
             let blind = Instant::now() < half;
+            // Over the rate, the server drops any message, this client's
+            // answers too; its negotiation then waits for an answer that
+            // never comes (its own loss). Start the second half fresh, and
+            // start over whenever an offer does not come.
+            let stalled = waiting_offer.is_some_and(|t| t.elapsed() > Duration::from_secs(5));
+            if (!blind && !switched) || stalled {
+                stalls += u64::from(stalled);
+                switched = true;
+                waiting_offer = None;
+                pc = rejoin(&env, &mut client, &room, &pc).await?;
+                rejoins += 1;
+                continue;
+            }
             tokio::select! {
-                _ = tick.tick(), if blind || !waiting_offer => {
+                _ = tick.tick(), if blind || waiting_offer.is_none() => {
                     client.send(&ClientMessage::SubscribeRequest { room_name: room_name.clone(), publisher_id: target.clone() }).await?;
                     if blind {
                         client.send(&ClientMessage::Unsubscribe { room_name: room_name.clone(), publisher_id: target.clone() }).await?;
                         pairs += 1;
                     } else {
-                        waiting_offer = true;
+                        waiting_offer = Some(Instant::now());
                     }
                 }
                 r = client.recv(Duration::from_secs(3600)) => {
@@ -349,30 +389,22 @@ pub(crate) async fn subscribe_churn(env: Env) -> Outcome {
                             let answer = rtc::answer(&env.rtc, &pc, &offer).await?;
                             client.send(&ClientMessage::SubscribeAnswer { room_name: room_name.clone(), publisher_id: Some(publisher_id), answer }).await?;
                             offers += 1;
-                            if waiting_offer {
+                            if waiting_offer.take().is_some() {
                                 client.send(&ClientMessage::Unsubscribe { room_name: room_name.clone(), publisher_id: target.clone() }).await?;
-                                waiting_offer = false;
                                 cycles += 1;
                             }
                         }
                         Some(ServerMessage::SubscribeIceCandidate { candidate: Some(c), .. }) => {
                             proto::add_remote_candidate(&env.rtc, &pc, &c).await;
                         }
-                        Some(ServerMessage::Error { code, .. }) => {
+                        Some(ServerMessage::Error { code, message, .. }) => {
                             *codes.entry(code.as_str().to_owned()).or_default() += 1;
-                            waiting_offer = false;
+                            messages.entry(code.as_str().to_owned()).or_insert(message);
                             if code == signaling::ErrorCode::RoomFull {
-                                // A fresh PeerConnection: leave and join
-                                // again, once the message rate allows
-                                // (a dropped `leave` would be lost).
-                                let _ = pc.close().await;
-                                tokio::time::sleep(Duration::from_millis(1500)).await;
-                                client.send(&ClientMessage::Leave { room_name: room.clone() }).await?;
-                                // Replies to requests sent before the leave
-                                // may still come; join waits for `joined`.
-                                proto::join(&mut client, &room, WAIT).await?;
-                                pc = prepared(&env, &mut client, &room).await?;
+                                waiting_offer = None;
+                                pc = rejoin(&env, &mut client, &room, &pc).await?;
                                 rejoins += 1;
+                                full_rejoins += 1;
                             }
                         }
                         _ => {}
@@ -394,14 +426,14 @@ pub(crate) async fn subscribe_churn(env: Env) -> Outcome {
             && others.is_empty()
             && max_sections <= cap
             && full >= 1
-            && rejoins == full;
+            && full_rejoins == full;
         Ok((
             pass,
             format!(
-                "{pairs} blind subscribe/unsubscribe pairs, then {cycles} answered cycles; {offers} offers answered (largest {max_sections} sections), {rejoins} rejoins after room-full; errors {codes:?}; session alive {alive} {}",
+                "{pairs} blind subscribe/unsubscribe pairs, then {cycles} answered cycles; {offers} offers answered (largest {max_sections} sections); {rejoins} fresh starts ({full_rejoins} after room-full, {stalls} after an offer that did not come); errors {codes:?} {messages:?}; session alive {alive} {}",
                 ended.unwrap_or_default()
             ),
-            json!({"pairs": pairs, "answered_cycles": cycles, "offers": offers, "max_sections": max_sections, "rejoins": rejoins, "errors": codes, "alive": alive}),
+            json!({"pairs": pairs, "answered_cycles": cycles, "offers": offers, "max_sections": max_sections, "rejoins": rejoins, "room_full_rejoins": full_rejoins, "stalls": stalls, "errors": codes, "error_messages": messages, "alive": alive}),
         ))
     }
     .await;

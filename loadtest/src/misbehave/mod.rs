@@ -237,10 +237,7 @@ pub async fn run(cfg: Config) -> Result<Report> {
     let cfg = Arc::new(cfg);
     let rtc = Arc::new(Rtc::new(cfg.ip)?);
     let metrics = Arc::new(Metrics::new());
-    let room = format!(
-        "good-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
+    let room = format!("good-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let target = SfuTarget {
         ws_url: cfg.ws_url.clone(),
         http_addr: http_addr(&cfg.ws_url),
