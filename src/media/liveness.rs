@@ -91,7 +91,10 @@ mod tests {
         assert_eq!(l.over(S::Connected, t0 + Duration::from_secs(2)), None);
         // Disconnected may come back: ICE decides (it fails the connection).
         assert_eq!(l.over(S::Disconnected, t0 + Duration::from_secs(90)), None);
-        assert_eq!(l.over(S::Failed, t0 + Duration::from_secs(95)), Some("failed"));
+        assert_eq!(
+            l.over(S::Failed, t0 + Duration::from_secs(95)),
+            Some("failed")
+        );
         assert_eq!(l.over(S::Closed, t0), Some("closed"));
     }
 

@@ -19,8 +19,8 @@ use webrtc::peer_connection::signaling_state::RTCSignalingState;
 use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
 
 use super::candidates::from_rtc_candidate;
-use super::liveness::{Liveness, STATE_POLL};
 use super::client_sdp;
+use super::liveness::{Liveness, STATE_POLL};
 use super::ports::PortLease;
 use super::sdp::offered_tracks;
 use super::teardown::close_when_gathered;

@@ -37,12 +37,12 @@ use webrtc::peer_connection::signaling_state::RTCSignalingState;
 use super::budget::Slot;
 use super::candidates::from_rtc_candidate;
 use super::client_sdp;
+use super::liveness::{Liveness, STATE_POLL};
 use super::negotiation::{Action, AnswerAs, Input, Negotiation, SubscribeFailure};
 use super::ports::PortLease;
 use super::sdp;
 use super::settle;
 use super::teardown::close_when_gathered;
-use super::liveness::{Liveness, STATE_POLL};
 use super::{off_runtime, ActorContext, MediaEvent, SendError, INBOX};
 
 /// A `subscribe()` that has not produced an offer by then is stuck. Generous:
