@@ -74,11 +74,19 @@ def main():
       "(50 packets/s) and receiving every other participant. Delivery counts every packet each "
       "participant should have received in whole seconds of the window (loadtest's counters in the payload).")
     w("")
-    w("| Window | Seconds | Expected | Received | Delivery | Delay p50 | Delay p99 |")
-    w("|---|---|---|---|---|---|---|")
+    def cpu(v):
+        return "n/a" if v is None else f"{v:.0f} %"
+    w("| Window | Seconds | Expected | Received | Delivery | Delay p50 | Delay p99 | Server CPU | Clients CPU | Server \"lagged\" lines | Load average |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, x in [("quiet (before the attack)", quiet), ("during the attack", attack)]:
         w(f"| {name} | {x['seconds']} | {x['expected']} | {x['received']} | {pct(x['delivery'])} | "
-          f"{ms(x['delay_p50_ms'])} | {ms(x['delay_p99_ms'])} |")
+          f"{ms(x['delay_p50_ms'])} | {ms(x['delay_p99_ms'])} | {cpu(x.get('server_cpu_pct'))} | "
+          f"{cpu(x.get('clients_cpu_pct'))} | {x.get('server_lagged_lines', 'n/a')} | {x.get('loadavg', 'n/a')} |")
+    w("")
+    w("CPU is % of one core (the machine has " + str(a.cpus) + "). \"Clients\" is the one process that runs the good "
+      "participants, the probes and every attacker. \"Lagged\" lines are the server's log lines saying a "
+      "forwarding task fell behind its publisher and dropped packets (rheomesh's per-subscriber channel): "
+      "the server did not get the CPU to forward in time.")
     w("")
     w(f"Pass: ≥ {MIN_DELIVERY * 100:.1f} % during the attack. Good sessions that failed: "
       f"{', '.join(r['good_failures']) or 'none'}.")

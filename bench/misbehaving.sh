@@ -43,7 +43,7 @@ JWT_SECRET=$BENCH_SECRET timeout 600 "$MB" --url ws://127.0.0.1:9000/ws --ip "$B
   --junk-from 10.77.0.2 --media-ports "$PORTS" --server-log "$OUT/server.log" \
   --participants "${BENCH_PARTICIPANTS:-4}" --probes "${BENCH_PROBES:-5}" \
   --quiet "${BENCH_QUIET:-30}" --attack "${BENCH_ATTACK:-120}" \
-  --out "$OUT/report.json" 2>"$OUT/misbehave.log" | tee "$OUT/summary.txt" || status=$?
+  --server-pid "$pid" --out "$OUT/report.json" 2>"$OUT/misbehave.log" | tee "$OUT/summary.txt" || status=$?
 kill "$pid" 2>/dev/null || true
 wait "$pid" 2>/dev/null || true
 trap - EXIT

