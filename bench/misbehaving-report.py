@@ -97,11 +97,15 @@ def main():
       f"{JOIN_FACTOR} × the median of the probes that joined before it (quiet), plus {JOIN_SLACK_MS:.0f} ms "
       "for scheduling noise on shared cores.")
     w("")
-    w("| Probes | Each | Median | Max |")
-    w("|---|---|---|---|")
+    w("| Probes | Each (all media) | Median | Max | Signaling part of each |")
+    w("|---|---|---|---|---|")
     for name, j in [("quiet", jq), ("during the attack", ja)]:
         each = ", ".join("none" if v is None else f"{v:.0f}" for v in j["each_ms"])
-        w(f"| {name} | {each} ms | {ms(j['p50_ms'])} | {ms(j['max_ms'])} |")
+        sig = ", ".join("none" if v is None else f"{v:.0f}" for v in j.get("signaling_ms", []))
+        w(f"| {name} | {each} ms | {ms(j['p50_ms'])} | {ms(j['max_ms'])} | {sig} ms |")
+    w("")
+    w("The signaling part is connect + `auth-ok` + `joined` + `subscribe-prepare-answer`: the server's "
+      "answers; the rest is ICE, DTLS and the subscriptions, mostly CPU work in the client process.")
     w("")
     w(f"Bound this run: {ms(bound)}.")
     w("")

@@ -149,7 +149,10 @@ async fn misbehaving_clients_next_to_a_good_call() {
             if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/{t}")) {
                 for l in text.lines().skip(1) {
                     let f: Vec<&str> = l.split_whitespace().collect();
-                    if f.len() > 9 && links.iter().any(|k| *k == format!("socket:[{}]", f[9])) && !links0.iter().any(|k| *k == format!("socket:[{}]", f[9])) {
+                    if f.len() > 9
+                        && links.iter().any(|k| *k == format!("socket:[{}]", f[9]))
+                        && !links0.iter().any(|k| *k == format!("socket:[{}]", f[9]))
+                    {
                         tables.push_str(&format!("{t} {} -> {} state {}\n", f[1], f[2], f[3]));
                     }
                 }

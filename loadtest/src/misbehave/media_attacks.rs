@@ -300,7 +300,11 @@ async fn rejoin(
                 room_name: room.to_owned(),
             })
             .await?;
-        if client.wait_type("left", Duration::from_secs(3)).await.is_ok() {
+        if client
+            .wait_type("left", Duration::from_secs(3))
+            .await
+            .is_ok()
+        {
             left = true;
             break;
         }

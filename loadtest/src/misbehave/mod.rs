@@ -155,6 +155,10 @@ pub struct Window {
 pub struct Joins {
     /// Each probe's latency (`None`: it never got all media).
     pub each_ms: Vec<Option<f64>>,
+    /// Each probe's signaling part: connect, `auth-ok`, `joined` and the
+    /// `subscribe-prepare-answer` (the server's answers only; the rest of
+    /// the join is ICE, DTLS and the subscriptions).
+    pub signaling_ms: Vec<Option<f64>>,
     /// Median of those that got media.
     pub p50_ms: Option<f64>,
     /// Largest.
@@ -371,7 +375,13 @@ pub async fn run(cfg: Config) -> Result<Report> {
         participants: n,
         documented: cfg.documented.clone(),
         quiet: window(&metrics, quiet_from, quiet_to, quiet_mark, quiet_end_mark),
-        attack: window(&metrics, attack_from, attack_to, attack_mark, attack_end_mark),
+        attack: window(
+            &metrics,
+            attack_from,
+            attack_to,
+            attack_mark,
+            attack_end_mark,
+        ),
         good_failures,
         joins_quiet,
         joins_attack,
@@ -435,7 +445,7 @@ async fn probes(
     phase: &str,
     count: u32,
 ) -> Joins {
-    let mut each = Vec::new();
+    let (mut each, mut signaling) = (Vec::new(), Vec::new());
     for i in 0..count {
         // Its own counters: the good call's delivery is the good call's.
         let metrics = Arc::new(Metrics::new());
@@ -456,8 +466,11 @@ async fn probes(
         let task = tokio::spawn(async move { sfu::run(&t, &r, &spec, &pctx, r2).await });
         let want = publishers.len() * 2;
         let deadline = started + Duration::from_secs(20);
-        let mut took = None;
+        let (mut took, mut signaled) = (None, None);
         while Instant::now() < deadline && rec.error().is_none() {
+            if signaled.is_none() && rec.is_connected() {
+                signaled = Some(started.elapsed().as_secs_f64() * 1000.0);
+            }
             if rec.receiving() >= want {
                 took = Some(started.elapsed().as_secs_f64() * 1000.0);
                 break;
@@ -467,6 +480,7 @@ async fn probes(
         let _ = tx.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(15), task).await;
         each.push(took);
+        signaling.push(signaled);
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let mut ok: Vec<f64> = each.iter().flatten().copied().collect();
@@ -475,6 +489,7 @@ async fn probes(
         p50_ms: ok.get(ok.len() / 2).copied().filter(|_| !ok.is_empty()),
         max_ms: ok.last().copied(),
         each_ms: each,
+        signaling_ms: signaling,
     }
 }
 
