@@ -90,6 +90,12 @@ def main():
     w("")
     w(f"Pass: ≥ {MIN_DELIVERY * 100:.1f} % during the attack. Good sessions that failed: "
       f"{', '.join(r['good_failures']) or 'none'}.")
+    if (quiet["delivery"] or 0) < MIN_DELIVERY:
+        w("")
+        w(f"**The quiet window itself misses {MIN_DELIVERY * 100:.1f} %** (load average "
+          f"{quiet.get('loadavg', 'n/a')} on {a.cpus} cores): the machine was saturated before any attacker "
+          "started, so this run's attack figures measure the shared machine, not the server. Run it again "
+          "on a quiet machine.")
     w("")
     w("**Join latency** of a good client: from its WebSocket connect until media of every track of "
       "every good publisher arrived (a subscriber-only probe that then leaves; probes join one after "
@@ -117,6 +123,28 @@ def main():
         obs = o["observed"].replace("|", "\\|")
         exp = o["expected"].replace("|", "\\|")
         w(f"| {o['attacker']} | {exp} | {obs} | {'yes' if o['pass'] else '**no**'} |")
+    w("")
+    w("## What the scenario found")
+    w("")
+    w("- **Fixed: PeerConnections whose ICE never ran were held for the life of the session.** A "
+      "`subscribe-prepare` (or `subscribe-request`) the client never follows up, or a lone trickled "
+      "candidate (which creates a publish transport), kept its UDP socket and RTC port until the client "
+      "left: one identity could hold 64 per node and exhaust `RTC_MIN_PORT..RTC_MAX_PORT`. Publish "
+      "PeerConnections whose checks had started were already closed when webrtc-rs failed them. Now every "
+      "transport that is not connected 30 s after it was created, or failed, is closed (src/media/liveness.rs); "
+      "regression test `never_connected_peer_connections_are_closed` (closed at 31 s; still open after 45 s "
+      "with the previous build).")
+    w("- **Not fixed: a subscribe transport of the subscribe/unsubscribe client sometimes keeps its UDP socket "
+      "after it is closed.** In 4 of 6 runs of the CI variant the node held 1–3 more descriptors 40 s after "
+      "every client left; in the two runs where they were looked up, each was a UDP socket on a port of the "
+      "media range that one of the churn client's subscribe transports had been given (its host candidate in "
+      "the log), while `sfu_peer_connections` and `sfu_media_ports_in_use` were back at 0: the port budget "
+      "counts the port as free again. `tests/misbehaving.rs` asserts the descriptors and fails when it happens.")
+    w("- **Not fixed, the attacker's own loss:** over the message rate the server drops any message, the "
+      "client's `subscribe-answer` too; its subscribe negotiation then waits for that answer (\"further "
+      "subscriptions wait\"), and in one run the server's recovery restarted ICE every 5 s and answered "
+      "`internal` (\"ICE restart failed: cannot find transceiver with mid\") until the client left. Nobody "
+      "else is affected; the attacker now starts over with a fresh PeerConnection after `left`.")
     w("")
     w("What each does (loadtest/src/misbehave/):")
     w("")

@@ -97,6 +97,13 @@ async fn misbehaving_clients_next_to_a_good_call() {
         .await
         .unwrap_or_else(|e| panic!("scenario failed: {e:#}; log {}", node.log.display()));
     let took = started.elapsed();
+    // The report, for bench/misbehaving-report.py or a look after a failure.
+    let json = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("misbehaving.json");
+    let _ = std::fs::write(
+        &json,
+        serde_json::to_string_pretty(&report).expect("report is JSON"),
+    );
+    println!("report: {}", json.display());
     for o in &report.outcomes {
         println!(
             "{} {}: {}",
