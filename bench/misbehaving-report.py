@@ -151,17 +151,20 @@ def main():
     w("- **non-reader**: joins the call's room and sends itself 60 KB `signal` frames at 40/s (under the "
       "message rate) without ever reading; the server queues them for it.")
     w("- **silent-holder**: joins the room and never reads or sends again, so it answers no WebSocket ping.")
-    w("- **flooder**: sends `ping` messages as fast as it can for 10 s, then one more after a pause.")
+    w("- **flooder**: sends `ping` messages at 2,000 a second (40 times the rate; a busy loop would starve "
+      "the good clients sharing its process rather than test the server) for 10 s, then one more after a pause.")
     w("- **connection-flood**: raw TCP connections that never send a request, as fast as `connect()` "
       "returns (1,000 or 5 s, from one address); 24 upgrades of one identity at once; 4 upgrades that "
       "never authenticate.")
-    w("- **ice-staller**: in four rooms (the call's and three of its own), sends a real publish offer and "
-      "never lets ICE run; watches the node's `sfu_peer_connections` until they are gone.")
+    w("- **ice-staller**: in four rooms (the call's and three of its own), sends a real publish offer and a "
+      "real `subscribe-prepare` and never lets ICE run; watches the node's `sfu_peer_connections` until they "
+      "are gone.")
     w("- **udp-junk**: 2,000 datagrams a second from another address over the whole media port range: "
       "RTP, RTCP (SR, RR, NACK, PLI), STUN binding requests with unknown credentials, DTLS records and "
       "random bytes.")
     w("- **subscribe-churn**: with a real subscribe PeerConnection, `subscribe-request` + `unsubscribe` "
-      "of a good publisher every 5 ms, answering every offer; leaves and rejoins with a fresh "
+      "of a good publisher every 5 ms, answering every offer (first half); then each subscription waits for "
+      "its offer, is answered and unsubscribed at once (second half); leaves and rejoins with a fresh "
       "PeerConnection when the server answers `room-full` (its media-section cap).")
     print("\n".join(out))
 
