@@ -135,10 +135,10 @@ def main():
       "regression test `never_connected_peer_connections_are_closed` (closed at 31 s; still open after 45 s "
       "with the previous build).")
     w("- **Not fixed: a subscribe transport of the subscribe/unsubscribe client sometimes keeps its UDP socket "
-      "after it is closed.** In 4 of 6 runs of the CI variant the node held 1–3 more descriptors 40 s after "
-      "every client left; in the two runs where they were looked up, each was a UDP socket on a port of the "
-      "media range that one of the churn client's subscribe transports had been given (its host candidate in "
-      "the log), while `sfu_peer_connections` and `sfu_media_ports_in_use` were back at 0: the port budget "
+      "after it is closed.** In 5 of 7 runs of the CI variant (debug build) the node held 1–3 more descriptors "
+      "40 s after every client left; in the three runs where they were looked up, each was a UDP socket on a "
+      "port of the media range that one of the churn client's subscribe transports had been given (its host "
+      "candidate in the log; most often the fresh one it got by leaving and joining again), while `sfu_peer_connections` and `sfu_media_ports_in_use` were back at 0: the port budget "
       "counts the port as free again. `tests/misbehaving.rs` asserts the descriptors and fails when it happens.")
     w("- **Not fixed, the attacker's own loss:** over the message rate the server drops any message, the "
       "client's `subscribe-answer` too; its subscribe negotiation then waits for that answer (\"further "
