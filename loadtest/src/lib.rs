@@ -16,6 +16,7 @@ pub mod janus;
 pub mod janus_run;
 pub mod media;
 pub mod metrics;
+pub mod misbehave;
 pub mod plot;
 pub mod procstat;
 pub mod scenario;

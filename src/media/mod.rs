@@ -11,6 +11,7 @@ pub mod budget;
 pub mod candidates;
 pub mod client_sdp;
 mod codecs;
+mod liveness;
 mod negotiation;
 pub mod ports;
 mod publisher;

@@ -20,6 +20,7 @@ use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
 
 use super::candidates::from_rtc_candidate;
 use super::client_sdp;
+use super::liveness::{Liveness, STATE_POLL};
 use super::ports::PortLease;
 use super::sdp::offered_tracks;
 use super::teardown::close_when_gathered;
@@ -29,7 +30,6 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// `publish()` waits for rheomesh's internal channel; one track at a time,
 /// bounded, because concurrent calls on one transport can lose a track.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
-const STATE_POLL: Duration = Duration::from_secs(1);
 /// How long a published track may take to appear in the router.
 const ROUTER_WAIT: Duration = Duration::from_secs(3);
 /// How long an offered track may take to deliver its first RTP once the
@@ -80,6 +80,7 @@ pub(super) fn spawn(ctx: ActorContext) -> PublisherHandle {
         watched: HashMap::new(),
         connected_since: None,
         reported: Vec::new(),
+        liveness: Liveness::default(),
     };
     // The caller's span (the participant) labels everything the actor logs.
     tokio::spawn(tracing::Instrument::instrument(
@@ -106,6 +107,8 @@ struct Actor {
     connected_since: Option<tokio::time::Instant>,
     /// Offered tracks already reported as never arrived (once per offer).
     reported: Vec<String>,
+    /// Whether the transport is over (failed, or never connected in time).
+    liveness: Liveness,
 }
 
 /// Offered tracks that never delivered RTP: `ARRIVE_WAIT` after the
@@ -224,6 +227,7 @@ impl Actor {
             .await;
         let transport = Arc::new(transport);
         super::stats::watch(&transport, "publish", self.ctx.stats_interval);
+        self.liveness.created(std::time::Instant::now());
         self.transport = Some(Arc::clone(&transport));
         self.port = Some(port);
         Ok(transport)
@@ -372,11 +376,8 @@ impl Actor {
     async fn check_state(&mut self) {
         let Some(t) = &self.transport else { return };
         let state = t.connection_state();
-        if matches!(
-            state,
-            RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
-        ) {
-            tracing::info!(room = %self.ctx.room, %state, "publish connection ended");
+        if let Some(why) = self.liveness.over(state, std::time::Instant::now()) {
+            tracing::info!(room = %self.ctx.room, %state, why, "publish connection ended");
             self.close_transport().await;
             self.announce().await;
             return;
@@ -440,6 +441,7 @@ impl Actor {
         self.watched.clear();
         self.connected_since = None;
         self.reported.clear();
+        self.liveness.reset();
     }
 
     async fn error(&self, code: Failure, message: String, request_id: Option<RequestId>) {

@@ -33,6 +33,7 @@ impl Actor {
             .await;
         let transport = Arc::new(transport);
         crate::media::stats::watch(&transport, "subscribe", self.ctx.stats_interval);
+        self.liveness.created(std::time::Instant::now());
         self.transport = Some(Arc::clone(&transport));
         self.port = Some(port);
         Ok(transport)

@@ -37,6 +37,7 @@ use webrtc::peer_connection::signaling_state::RTCSignalingState;
 use super::budget::Slot;
 use super::candidates::from_rtc_candidate;
 use super::client_sdp;
+use super::liveness::{Liveness, STATE_POLL};
 use super::negotiation::{Action, AnswerAs, Input, Negotiation, SubscribeFailure};
 use super::ports::PortLease;
 use super::sdp;
@@ -142,6 +143,7 @@ pub(super) fn spawn(ctx: ActorContext) -> SubscriberHandle {
         forwarded: HashMap::new(),
         offer_sent: None,
         requested: VecDeque::new(),
+        liveness: Liveness::default(),
     };
     // The caller's span (the participant) labels everything the actor logs.
     tokio::spawn(tracing::Instrument::instrument(
@@ -165,6 +167,8 @@ struct Actor {
     /// When subscribe-requests arrived that no applied answer has
     /// completed yet (subscription time); at most [`PENDING_TIMES`].
     requested: VecDeque<std::time::Instant>,
+    /// Whether the transport is over (failed, or never connected in time).
+    liveness: Liveness,
 }
 
 /// Request times kept for the subscription-time histogram.
@@ -173,6 +177,8 @@ const PENDING_TIMES: usize = 64;
 impl Actor {
     async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         let (itx, mut irx) = mpsc::unbounded_channel::<CandidateInit>();
+        let mut poll = tokio::time::interval(STATE_POLL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let deadline = self.negotiation.deadline().map(Instant::from_std);
             tokio::select! {
@@ -184,6 +190,7 @@ impl Actor {
                     self.ctx.emit(MediaEvent::SubscribeCandidate { room: self.ctx.room.clone(), candidate: c }).await;
                 }
                 _ = sleep_until_opt(deadline) => self.feed(Input::Tick, &itx).await,
+                _ = poll.tick() => self.check_state().await,
             }
         }
         self.close().await;
@@ -341,7 +348,25 @@ impl Actor {
         }
     }
 
+    /// Closes a transport that failed or never connected in time, and
+    /// starts over: the next `subscribe-request` or `subscribe-prepare`
+    /// gets a fresh PeerConnection (the client's own has failed too; the
+    /// web library reconnects when it sees that).
+    async fn check_state(&mut self) {
+        let Some(t) = &self.transport else { return };
+        let state = t.connection_state();
+        let Some(why) = self.liveness.over(state, std::time::Instant::now()) else {
+            return;
+        };
+        tracing::info!(room = %self.ctx.room, %state, why, "subscribe connection ended");
+        self.close().await;
+        self.negotiation = Negotiation::new();
+        self.offer_sent = None;
+        self.requested.clear();
+    }
+
     async fn close(&mut self) {
+        self.liveness.reset();
         for (_, (s, _slot)) in self.forwarded.drain() {
             s.lock().await.close().await;
         }
