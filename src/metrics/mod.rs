@@ -10,6 +10,7 @@
 //! participant or track.
 
 pub mod media;
+pub mod process;
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -34,6 +35,7 @@ pub struct Metrics {
     media_ports_in_use: IntGauge,
     media_ports_left: IntGauge,
     tokio_tasks: IntGauge,
+    udp_sockets: IntGauge,
     /// PeerConnections by kind (`publish`, `subscribe`) and state.
     pub peer_connections: IntGaugeVec,
     // Events.
@@ -140,6 +142,7 @@ impl Metrics {
             media_ports_in_use: gauge(&r, "sfu_media_ports_in_use", "UDP ports of RTC_MIN_PORT..RTC_MAX_PORT held by PeerConnections (0 without a range)"),
             media_ports_left: gauge(&r, "sfu_media_ports_left", "UDP ports of the range left for new PeerConnections (-1 without a range: no limit)"),
             tokio_tasks: gauge(&r, "sfu_tokio_tasks", "Tasks alive on the tokio runtime"),
+            udp_sockets: gauge(&r, "sfu_udp_sockets", "UDP sockets among the process's open file descriptors (-1: /proc unreadable)"),
             peer_connections,
             connections_accepted: counter(&r, "sfu_connections_accepted_total", "WebSocket upgrades accepted"),
             connections_refused: counter_vec(&r, "sfu_connections_refused_total", "WebSocket upgrades refused, by reason", &["reason"]),
@@ -288,6 +291,8 @@ pub fn render(snapshot: Snapshot) -> String {
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
         m.tokio_tasks.set(int(rt.metrics().num_alive_tasks()));
     }
+    m.udp_sockets
+        .set(process::udp_sockets().map_or(-1, int));
     let mut out = Vec::new();
     // Text encoding of well-formed metrics into a Vec cannot fail; an
     // error leaves what was written.

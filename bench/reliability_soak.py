@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Writes docs/reliability/soak.md (the churn-soak part of the reliability
+report) from one bench/soak.sh run.
+
+usage: bench/reliability_soak.py RESULTS_DIR OUT.md
+
+RESULTS_DIR is a bench/results/soak-<stamp>/ folder: summary.json (the
+small summary), soak.png and recovery.png (copied next to OUT.md, under
+soak/), commit.txt. series.json (per second) is not read: the figures come
+from the summary only.
+"""
+import json
+import os
+import platform
+import shutil
+import sys
+
+
+def cpu_model():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def num(v, fmt="{:g}"):
+    return "–" if v is None else fmt.format(v)
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    src, out = sys.argv[1], sys.argv[2]
+    s = json.load(open(os.path.join(src, "summary.json")))
+    p = s["params"]
+    out_dir = os.path.dirname(out) or "."
+    fig_dir = os.path.join(out_dir, "soak")
+    os.makedirs(fig_dir, exist_ok=True)
+    figs = []
+    for png in ("soak.png", "recovery.png"):
+        path = os.path.join(src, png)
+        if os.path.exists(path):
+            shutil.copy(path, os.path.join(fig_dir, png))
+            figs.append(png)
+    # The summary goes next to the figures: it is small, and the figures
+    # are meaningless without it.
+    shutil.copy(os.path.join(src, "summary.json"), os.path.join(fig_dir, "summary.json"))
+    try:
+        commit = open(os.path.join(src, "commit.txt")).read().strip()
+    except OSError:
+        commit = "unknown"
+    cores = os.cpu_count()
+    minutes = s["load_secs"] / 60
+    st = s["stable"]
+    c = s["churn"]
+    lines = []
+    w = lines.append
+    w("# Churn soak")
+    w("")
+    w("<!-- Written by bench/reliability_soak.py from bench/results/%s; do not edit. -->"
+      % os.path.basename(os.path.normpath(src)))
+    w("")
+    w("Reproduce (release build, inside a fresh network namespace):")
+    w("")
+    w("```")
+    w("bench/soak.sh %d        # seconds of load; default 1800" % round(p["duration_s"]))
+    w("cargo test --test soak  # the 2-minute version that runs in .ci/run (under scripts/test.sh)")
+    w("```")
+    w("")
+    w("**Verdict: %s.** Measured on this %s-core machine (%s) with the load "
+      "tester sharing it with the server (and, for this run, with other "
+      "builds and tests of the project): delivery and CPU figures are "
+      "pessimistic. Commit %s." % ("PASS" if s["pass"] else "FAIL", cores, cpu_model(), commit))
+    w("")
+    if s["failures"]:
+        w("Criteria not met:")
+        w("")
+        for f in s["failures"]:
+            w("- " + f)
+        w("")
+    w("## Load")
+    w("")
+    w("- %.1f minutes of churn: %d room slots, each opening a fresh room of "
+      "%d participants that publish (VP8 %d kbit/s + Opus), subscribe to "
+      "each other, unsubscribe and subscribe again, unpublish and publish "
+      "again on a new PeerConnection, and leave after %.0f s on average "
+      "(0.5–1.5×); the room closes with its last participant and the slot "
+      "opens the next." % (minutes, p["rooms"], p["room_size"], p["video_kbps"], p["session_secs"]))
+    w("- Endings: half `leave`; a quarter drop the WebSocket without a word; a "
+      "quarter close both PeerConnections without a message, then leave.")
+    w("- %d stable participants in one room the whole time, publishing and "
+      "receiving each other." % p["stable"])
+    w("- %d churn sessions (%.2f per second): %d joins, %d publications, %d "
+      "unpublish, %d unsubscribe, %d resubscriptions, %d subscribe offers "
+      "answered, %d leave, %d dropped sockets, %d silent PeerConnection "
+      "closes; %d failed, %d requests refused (raced with a publisher "
+      "leaving)." % (c["sessions"], s["churn_sessions_per_s"], c["joins"], c["publishes"],
+                      c["unpublishes"], c["unsubscribes"], c["resubscribes"], c["subscribe_offers"],
+                      c["leaves"], c["socket_drops"], c["pc_closes"], c["failed"],
+                      c["refused_requests"]))
+    ul = s.get("under_load") or {}
+    w("- Under load (last sample): %s rooms, %s participants, %s forwarded "
+      "tracks, %s PeerConnections, server CPU %s %%." % (
+          ul.get("rooms"), ul.get("participants"), ul.get("forwarded_tracks"),
+          ul.get("peer_connections"), num(ul.get("cpu_pct"), "{:.0f}")))
+    w("")
+    w("## Back to baseline")
+    w("")
+    w("Baseline: after a warm-up call (two participants, 8 s) and once the "
+      "server has been idle and steady for 5 s; before the warm-up the server "
+      "had %.1f MiB RSS, %d FDs, %d threads, %d tasks, %d UDP sockets. "
+      "Criterion: within %g s after the last client is gone, each quantity is "
+      "back (RSS within ±5 %%, the others exactly) and stays there." % (
+          s["before_warmup"]["rss_mb"], s["before_warmup"]["fds"], s["before_warmup"]["threads"],
+          s["before_warmup"]["tasks"], s["before_warmup"]["udp_sockets"], p["recovery_secs"]))
+    w("")
+    w("| quantity | baseline | peak under load | after %g s | back after | |" % p["recovery_secs"])
+    w("|---|---:|---:|---:|---:|---|")
+    for r in s["recovery"]:
+        fmt = "{:.1f}" if r["name"] == "rss_mb" else "{:.0f}"
+        back = "–" if r["back_after_s"] is None else "%.0f s" % r["back_after_s"]
+        w("| %s | %s | %s | %s | %s | %s |" % (
+            r["name"], num(r["baseline"], fmt), num(r["peak"], fmt), num(r["end"], fmt), back,
+            "ok" if r["pass"] else "**not back**"))
+    w("")
+    w("## Delivery to the stable participants")
+    w("")
+    w("- %s over the load (%d of %d packets); worst %d-second window %s; "
+      "worst second %s; %d seconds below %g %%." % (
+          num(st["delivery"] and st["delivery"] * 100, "{:.3f} %"), st["received"], st["expected"],
+          p["delivery_window"], num(st["worst_window_pct"], "{:.3f} %"),
+          num(st["worst_second_pct"], "{:.3f} %"), st["seconds_below"], p["min_delivery"] * 100))
+    d = st.get("delay_ms") or {}
+    w("- One-way delay through the server p50 %s ms, p99 %s ms, max %s ms." % (
+        num(d.get("p50"), "{:.1f}"), num(d.get("p99"), "{:.1f}"), num(d.get("max"), "{:.1f}")))
+    w("")
+    w("## Figures")
+    w("")
+    for png in figs:
+        what = ("the whole run (grey lines: warm-up, baseline, load, load stops, last client gone)"
+                if png == "soak.png" else "the last seconds, relative to the baseline")
+        w("- [%s](soak/%s): %s" % (png, png, what))
+    w("")
+    with open(out, "w") as fh:
+        fh.write("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
