@@ -150,8 +150,11 @@ fn resource_panels(samples: &[&Sample], baseline: Option<&Sample>, rel: bool) ->
     let zero = rel.then(|| (0.0, "baseline".to_owned()));
     vec![
         Panel {
-            caption: format!("Server RSS (MiB{suffix})"),
-            lines: vec![server_line(samples, "RSS", d(|s| s.rss_mb))],
+            caption: format!("Server RSS and live heap (MiB{suffix})"),
+            lines: vec![
+                server_line(samples, "RSS", d(|s| s.rss_mb)),
+                server_line(samples, "live heap", d(|s| s.heap_mb)),
+            ],
             hline: baseline.map(|b| {
                 if rel {
                     (0.05 * b.rss_mb, "+5 % of baseline".to_owned())

@@ -85,6 +85,12 @@ pub struct SoakArgs {
     /// Video bitrate of every publisher, kbit/s.
     #[arg(long, default_value_t = 500)]
     pub video_kbps: u32,
+    /// Video frames per second of every publisher.
+    #[arg(long, default_value_t = 30)]
+    pub video_fps: u32,
+    /// Audio packets per second of every publisher.
+    #[arg(long, default_value_t = 50)]
+    pub audio_pps: u32,
     /// Seconds after the last client is gone within which every quantity
     /// must be back at its baseline.
     #[arg(long, default_value_t = 30.0)]
@@ -203,6 +209,10 @@ pub struct Params {
     pub session_secs: f64,
     /// `--video-kbps`.
     pub video_kbps: u32,
+    /// `--video-fps`.
+    pub video_fps: u32,
+    /// `--audio-pps`.
+    pub audio_pps: u32,
     /// `--recovery-secs`.
     pub recovery_secs: f64,
     /// `--min-delivery`.
@@ -354,6 +364,8 @@ pub async fn run(args: &SoakArgs) -> Result<SoakReport> {
     let rtc = Arc::new(Rtc::new(args.ip)?);
     let media = MediaConfig {
         video_kbps: args.video_kbps,
+        video_fps: args.video_fps,
+        audio_pps: args.audio_pps,
         ..MediaConfig::default()
     };
     let stable_metrics = Arc::new(Metrics::new());
@@ -703,6 +715,8 @@ pub async fn run(args: &SoakArgs) -> Result<SoakReport> {
             room_size: args.room_size,
             session_secs: args.session_secs,
             video_kbps: args.video_kbps,
+            video_fps: args.video_fps,
+            audio_pps: args.audio_pps,
             recovery_secs: args.recovery_secs,
             min_delivery: args.min_delivery,
             delivery_window: args.delivery_window,

@@ -28,6 +28,8 @@ pub struct Sample {
     pub fds: u64,
     /// Threads.
     pub threads: u64,
+    /// Live heap, MiB (`sfu_heap_live_bytes`; negative: not counted).
+    pub heap_mb: f64,
     /// Tokio tasks alive (`sfu_tokio_tasks`).
     pub tasks: i64,
     /// UDP sockets the process holds (`sfu_udp_sockets`).
@@ -84,6 +86,7 @@ impl Sample {
     pub fn get(&self, name: &str) -> f64 {
         match name {
             "rss_mb" => self.rss_mb,
+            "heap_mb" => self.heap_mb,
             "fds" => self.fds as f64,
             "threads" => self.threads as f64,
             "tasks" => self.tasks as f64,
@@ -172,6 +175,9 @@ pub async fn read(pid: u32, http_addr: &str, origin_sec: usize) -> anyhow::Resul
         rss_mb,
         fds,
         threads,
+        heap_mb: m
+            .get("sfu_heap_live_bytes")
+            .map_or(-1.0, |b| b / (1024.0 * 1024.0)),
         tasks: g("sfu_tokio_tasks")?,
         udp_sockets: g("sfu_udp_sockets")?,
         rooms: g("sfu_rooms")?,
