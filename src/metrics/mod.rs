@@ -294,8 +294,7 @@ pub fn render(snapshot: Snapshot) -> String {
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
         m.tokio_tasks.set(int(rt.metrics().num_alive_tasks()));
     }
-    m.udp_sockets
-        .set(process::udp_sockets().map_or(-1, int));
+    m.udp_sockets.set(process::udp_sockets().map_or(-1, int));
     m.heap_live_bytes.set(heap::live_bytes().unwrap_or(-1));
     let mut out = Vec::new();
     // Text encoding of well-formed metrics into a Vec cannot fail; an

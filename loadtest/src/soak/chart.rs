@@ -58,7 +58,11 @@ fn draw(
         .filter(|v| v.is_finite());
     let (lo, hi) = ys.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
     let (lo, hi) = if lo > hi { (0.0, 1.0) } else { (lo, hi) };
-    let span = if hi > lo { hi - lo } else { lo.abs().max(1.0) * 0.1 };
+    let span = if hi > lo {
+        hi - lo
+    } else {
+        lo.abs().max(1.0) * 0.1
+    };
     let y = (lo - span * 0.08)..(hi + span * 0.12);
     let mut b = ChartBuilder::on(area);
     b.margin(6);
@@ -117,7 +121,13 @@ fn draw(
     Ok(())
 }
 
-fn page(path: &Path, title: &str, x: std::ops::Range<f64>, marks: &[(String, f64)], panels: &[Panel]) -> Result<()> {
+fn page(
+    path: &Path,
+    title: &str,
+    x: std::ops::Range<f64>,
+    marks: &[(String, f64)],
+    panels: &[Panel],
+) -> Result<()> {
     let text = font().is_ok();
     let h = PANEL_H * panels.len() as u32 + 40;
     let root = BitMapBackend::new(path, (W, h)).into_drawing_area();
@@ -209,7 +219,10 @@ pub fn render(dir: &Path, report: &SoakReport) -> Result<Vec<String>> {
         s.params.rooms,
         s.params.room_size,
         s.params.stable,
-        s.label.as_deref().map(|l| format!(" ({l})")).unwrap_or_default()
+        s.label
+            .as_deref()
+            .map(|l| format!(" ({l})"))
+            .unwrap_or_default()
     );
     let mut panels = vec![Panel {
         caption: "Delivery to the stable participants (% per second)".into(),
@@ -219,15 +232,25 @@ pub fn render(dir: &Path, report: &SoakReport) -> Result<Vec<String>> {
                 .stable
                 .iter()
                 .filter(|x| {
-                    (x.t as f64) >= s.stable.window.0 as f64 && (x.t as f64) < s.stable.window.1 as f64
+                    (x.t as f64) >= s.stable.window.0 as f64
+                        && (x.t as f64) < s.stable.window.1 as f64
                 })
                 .filter_map(|x| x.delivery_pct.map(|d| (x.t as f64, d)))
                 .collect(),
         )],
-        hline: Some((s.params.min_delivery * 100.0, format!("{} %", s.params.min_delivery * 100.0))),
+        hline: Some((
+            s.params.min_delivery * 100.0,
+            format!("{} %", s.params.min_delivery * 100.0),
+        )),
     }];
     panels.extend(resource_panels(&all, Some(&s.baseline), false));
-    page(&dir.join("soak.png"), &title, t0..t_end, &series.marks, &panels)?;
+    page(
+        &dir.join("soak.png"),
+        &title,
+        t0..t_end,
+        &series.marks,
+        &panels,
+    )?;
 
     let gone = series
         .marks

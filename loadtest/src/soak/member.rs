@@ -223,8 +223,13 @@ async fn session(
         room_name: room_name.clone(),
         offer,
     };
-    let answer =
-        proto::negotiate(&mut client, &prepare, ServerType::SubscribePrepareAnswer, WAIT).await?;
+    let answer = proto::negotiate(
+        &mut client,
+        &prepare,
+        ServerType::SubscribePrepareAnswer,
+        WAIT,
+    )
+    .await?;
     rtc::accept_answer(&ctx.rtc, &sub_pc, &answer).await?;
     let mut sub_pc = Some(sub_pc);
 
@@ -306,10 +311,10 @@ async fn session(
             subscriptions.on_message(m);
         }
         match r.message {
-            Some(ServerMessage::NewPublisher { publisher_id, .. }) => {
-                if publisher_id != own_id && !others.contains(&publisher_id) {
-                    others.push(publisher_id);
-                }
+            Some(ServerMessage::NewPublisher { publisher_id, .. })
+                if publisher_id != own_id && !others.contains(&publisher_id) =>
+            {
+                others.push(publisher_id);
             }
             Some(ServerMessage::PublisherLeft { publisher_id, .. }) => {
                 others.retain(|p| *p != publisher_id);

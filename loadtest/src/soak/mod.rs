@@ -91,6 +91,10 @@ pub struct SoakArgs {
     /// Audio packets per second of every publisher.
     #[arg(long, default_value_t = 50)]
     pub audio_pps: u32,
+    /// Seconds of the same load before the baseline is taken (see the
+    /// module documentation).
+    #[arg(long, default_value_t = 30.0)]
+    pub warmup_secs: f64,
     /// Seconds after the last client is gone within which every quantity
     /// must be back at its baseline.
     #[arg(long, default_value_t = 30.0)]
@@ -167,8 +171,10 @@ pub struct SoakSummary {
     pub params: Params,
     /// Seconds of churn load actually run.
     pub load_secs: f64,
-    /// Server before the warm-up call.
+    /// Server before the warm-up.
     pub before_warmup: Sample,
+    /// What the warm-up's churn sessions did.
+    pub warmup: Option<OpsReport>,
     /// The baseline.
     pub baseline: Sample,
     /// The peak of each checked quantity is in `recovery`; this is the
@@ -350,108 +356,45 @@ async fn wait_steady(sampler: &Sampler, steady: usize, limit: Duration) -> Optio
     }
 }
 
-/// Runs the soak; writes nothing (see [`write_outputs`]).
-pub async fn run(args: &SoakArgs) -> Result<SoakReport> {
-    if args.stable < 2 {
-        bail!("--stable must be at least 2 (they receive each other)");
-    }
-    let quiet = args.quiet;
-    let target = SfuTarget {
-        ws_url: args.url.clone(),
-        http_addr: http_addr(&args.url),
-        secret: args.jwt_secret.clone(),
-    };
-    let rtc = Arc::new(Rtc::new(args.ip)?);
-    let media = MediaConfig {
-        video_kbps: args.video_kbps,
-        video_fps: args.video_fps,
-        audio_pps: args.audio_pps,
-        ..MediaConfig::default()
-    };
-    let stable_metrics = Arc::new(Metrics::new());
-    let origin = stable_metrics.origin_sec();
-    let rel = |i: Instant| -> f64 {
-        let ago = Instant::now().saturating_duration_since(i).as_secs_f64();
-        crate::tail::now_ns() as f64 / 1e9 - ago - origin as f64
-    };
-    let mut marks: Vec<(String, f64)> = Vec::new();
-    let (sampler_stop_tx, sampler_stop) = watch::channel(false);
-    let sampler = Sampler::start(
-        args.server_pid,
-        target.http_addr.clone(),
-        origin,
-        sampler_stop,
-    )
-    .await
-    .context("first reading of the server")?;
-    let before_warmup = sampler.last().context("first sample")?;
-    let run_id = uuid::Uuid::new_v4().simple().to_string()[..6].to_owned();
+/// What every phase shares.
+struct Setup<'a> {
+    args: &'a SoakArgs,
+    target: SfuTarget,
+    rtc: Arc<Rtc>,
+    media: MediaConfig,
+    run_id: String,
+    sampler: &'a Sampler,
+    origin: usize,
+}
 
-    // Warm-up: one call of two churn participants, then quiet.
-    say(quiet, "warm-up call");
-    marks.push(("warm-up".into(), rel(Instant::now())));
-    {
-        let (tx, rx) = watch::channel(false);
-        let warm = Churn {
-            target: target.clone(),
-            ctx: Ctx {
-                rtc: rtc.clone(),
-                metrics: Arc::new(Metrics::new()),
-                media,
-                stop: rx,
-                prepare: true,
-            },
-            ops: Arc::new(Ops::default()),
-            run_id: format!("{run_id}-warm"),
-            room_size: 2,
-            session_secs: 8.0,
-            next_index: Arc::new(AtomicU32::new(0)),
-            next_session: Arc::new(AtomicU64::new(0)),
-        };
-        let room = format!("soak-{run_id}-warmup");
-        let mut set = JoinSet::new();
-        for k in 0..2u64 {
-            let mut plan = warm.plan(format!("warm-{k}"));
-            plan.lifetime = Duration::from_secs(8);
-            plan.end = End::Leave;
-            let rec = warm
-                .ctx
-                .metrics
-                .client(plan.name.clone(), Role::Participant, None, false);
-            let (w, room) = (warm.clone(), room.clone());
-            set.spawn(async move {
-                tokio::time::sleep(Duration::from_secs(k)).await;
-                member::run(&w.target, &room, &plan, &w.ctx, rec, &w.ops).await;
-            });
-        }
-        while set.join_next().await.is_some() {}
-        drop(tx);
-        if warm.ops.report().failed > 0 {
-            let errors: Vec<String> = warm
-                .ctx
-                .metrics
-                .clients()
-                .iter()
-                .filter_map(|c| c.error())
-                .collect();
-            bail!("the warm-up call failed: {errors:?}");
-        }
-    }
-    // Idle and steady for 5 s; tokio's idle blocking threads exit after
-    // 10 s, so give them that first.
-    tokio::time::sleep(Duration::from_secs(11)).await;
-    let baseline = wait_steady(&sampler, 5, Duration::from_secs(60))
-        .await
-        .context("the server did not become idle and steady after the warm-up")?;
-    say(
-        quiet,
-        format!(
-            "baseline: RSS {:.1} MiB, {} FDs, {} threads, {} tasks, {} UDP sockets",
-            baseline.rss_mb, baseline.fds, baseline.threads, baseline.tasks, baseline.udp_sockets
-        ),
-    );
-    marks.push(("baseline".into(), baseline.t));
+/// What a phase of load did.
+struct Phase {
+    churn: OpsReport,
+    churn_errors: Vec<String>,
+    churn_clients: Vec<(f64, usize)>,
+    load_secs: f64,
+    under_load: Option<Sample>,
+    /// Stable delivery window, process seconds `[from, to)`.
+    window: (usize, usize),
+}
 
+/// Run seconds (since `origin`) of an instant.
+fn rel(origin: usize, i: Instant) -> f64 {
+    let ago = Instant::now().saturating_duration_since(i).as_secs_f64();
+    crate::tail::now_ns() as f64 / 1e9 - ago - origin as f64
+}
+
+/// One phase: the stable room, `secs` of churn around it, then everyone
+/// leaves (churn first, then the stable participants).
+async fn phase(
+    s: &Setup<'_>,
+    name: &str,
+    secs: f64,
+    stable_metrics: Arc<Metrics>,
+    marks: &mut Vec<(String, f64)>,
+) -> Result<Phase> {
+    let (args, quiet) = (s.args, s.args.quiet);
+    let (target, rtc, media, sampler) = (&s.target, &s.rtc, s.media, s.sampler);
     // Stable participants.
     let (stable_stop_tx, stable_stop) = watch::channel(false);
     let stable_ctx = Ctx {
@@ -461,7 +404,7 @@ pub async fn run(args: &SoakArgs) -> Result<SoakReport> {
         stop: stable_stop,
         prepare: true,
     };
-    let stable_room = format!("soak-{run_id}-stable");
+    let stable_room = format!("soak-{}-{name}-stable", s.run_id);
     let mut stable_tasks = JoinSet::new();
     let mut stable_recs = Vec::new();
     for i in 0..args.stable {
@@ -490,7 +433,7 @@ pub async fn run(args: &SoakArgs) -> Result<SoakReport> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    say(quiet, "stable room up; churn starts");
+    say(quiet, format!("{name}: stable room up; churn starts"));
 
     // Churn.
     let (churn_stop_tx, churn_stop) = watch::channel(false);
@@ -504,7 +447,7 @@ pub async fn run(args: &SoakArgs) -> Result<SoakReport> {
             prepare: true,
         },
         ops: Arc::new(Ops::default()),
-        run_id: run_id.clone(),
+        run_id: format!("{}-{name}", s.run_id),
         room_size: args.room_size.max(1),
         session_secs: args.session_secs,
         // Stable publishers use 0..stable; churn indexes come after.
@@ -513,8 +456,8 @@ pub async fn run(args: &SoakArgs) -> Result<SoakReport> {
     };
     let churn_start = Instant::now();
     let window_from = stable_metrics.now_sec() + 1;
-    marks.push(("load".into(), rel(churn_start)));
-    let load = Duration::from_secs_f64(args.duration);
+    marks.push((format!("{name}: load"), rel(s.origin, churn_start)));
+    let load = Duration::from_secs_f64(secs);
     // No room starts in the last seconds of the load.
     let last_start = churn_start + load.saturating_sub(Duration::from_secs(5));
     let mut slots = JoinSet::new();
@@ -527,7 +470,7 @@ pub async fn run(args: &SoakArgs) -> Result<SoakReport> {
     while churn_start.elapsed() < load {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let connected = churn.ctx.metrics.connected();
-        churn_clients.push((rel(Instant::now()), connected));
+        churn_clients.push((rel(s.origin, Instant::now()), connected));
         if Instant::now() >= next_note {
             next_note += Duration::from_secs(30);
             if let Some(s) = sampler.last() {
@@ -535,7 +478,7 @@ pub async fn run(args: &SoakArgs) -> Result<SoakReport> {
                 say(
                     quiet,
                     format!(
-                        "{:>5.0} s: {connected} churn clients, {} sessions ({} failed); server {} rooms, {} participants, {} forwarded tracks, CPU {:.0} %, RSS {:.1} MiB, {} FDs, {} tasks",
+                        "{name} {:>5.0} s: {connected} churn clients, {} sessions ({} failed); server {} rooms, {} participants, {} forwarded tracks, CPU {:.0} %, RSS {:.1} MiB, {} FDs, {} tasks",
                         churn_start.elapsed().as_secs_f64(),
                         o.sessions,
                         o.failed,
@@ -554,8 +497,8 @@ pub async fn run(args: &SoakArgs) -> Result<SoakReport> {
     let under_load = sampler.last();
     let load_end_sec = stable_metrics.now_sec();
     let load_secs = churn_start.elapsed().as_secs_f64();
-    marks.push(("load stops".into(), rel(Instant::now())));
-    say(quiet, "load stops");
+    marks.push((format!("{name}: load stops"), rel(s.origin, Instant::now())));
+    say(quiet, format!("{name}: load stops"));
     let _ = churn_stop_tx.send(true);
     if tokio::time::timeout(Duration::from_secs(60), async {
         while slots.join_next().await.is_some() {}
@@ -574,8 +517,124 @@ pub async fn run(args: &SoakArgs) -> Result<SoakReport> {
     {
         stable_tasks.abort_all();
     }
+    let churn_errors: Vec<String> = churn
+        .ctx
+        .metrics
+        .clients()
+        .iter()
+        .filter_map(|c| c.error().map(|e| format!("{}: {e}", c.name)))
+        .take(10)
+        .collect();
+    Ok(Phase {
+        churn: churn.ops.report(),
+        churn_errors,
+        churn_clients,
+        load_secs,
+        under_load,
+        window: (window_from, load_end_sec),
+    })
+}
+
+/// Runs the soak; writes nothing (see [`write_outputs`]).
+pub async fn run(args: &SoakArgs) -> Result<SoakReport> {
+    if args.stable < 2 {
+        bail!("--stable must be at least 2 (they receive each other)");
+    }
+    let quiet = args.quiet;
+    let target = SfuTarget {
+        ws_url: args.url.clone(),
+        http_addr: http_addr(&args.url),
+        secret: args.jwt_secret.clone(),
+    };
+    let rtc = Arc::new(Rtc::new(args.ip)?);
+    let media = MediaConfig {
+        video_kbps: args.video_kbps,
+        video_fps: args.video_fps,
+        audio_pps: args.audio_pps,
+        ..MediaConfig::default()
+    };
+    let stable_metrics = Arc::new(Metrics::new());
+    let origin = stable_metrics.origin_sec();
+    let mut marks: Vec<(String, f64)> = Vec::new();
+    let (sampler_stop_tx, sampler_stop) = watch::channel(false);
+    let sampler = Sampler::start(
+        args.server_pid,
+        target.http_addr.clone(),
+        origin,
+        sampler_stop,
+    )
+    .await
+    .context("first reading of the server")?;
+    let before_warmup = sampler.last().context("first sample")?;
+    let setup = Setup {
+        args,
+        target,
+        rtc,
+        media,
+        run_id: uuid::Uuid::new_v4().simple().to_string()[..6].to_owned(),
+        sampler: &sampler,
+        origin,
+    };
+
+    // Warm-up: the same load for a short while, then quiet. The baseline
+    // is taken after it: what the server sets up once (lazily initialised
+    // state, the allocator's pools for this load) is not a leak; a leak
+    // grows with the length of the run, which the main phase then shows.
+    let warmup = if args.warmup_secs > 0.0 {
+        say(
+            quiet,
+            format!("warm-up: {:.0} s of the same load", args.warmup_secs),
+        );
+        let p = phase(
+            &setup,
+            "warm-up",
+            args.warmup_secs,
+            Arc::new(Metrics::new()),
+            &mut marks,
+        )
+        .await?;
+        Some(p.churn)
+    } else {
+        None
+    };
+    // Idle and steady for 5 s; tokio's idle blocking threads exit after
+    // 10 s, so give them that first.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let baseline = wait_steady(&sampler, 5, Duration::from_secs(60))
+        .await
+        .context("the server did not become idle and steady after the warm-up")?;
+    say(
+        quiet,
+        format!(
+            "baseline: RSS {:.1} MiB, live heap {:.1} MiB, {} FDs, {} threads, {} tasks, {} UDP sockets",
+            baseline.rss_mb,
+            baseline.heap_mb,
+            baseline.fds,
+            baseline.threads,
+            baseline.tasks,
+            baseline.udp_sockets
+        ),
+    );
+    marks.push(("baseline".into(), baseline.t));
+
+    let main = phase(
+        &setup,
+        "soak",
+        args.duration,
+        stable_metrics.clone(),
+        &mut marks,
+    )
+    .await?;
+    let Phase {
+        churn: churn_ops,
+        churn_errors,
+        churn_clients,
+        load_secs,
+        under_load,
+        window: (window_from, window_to),
+    } = main;
     let gone = Instant::now();
-    let gone_t = rel(gone);
+    let gone_t = rel(origin, gone);
     marks.push(("last client gone".into(), gone_t));
     say(quiet, "last client gone; watching the server come back");
     let recovery = Duration::from_secs_f64(args.recovery_secs);
@@ -583,7 +642,6 @@ pub async fn run(args: &SoakArgs) -> Result<SoakReport> {
     let _ = sampler_stop_tx.send(true);
 
     // Stable delivery.
-    let window_to = load_end_sec;
     let sum = stable_metrics.summarize(window_from, window_to, Expect::Whole);
     let (from_t, to_t) = (window_from - origin, window_to - origin);
     let in_window: Vec<&SecondReport> = sum
@@ -597,7 +655,10 @@ pub async fn run(args: &SoakArgs) -> Result<SoakReport> {
         .fold(None, |m: Option<f64>, d| Some(m.map_or(d, |m| m.min(d))));
     let seconds_below = in_window
         .iter()
-        .filter(|s| s.delivery_pct.is_some_and(|d| d < args.min_delivery * 100.0))
+        .filter(|s| {
+            s.delivery_pct
+                .is_some_and(|d| d < args.min_delivery * 100.0)
+        })
         .count();
     let w = args.delivery_window.max(1);
     let worst_window_pct = in_window
@@ -694,18 +755,9 @@ pub async fn run(args: &SoakArgs) -> Result<SoakReport> {
     if stable.failed > 0 {
         failures.push(format!("{} stable participants failed", stable.failed));
     }
-    let churn_ops = churn.ops.report();
     if churn_ops.sessions == 0 {
         failures.push("no churn session ran".into());
     }
-    let churn_errors: Vec<String> = churn
-        .ctx
-        .metrics
-        .clients()
-        .iter()
-        .filter_map(|c| c.error().map(|e| format!("{}: {e}", c.name)))
-        .take(10)
-        .collect();
     let summary = SoakSummary {
         label: args.label.clone(),
         params: Params {
@@ -723,6 +775,7 @@ pub async fn run(args: &SoakArgs) -> Result<SoakReport> {
         },
         load_secs,
         before_warmup,
+        warmup,
         baseline,
         under_load,
         after: after.last().map(|s| (*s).clone()),

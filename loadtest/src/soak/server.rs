@@ -24,6 +24,10 @@ pub struct Sample {
     pub t: f64,
     /// Resident set, MiB.
     pub rss_mb: f64,
+    /// Its anonymous part (heap, stacks), MiB.
+    pub rss_anon_mb: f64,
+    /// Its file-backed part (the binary's code and data as paged in), MiB.
+    pub rss_file_mb: f64,
     /// Open file descriptors.
     pub fds: u64,
     /// Threads.
@@ -48,6 +52,10 @@ pub struct Sample {
     pub connections: i64,
     /// Sum of `sfu_peer_connections` over kinds and states.
     pub peer_connections: i64,
+    /// `sfu_ice_restarts_total` (all causes): restarts since the start.
+    pub ice_restarts: i64,
+    /// `sfu_reconnects_sent_total` (all reasons).
+    pub reconnects_sent: i64,
     /// Server CPU % over the last second (100 = one core).
     pub cpu_pct: Option<f64>,
     #[serde(skip)]
@@ -68,6 +76,7 @@ pub enum Tolerance {
 /// The quantities the soak checks, with their tolerance.
 pub const CHECKED: &[(&str, Tolerance)] = &[
     ("rss_mb", Tolerance::Relative(0.05)),
+    ("heap_mb", Tolerance::Relative(0.05)),
     ("fds", Tolerance::Exact),
     ("threads", Tolerance::Exact),
     ("tasks", Tolerance::Exact),
@@ -87,6 +96,8 @@ impl Sample {
         match name {
             "rss_mb" => self.rss_mb,
             "heap_mb" => self.heap_mb,
+            "rss_anon_mb" => self.rss_anon_mb,
+            "rss_file_mb" => self.rss_file_mb,
             "fds" => self.fds as f64,
             "threads" => self.threads as f64,
             "tasks" => self.tasks as f64,
@@ -123,18 +134,39 @@ pub fn within(value: f64, baseline: f64, tol: Tolerance) -> bool {
     }
 }
 
-/// `/proc/<pid>`: CPU seconds, RSS MiB, open descriptors, threads.
-fn read_proc(pid: u32) -> Option<(f64, f64, u64, u64)> {
+/// What `/proc/<pid>` says.
+struct Proc {
+    cpu_s: f64,
+    rss_mb: f64,
+    rss_anon_mb: f64,
+    rss_file_mb: f64,
+    fds: u64,
+    threads: u64,
+}
+
+/// A `Name:   value` line of `/proc/<pid>/status` (kB values as given).
+fn status_field(status: &str, name: &str) -> Option<f64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn read_proc(pid: u32) -> Option<Proc> {
     let (cpu_s, rss_mb) = crate::procstat::read(pid)?;
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let threads = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))?
-        .trim()
-        .parse()
-        .ok()?;
-    Some((cpu_s, rss_mb, fds, threads))
+    Some(Proc {
+        cpu_s,
+        rss_mb,
+        rss_anon_mb: status_field(&status, "RssAnon")? / 1024.0,
+        rss_file_mb: status_field(&status, "RssFile")? / 1024.0,
+        fds,
+        threads: status_field(&status, "Threads")? as u64,
+    })
 }
 
 /// Sums each metric of a Prometheus text exposition over its labels.
@@ -157,7 +189,7 @@ pub fn parse_metrics(text: &str) -> HashMap<String, f64> {
 
 /// Reads the server once.
 pub async fn read(pid: u32, http_addr: &str, origin_sec: usize) -> anyhow::Result<Sample> {
-    let (cpu_s, rss_mb, fds, threads) = read_proc(pid)
+    let p = read_proc(pid)
         .ok_or_else(|| anyhow::anyhow!("cannot read /proc/{pid}: is the server running?"))?;
     let (status, body) =
         sfu_testkit::http::get(http_addr, "/metrics", Duration::from_secs(5)).await?;
@@ -172,9 +204,11 @@ pub async fn read(pid: u32, http_addr: &str, origin_sec: usize) -> anyhow::Resul
     };
     Ok(Sample {
         t: now_ns() as f64 / 1e9 - origin_sec as f64,
-        rss_mb,
-        fds,
-        threads,
+        rss_mb: p.rss_mb,
+        rss_anon_mb: p.rss_anon_mb,
+        rss_file_mb: p.rss_file_mb,
+        fds: p.fds,
+        threads: p.threads,
         heap_mb: m
             .get("sfu_heap_live_bytes")
             .map_or(-1.0, |b| b / (1024.0 * 1024.0)),
@@ -187,8 +221,10 @@ pub async fn read(pid: u32, http_addr: &str, origin_sec: usize) -> anyhow::Resul
         forwarded_tracks: g("sfu_forwarded_tracks")?,
         connections: g("sfu_connections")?,
         peer_connections: g("sfu_peer_connections")?,
+        ice_restarts: g("sfu_ice_restarts_total")?,
+        reconnects_sent: g("sfu_reconnects_sent_total")?,
         cpu_pct: None,
-        cpu_s,
+        cpu_s: p.cpu_s,
     })
 }
 
