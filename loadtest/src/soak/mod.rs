@@ -219,6 +219,8 @@ pub struct Params {
     pub video_fps: u32,
     /// `--audio-pps`.
     pub audio_pps: u32,
+    /// `--warmup-secs`.
+    pub warmup_secs: f64,
     /// `--recovery-secs`.
     pub recovery_secs: f64,
     /// `--min-delivery`.
@@ -769,6 +771,7 @@ pub async fn run(args: &SoakArgs) -> Result<SoakReport> {
             video_kbps: args.video_kbps,
             video_fps: args.video_fps,
             audio_pps: args.audio_pps,
+            warmup_secs: args.warmup_secs,
             recovery_secs: args.recovery_secs,
             min_delivery: args.min_delivery,
             delivery_window: args.delivery_window,
