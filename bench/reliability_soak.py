@@ -140,6 +140,26 @@ def main():
             r["name"], num(r["baseline"], fmt), num(r["peak"], fmt), num(r["end"], fmt), back,
             "ok" if r["pass"] else "**not back**"))
     w("")
+    # Growth under load, from the per-second data when it is there: tokio
+    # tasks and RSS per participant in the first and the last minute.
+    try:
+        series = json.load(open(os.path.join(src, "series.json")))
+        marks = dict(series["marks"])
+        t0, t1 = marks["soak: load"], marks["soak: load stops"]
+        def per(lo, hi, key):
+            xs = [x for x in series["server"] if lo <= x["t"] < hi and x["participants"] > 0]
+            if not xs:
+                return None
+            return sum(x[key] / x["participants"] for x in xs) / len(xs)
+        first = (per(t0 + 30, t0 + 90, "tasks"), per(t0 + 30, t0 + 90, "rss_mb"))
+        last = (per(t1 - 60, t1, "tasks"), per(t1 - 60, t1, "rss_mb"))
+        if first[0] and last[0]:
+            w("Under load, per participant the server reports: %.0f tokio tasks "
+              "and %.1f MiB RSS in the second minute, %.0f tasks and %.1f MiB in "
+              "the last minute." % (first[0], first[1], last[0], last[1]))
+            w("")
+    except (OSError, ValueError, KeyError):
+        pass
     w("## Delivery to the stable participants")
     w("")
     w("- %s over the load (%d of %d packets); worst %d-second window %s; "
