@@ -140,6 +140,14 @@ def main():
             r["name"], num(r["baseline"], fmt), num(r["peak"], fmt), num(r["end"], fmt), back,
             "ok" if r["pass"] else "**not back**"))
     w("")
+    rec = {r["name"]: r for r in s["recovery"]}
+    if c["sessions"] and "tasks" in rec and not rec["tasks"]["pass"]:
+        left_tasks = rec["tasks"]["end"] - rec["tasks"]["baseline"]
+        left_heap = rec.get("heap_mb", {}).get("end", 0) - rec.get("heap_mb", {}).get("baseline", 0)
+        w("Left behind after the last client: %.0f tokio tasks and %.1f MiB of "
+          "live heap, %.1f tasks and %.0f KiB per churn session." % (
+              left_tasks, left_heap, left_tasks / c["sessions"], 1024 * left_heap / c["sessions"]))
+        w("")
     # Growth under load, from the per-second data when it is there: tokio
     # tasks and RSS per participant in the first and the last minute.
     try:
