@@ -3,11 +3,19 @@
 use clap::Parser;
 use rheo_sfu::config::{Cli, Config};
 
+// Counting wraps the allocator so /metrics can report live heap bytes
+// (sfu_heap_live_bytes): the soak tells a leak from allocator retention.
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: rheo_sfu::metrics::heap::Counting<mimalloc::MiMalloc> =
+    rheo_sfu::metrics::heap::Counting(mimalloc::MiMalloc);
+#[cfg(not(feature = "mimalloc"))]
+#[global_allocator]
+static GLOBAL: rheo_sfu::metrics::heap::Counting<std::alloc::System> =
+    rheo_sfu::metrics::heap::Counting(std::alloc::System);
 
 fn main() -> std::process::ExitCode {
+    GLOBAL.installed();
     let config = match Config::from_cli(Cli::parse()) {
         Ok(c) => c,
         Err(errors) => {

@@ -21,6 +21,7 @@ pub mod plot;
 pub mod procstat;
 pub mod scenario;
 pub mod sfu;
+pub mod soak;
 pub mod tail;
 
 pub use scenario::{run, write_outputs, Report};

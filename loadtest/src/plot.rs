@@ -64,7 +64,7 @@ pub const FONT_CANDIDATES: &[&str] = &[
 type DrawErr = DrawingAreaErrorKind<<BitMapBackend<'static> as DrawingBackend>::ErrorType>;
 
 /// Family name the font is registered under in plotters.
-const FONT: &str = "sans-serif";
+pub(crate) const FONT: &str = "sans-serif";
 
 const W: u32 = 1200;
 const H: u32 = 900;
@@ -79,7 +79,7 @@ const C_TARGET: RGBColor = RGBColor(0x80, 0x80, 0x80);
 
 /// Loads and registers a font once per process. `Ok(path)` when text can be
 /// drawn, `Err(warning)` otherwise.
-fn font() -> &'static std::result::Result<String, String> {
+pub(crate) fn font() -> &'static std::result::Result<String, String> {
     static FONT_STATE: OnceLock<std::result::Result<String, String>> = OnceLock::new();
     FONT_STATE.get_or_init(|| {
         let mut tried: Vec<String> = Vec::new();

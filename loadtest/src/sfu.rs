@@ -33,7 +33,7 @@ pub struct SfuTarget {
 }
 
 impl SfuTarget {
-    async fn token(&self, user: &str, room: &str) -> Result<String> {
+    pub async fn token(&self, user: &str, room: &str) -> Result<String> {
         match &self.secret {
             Some(secret) => mint(secret, user, room),
             None => dev_token(&self.http_addr, user, room).await,

@@ -9,7 +9,9 @@
 //! reasons and states are closed sets; nothing is labelled by room,
 //! participant or track.
 
+pub mod heap;
 pub mod media;
+pub mod process;
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -34,6 +36,8 @@ pub struct Metrics {
     media_ports_in_use: IntGauge,
     media_ports_left: IntGauge,
     tokio_tasks: IntGauge,
+    udp_sockets: IntGauge,
+    heap_live_bytes: IntGauge,
     /// PeerConnections by kind (`publish`, `subscribe`) and state.
     pub peer_connections: IntGaugeVec,
     // Events.
@@ -140,6 +144,8 @@ impl Metrics {
             media_ports_in_use: gauge(&r, "sfu_media_ports_in_use", "UDP ports of RTC_MIN_PORT..RTC_MAX_PORT held by PeerConnections (0 without a range)"),
             media_ports_left: gauge(&r, "sfu_media_ports_left", "UDP ports of the range left for new PeerConnections (-1 without a range: no limit)"),
             tokio_tasks: gauge(&r, "sfu_tokio_tasks", "Tasks alive on the tokio runtime"),
+            heap_live_bytes: gauge(&r, "sfu_heap_live_bytes", "Heap bytes allocated and not freed (-1: the binary's counting allocator is not installed)"),
+            udp_sockets: gauge(&r, "sfu_udp_sockets", "UDP sockets among the process's open file descriptors (-1: /proc unreadable)"),
             peer_connections,
             connections_accepted: counter(&r, "sfu_connections_accepted_total", "WebSocket upgrades accepted"),
             connections_refused: counter_vec(&r, "sfu_connections_refused_total", "WebSocket upgrades refused, by reason", &["reason"]),
@@ -288,6 +294,8 @@ pub fn render(snapshot: Snapshot) -> String {
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
         m.tokio_tasks.set(int(rt.metrics().num_alive_tasks()));
     }
+    m.udp_sockets.set(process::udp_sockets().map_or(-1, int));
+    m.heap_live_bytes.set(heap::live_bytes().unwrap_or(-1));
     let mut out = Vec::new();
     // Text encoding of well-formed metrics into a Vec cannot fail; an
     // error leaves what was written.
