@@ -10,6 +10,7 @@ order under one header, so the document always says how to reproduce every
 figure in it. A missing fragment is named as missing, never invented.
 """
 import os
+import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -19,6 +20,23 @@ PARTS = [
     ("faults", "Faults in a 3-node cluster", "bench/faults.sh"),
     ("failover", "The web client under faults", "scripts/test.sh browser (tests/browser/failover.test.mjs)"),
 ]
+
+
+def nest(text):
+    """A fragment as a section of this document: its own title dropped,
+    its headings one level down, its relative links made relative to docs/."""
+    lines = text.strip().split("\n")
+    # Its title: the first heading among its first lines (a generator's
+    # comment may come before it).
+    for i, line in enumerate(lines[:4]):
+        if line.startswith("#"):
+            del lines[i]
+            break
+    text = "\n".join(lines)
+    text = re.sub(r"^(#{1,5}) ", r"#\1 ", text, flags=re.M)
+    text = re.sub(r"\]\((?!https?:|/|#|\.\./)([^)]+)\)", r"](reliability/\1)", text)
+    text = text.replace("](../", "](")
+    return text.strip()
 
 
 def main():
@@ -54,11 +72,7 @@ def main():
         anchor = title.lower().replace(" ", "-")
         lines.append(f"- [{title}](#{anchor})")
         if os.path.exists(path):
-            text = open(path).read().strip()
-            # Fragments start with their own "## " heading; enforce the title.
-            if text.startswith("## "):
-                text = text.split("\n", 1)[1] if "\n" in text else ""
-            bodies.append(f"## {title}\n\n{text.strip()}\n")
+            bodies.append(f"## {title}\n\n{nest(open(path).read())}\n")
         else:
             bodies.append(f"## {title}\n\nNot measured yet: run `{cmd}`.\n")
     lines.append("")
