@@ -280,7 +280,7 @@ async fn wait_reply(
                 {
                     return Wait::End(End::Reconnect(
                         format!("{reason:?}"),
-                        Duration::from_millis(u64::from(*retry_after_ms)),
+                        Duration::from_millis(*retry_after_ms),
                     ));
                 }
                 if want(&r) {
@@ -497,10 +497,7 @@ async fn serve(
                 reason,
                 retry_after_ms,
             }) => {
-                return End::Reconnect(
-                    format!("{reason:?}"),
-                    Duration::from_millis(u64::from(retry_after_ms)),
-                )
+                return End::Reconnect(format!("{reason:?}"), Duration::from_millis(retry_after_ms))
             }
             Some(ServerMessage::SubscribeOffer {
                 offer,
