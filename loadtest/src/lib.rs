@@ -24,6 +24,19 @@ pub mod sfu;
 pub mod soak;
 pub mod tail;
 
+/// Logging of every load-tester binary: `RUST_LOG`, or warnings only (the
+/// media stack's own errors only), to stderr so reports on stdout stay
+/// clean.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,webrtc=error,webrtc_ice=error,dtls=error".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 pub use scenario::{run, write_outputs, Report};
 
 /// Which SFU the peers talk to.

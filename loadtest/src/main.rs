@@ -2,13 +2,7 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let args = loadtest::Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn,webrtc=error,webrtc_ice=error,dtls=error".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    loadtest::init_logging();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

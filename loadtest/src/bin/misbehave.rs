@@ -56,13 +56,7 @@ struct Args {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn,webrtc=error,webrtc_ice=error,dtls=error".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    loadtest::init_logging();
     let ports = args
         .media_ports
         .split_once('-')

@@ -254,13 +254,7 @@ async fn run(args: Args) -> Result<Value> {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn,webrtc=error,webrtc_ice=error,dtls=error".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    loadtest::init_logging();
     let rt = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
